@@ -1,0 +1,67 @@
+// Package adcount is the domain of the ad impression counter: campaigns,
+// impressions, the stats reported per campaign, the Store contract every
+// storage backend implements, and the errors callers branch on.
+//
+// It imports only the standard library, so that every backend and every
+// entry point can depend on it without depending on each other.
+package adcount
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultDedupTTL is how long a repeat of the same (campaign, user, ad) is
+// ignored when no other window is configured.
+const DefaultDedupTTL = time.Hour
+
+// Campaign is an advertising campaign. Impressions count only from its
+// StartTime on.
+type Campaign struct {
+	ID        string
+	Name      string
+	StartTime time.Time
+}
+
+// Started reports whether the campaign accepts impressions at now.
+func (c Campaign) Started(now time.Time) bool {
+	return !now.Before(c.StartTime)
+}
+
+// Impression is one view of one ad by one user within one campaign. The three
+// fields together are its dedup key.
+type Impression struct {
+	CampaignID string
+	UserID     string
+	AdID       string
+}
+
+// Stats are the counted impressions of one campaign in the sliding windows
+// that end at the moment they were read, and in total.
+type Stats struct {
+	CampaignID string
+	LastHour   int64
+	LastDay    int64
+	Total      int64
+}
+
+// Store keeps campaigns and counts their impressions. Every implementation
+// must pass the storetest conformance suite and be safe for concurrent use.
+type Store interface {
+	// CreateCampaign stores c, whose ID the caller has chosen. It returns
+	// ErrConflict if the ID is taken.
+	CreateCampaign(ctx context.Context, c Campaign) error
+
+	// Campaign returns the campaign with the given ID, or ErrNotFound.
+	Campaign(ctx context.Context, id string) (Campaign, error)
+
+	// RecordImpression counts imp unless the same (campaign, user, ad) was
+	// counted within the dedup window, and reports whether it counted.
+	// It returns ErrNotFound for an unknown campaign and ErrNotStarted before
+	// the campaign's start time; neither changes any count. A nil error
+	// means the outcome is durable in this store.
+	RecordImpression(ctx context.Context, imp Impression) (counted bool, err error)
+
+	// Stats returns the campaign's counts as of now, or ErrNotFound.
+	Stats(ctx context.Context, campaignID string) (Stats, error)
+}
