@@ -1,0 +1,94 @@
+package memstore
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+)
+
+// dedupShards is how many independently locked parts the dedup set has. A
+// key picks its shard by its first byte, so concurrent impressions rarely
+// wait for one another; 64 is far more than the cores this runs on.
+const dedupShards = 64
+
+// MaxDedupTTL is the longest dedup window the store accepts. Expiries are
+// kept as 32-bit millisecond offsets within a generation that spans two
+// TTLs, which is what keeps a live key near 40 bytes; a week leaves ample
+// room.
+const MaxDedupTTL = 7 * 24 * time.Hour
+
+// generation is one map of dedup keys. Every key in it was added at or after
+// base, and its value is its expiry in milliseconds after base.
+type generation struct {
+	keys map[adcount.DedupKey]uint32
+	base int64 // Unix milliseconds
+}
+
+func (g *generation) expiry(key adcount.DedupKey) (int64, bool) {
+	off, ok := g.keys[key]
+	return g.base + int64(off), ok
+}
+
+// dedupShard remembers when recently counted keys stop being duplicates.
+//
+// Memory is reclaimed by rotating two generations instead of scanning: keys
+// are added to cur, and once a TTL has passed since cur began, cur becomes
+// prev and the old prev is dropped whole. Every key in the dropped map was
+// added more than a TTL ago, so none was live. A shard therefore holds at
+// most the keys added in the last two TTLs, and lookups stay exact to the
+// millisecond because they compare each key's own expiry.
+type dedupShard struct {
+	mu   sync.Mutex
+	cur  generation
+	prev generation
+	_    [16]byte // keeps neighbouring shards' locks off one cache line
+}
+
+// admit reports whether key counts at now, and if so remembers it until
+// now+ttl. Both are in Unix milliseconds. A key is a duplicate while now is
+// before its expiry, so a repeat exactly one TTL later counts again.
+func (s *dedupShard) admit(key adcount.DedupKey, now, ttl int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rotate(now, ttl)
+	if exp, ok := s.cur.expiry(key); ok && now < exp {
+		return false
+	}
+	if exp, ok := s.prev.expiry(key); ok {
+		if now < exp {
+			return false
+		}
+		delete(s.prev.keys, key)
+	}
+	// A clock stepped back before base would make the offset negative; the
+	// key then expires at base, early by at most the size of the step.
+	s.cur.keys[key] = uint32(min(max(now+ttl-s.cur.base, 0), math.MaxUint32))
+	return true
+}
+
+// rotate drops the generation whose keys have all expired by now. Keys are
+// only added after rotate has run, so cur holds only keys added before
+// cur.base+ttl, which have all expired once now reaches cur.base+2*ttl.
+func (s *dedupShard) rotate(now, ttl int64) {
+	rotateAt := s.cur.base + ttl
+	if s.cur.keys != nil && now < rotateAt {
+		return
+	}
+	if s.cur.keys == nil || now >= rotateAt+ttl {
+		s.prev = generation{}
+		s.cur = generation{keys: make(map[adcount.DedupKey]uint32), base: now}
+		return
+	}
+	s.prev = s.cur
+	s.cur = generation{keys: make(map[adcount.DedupKey]uint32, len(s.prev.keys)), base: now}
+}
+
+// entries returns how many keys the shard holds, expired ones not yet
+// dropped included.
+func (s *dedupShard) entries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.cur.keys) + len(s.prev.keys)
+}
