@@ -1,0 +1,34 @@
+// Package config reads the settings that every entry point shares from the
+// environment, so that the local server and each Lambda function agree on
+// names, defaults and validation.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+)
+
+// Config holds the shared settings.
+type Config struct {
+	// DedupTTL is how long a repeat of the same (campaign, user, ad) is
+	// ignored; DEDUP_TTL, a Go duration such as 1h or 90m.
+	DedupTTL time.Duration
+}
+
+// Load reads the settings through getenv, which is os.Getenv in production
+// and a map lookup in tests. An unset variable takes its default; a set but
+// invalid one is an error naming the variable, so a typo never silently
+// changes how impressions are counted.
+func Load(getenv func(string) string) (Config, error) {
+	cfg := Config{DedupTTL: adcount.DefaultDedupTTL}
+	if v := getenv("DEDUP_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("config: DEDUP_TTL must be a positive Go duration such as 1h or 30m, got %q", v)
+		}
+		cfg.DedupTTL = d
+	}
+	return cfg, nil
+}

@@ -1,0 +1,41 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/config"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantTTL time.Duration
+		wantErr string
+	}{
+		// Nothing set: the documented default.
+		{"Default", nil, time.Hour, ""},
+		{"Set", map[string]string{"DEDUP_TTL": "90m"}, 90 * time.Minute, ""},
+		// A typo must not silently fall back to the default.
+		{"NotADuration", map[string]string{"DEDUP_TTL": "1 hour"}, 0, "DEDUP_TTL"},
+		{"Zero", map[string]string{"DEDUP_TTL": "0s"}, 0, "DEDUP_TTL"},
+		{"Negative", map[string]string{"DEDUP_TTL": "-1h"}, 0, "DEDUP_TTL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantTTL, cfg.DedupTTL)
+		})
+	}
+}

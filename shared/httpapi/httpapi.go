@@ -1,0 +1,101 @@
+// Package httpapi is the JSON REST API of the impression counter, as one
+// http.Handler that the local server and every Lambda function serve
+// unchanged.
+//
+// routes.go lists every route; errors.go holds the one mapping from errors
+// to statuses.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+)
+
+// MaxBodyBytes is the largest request body accepted; a larger one gets 413.
+// Every valid request fits in a small fraction of it.
+const MaxBodyBytes = 64 << 10
+
+// Option configures the handler.
+type Option func(*api)
+
+// WithLogger sets where internal errors are logged. The default is
+// slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(a *api) { a.logger = l }
+}
+
+// WithIDGenerator sets how campaign IDs are made. The default makes random
+// (version 4) UUIDs; tests may want predictable ones.
+func WithIDGenerator(newID func() string) Option {
+	return func(a *api) { a.newID = newID }
+}
+
+type api struct {
+	store  adcount.Store
+	logger *slog.Logger
+	newID  func() string
+	mux    *http.ServeMux
+}
+
+// NewHandler returns the API over store. The handler is safe for concurrent
+// use and holds no state of its own, so any number of copies may serve the
+// same store.
+func NewHandler(store adcount.Store, opts ...Option) http.Handler {
+	a := &api{store: store, logger: slog.Default(), newID: newUUID, mux: http.NewServeMux()}
+	for _, opt := range opts {
+		opt(a)
+	}
+	a.routes()
+	return a
+}
+
+// ServeHTTP dispatches to the route, and answers a request that no route
+// takes with a JSON 404, or a JSON 405 with the Allow header the router
+// computed, instead of the router's plain-text replies.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := a.mux.Handler(r); pattern == "" {
+		a.unrouted(w, r, h)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// unrouted runs the router's own reply for a request no route takes into a
+// recorder, and rewrites it as a JSON error.
+func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &headerRecorder{header: make(http.Header)}
+	h.ServeHTTP(rec, r)
+	switch {
+	case rec.status == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+rec.header.Get("Allow"))
+	case rec.status >= 300 && rec.status < 400 && rec.header.Get("Location") != "":
+		// The router redirects unclean paths, such as a doubled slash.
+		w.Header().Set("Location", rec.header.Get("Location"))
+		writeError(w, rec.status, "use the canonical path "+rec.header.Get("Location"))
+	default:
+		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// headerRecorder keeps the status and headers of a reply and discards its
+// body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *headerRecorder) Header() http.Header { return r.header }
+
+func (r *headerRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *headerRecorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return len(p), nil
+}

@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// decode reads exactly one JSON object from the request body into dst. The
+// body is capped at MaxBodyBytes. Errors say, in words a client can act on,
+// what was wrong and which field; fail turns them into 400 or 413.
+//
+// Unknown fields are ignored, so that an ad tag that sends extra data still
+// has its impressions counted. The Content-Type is not checked, because
+// browsers send navigator.sendBeacon bodies as text/plain.
+func decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	// Anything after the object, even a second object, is a malformed body.
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return badRequest("request body must hold exactly one JSON object")
+		}
+		return decodeError(err)
+	}
+	return nil
+}
+
+// decodeError says what was wrong with a body that did not decode.
+func decodeError(err error) error {
+	var (
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.Is(err, io.EOF):
+		return badRequest("request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("malformed JSON: the body ends in the middle of a value")
+	case errors.As(err, &syntax):
+		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, syntax))
+	case errors.As(err, &typ) && typ.Field != "":
+		return badRequest(fmt.Sprintf("%s: must be a %s, got %s", typ.Field, jsonType(typ.Type.Kind().String()), typ.Value))
+	case errors.As(err, &typ):
+		return badRequest("request body must be a JSON object, got " + typ.Value)
+	default:
+		return badRequest("malformed JSON: " + err.Error())
+	}
+}
+
+// jsonType names a Go kind as JSON calls it.
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "struct", "map":
+		return "object"
+	case "slice", "array":
+		return "array"
+	default:
+		return "number"
+	}
+}
+
+// writeJSON sends v as the whole response. v is always one of the API's own
+// response types, so a marshalling error is a bug; it is still answered
+// with a 500 rather than a truncated body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// writeError sends the API's one error shape, {"error": message}.
+func writeError(w http.ResponseWriter, status int, message string) {
+	writeJSON(w, status, errorResponse{Error: message})
+}
