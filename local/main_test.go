@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// startServer runs the real server through run on a free port and returns
+// its base URL. The server stops, and run must return nil, when the test
+// ends.
+func startServer(t *testing.T, env map[string]string) string {
+	t.Helper()
+	env["PORT"] = "0"
+	ctx, cancel := context.WithCancel(context.Background())
+	logs, logw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return env[k] }, logw)
+		logw.Close()
+	}()
+	// The first log line says where the server listens.
+	lines := bufio.NewScanner(logs)
+	require.True(t, lines.Scan(), "no log line: %v", lines.Err())
+	var first struct{ Msg, Addr string }
+	require.NoError(t, json.Unmarshal(lines.Bytes(), &first))
+	require.Equal(t, "listening", first.Msg)
+	_, port, err := net.SplitHostPort(first.Addr)
+	require.NoError(t, err)
+	go func() { _, _ = io.Copy(io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done, "a graceful shutdown returns nil")
+	})
+	return "http://127.0.0.1:" + port
+}
+
+func post(t *testing.T, url, body string) map[string]any {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	out["status"] = float64(resp.StatusCode)
+	return out
+}
+
+func TestServerOverHTTP(t *testing.T) {
+	t.Parallel()
+	base := startServer(t, map[string]string{"DEDUP_TTL": "30m"})
+
+	c := post(t, base+"/api/v1/campaigns", `{"name":"Launch","start_time":"2020-01-01T00:00:00Z"}`)
+	require.Equal(t, 201.0, c["status"])
+	id := c["id"].(string)
+
+	imp := fmt.Sprintf(`{"campaign_id":%q,"user_id":"u1","ad_id":"a1"}`, id)
+	assert.Equal(t, true, post(t, base+"/api/v1/impressions", imp)["counted"])
+	assert.Equal(t, false, post(t, base+"/api/v1/impressions", imp)["counted"])
+	bad := post(t, base+"/api/v1/impressions", `{"campaign_id":"`+id+`"}`)
+	assert.Equal(t, 400.0, bad["status"])
+
+	resp, err := http.Get(base + "/api/v1/campaigns/" + id + "/stats")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var stats map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
+	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 1.0, "last_day": 1.0, "total": 1.0}, stats)
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"BadTTL", map[string]string{"DEDUP_TTL": "soon"}, nil, "DEDUP_TTL"},
+		{"BadPort", map[string]string{"PORT": "http"}, nil, "PORT"},
+		{"BadShutdownTimeout", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, nil, "SHUTDOWN_TIMEOUT"},
+		// Flags are not how this server is configured; say so.
+		{"Arguments", map[string]string{}, []string{"-port", "80"}, "unexpected arguments"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
