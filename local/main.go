@@ -1,5 +1,6 @@
 // Command local serves the impression counter API with net/http, for
-// development and for single-server deployments. The store is in memory.
+// development and for single-server deployments. The store is in memory
+// unless STORE says otherwise.
 //
 // Configuration comes from the environment; see the README for the table.
 package main
@@ -20,7 +21,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/httpapi"
-	"github.com/adcount/impression-counter/shared/memstore"
+	"github.com/adcount/impression-counter/shared/stores"
 )
 
 func main() {
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
-	store, err := memstore.New(memstore.WithDedupTTL(cfg.DedupTTL))
+	store, err := stores.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "store", "memory", "dedup_ttl", cfg.DedupTTL.String())
+	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -10,8 +10,17 @@ import (
 	"github.com/adcount/impression-counter/shared/adcount"
 )
 
+// Store names, the values STORE accepts.
+const (
+	// StoreMemory keeps everything in the process: exact for one server,
+	// per instance on Lambda.
+	StoreMemory = "memory"
+)
+
 // Config holds the shared settings.
 type Config struct {
+	// Store names the store to use; STORE, default StoreMemory.
+	Store string
 	// DedupTTL is how long a repeat of the same (campaign, user, ad) is
 	// ignored; DEDUP_TTL, a Go duration such as 1h or 90m.
 	DedupTTL time.Duration
@@ -22,7 +31,14 @@ type Config struct {
 // invalid one is an error naming the variable, so a typo never silently
 // changes how impressions are counted.
 func Load(getenv func(string) string) (Config, error) {
-	cfg := Config{DedupTTL: adcount.DefaultDedupTTL}
+	cfg := Config{Store: StoreMemory, DedupTTL: adcount.DefaultDedupTTL}
+	switch v := getenv("STORE"); v {
+	case "":
+	case StoreMemory:
+		cfg.Store = v
+	default:
+		return Config{}, fmt.Errorf("config: STORE must be %q, got %q", StoreMemory, v)
+	}
 	if v := getenv("DEDUP_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

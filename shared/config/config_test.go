@@ -13,18 +13,21 @@ import (
 func TestLoad(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name    string
-		env     map[string]string
-		wantTTL time.Duration
-		wantErr string
+		name      string
+		env       map[string]string
+		wantTTL   time.Duration
+		wantStore string
+		wantErr   string
 	}{
 		// Nothing set: the documented default.
-		{"Default", nil, time.Hour, ""},
-		{"Set", map[string]string{"DEDUP_TTL": "90m"}, 90 * time.Minute, ""},
+		{"Default", nil, time.Hour, "memory", ""},
+		{"Set", map[string]string{"DEDUP_TTL": "90m", "STORE": "memory"}, 90 * time.Minute, "memory", ""},
 		// A typo must not silently fall back to the default.
-		{"NotADuration", map[string]string{"DEDUP_TTL": "1 hour"}, 0, "DEDUP_TTL"},
-		{"Zero", map[string]string{"DEDUP_TTL": "0s"}, 0, "DEDUP_TTL"},
-		{"Negative", map[string]string{"DEDUP_TTL": "-1h"}, 0, "DEDUP_TTL"},
+		{"NotADuration", map[string]string{"DEDUP_TTL": "1 hour"}, 0, "", "DEDUP_TTL"},
+		{"Zero", map[string]string{"DEDUP_TTL": "0s"}, 0, "", "DEDUP_TTL"},
+		{"Negative", map[string]string{"DEDUP_TTL": "-1h"}, 0, "", "DEDUP_TTL"},
+		// An unknown store must not quietly become the memory store.
+		{"UnknownStore", map[string]string{"STORE": "redis"}, 0, "", "STORE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,6 +39,7 @@ func TestLoad(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantTTL, cfg.DedupTTL)
+			assert.Equal(t, tc.wantStore, cfg.Store)
 		})
 	}
 }
