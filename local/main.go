@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(store, httpapi.WithLogger(logger)),
+		Handler:           httpapi.NewHandler(store, httpapi.WithLogger(logger), httpapi.WithAdminKeys(cfg.AdminKeys)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String())
+	if len(cfg.AdminKeys) == 0 {
+		logger.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

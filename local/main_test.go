@@ -17,8 +17,9 @@ import (
 
 // startServer runs the real server through run on a free port and returns
 // its base URL. The server stops, and run must return nil, when the test
-// ends.
-func startServer(t *testing.T, env map[string]string) string {
+// ends. Log lines after the first are offered to logLines if it is not nil
+// and has room.
+func startServer(t *testing.T, env map[string]string, logLines chan<- string) string {
 	t.Helper()
 	env["PORT"] = "0"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -36,7 +37,17 @@ func startServer(t *testing.T, env map[string]string) string {
 	require.Equal(t, "listening", first.Msg)
 	_, port, err := net.SplitHostPort(first.Addr)
 	require.NoError(t, err)
-	go func() { _, _ = io.Copy(io.Discard, logs) }()
+	go func() {
+		for lines.Scan() {
+			select {
+			case logLines <- lines.Text():
+			default: // nobody is reading: never block the server's logging
+			}
+		}
+		if logLines != nil {
+			close(logLines)
+		}
+	}()
 	t.Cleanup(func() {
 		cancel()
 		assert.NoError(t, <-done, "a graceful shutdown returns nil")
@@ -57,7 +68,7 @@ func post(t *testing.T, url, body string) map[string]any {
 
 func TestServerOverHTTP(t *testing.T) {
 	t.Parallel()
-	base := startServer(t, map[string]string{"DEDUP_TTL": "30m"})
+	base := startServer(t, map[string]string{"DEDUP_TTL": "30m"}, nil)
 
 	c := post(t, base+"/api/v1/campaigns", `{"name":"Launch","start_time":"2020-01-01T00:00:00Z"}`)
 	require.Equal(t, 201.0, c["status"])
@@ -96,6 +107,37 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			t.Parallel()
 			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard)
 			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestAdminKeyWarning(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		keys       string
+		warned     bool
+		statsNoKey int
+	}{
+		// Development: the server starts, open, and says so loudly.
+		{"NoKeys", "", true, http.StatusNotFound},
+		// With keys the admin API is closed and there is nothing to warn of.
+		{"Keys", "k1,k2", false, http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logLines := make(chan string, 16)
+			base := startServer(t, map[string]string{"ADMIN_API_KEYS": tc.keys}, logLines)
+			resp, err := http.Get(base + "/api/v1/campaigns/nope/stats")
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			assert.Equal(t, tc.statsNoKey, resp.StatusCode)
+			if tc.warned {
+				line := <-logLines
+				assert.Contains(t, line, `"level":"WARN"`)
+				assert.Contains(t, line, "ADMIN_API_KEYS is not set")
+			}
 		})
 	}
 }

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
@@ -24,6 +25,10 @@ type Config struct {
 	// DedupTTL is how long a repeat of the same (campaign, user, ad) is
 	// ignored; DEDUP_TTL, a Go duration such as 1h or 90m.
 	DedupTTL time.Duration
+	// AdminKeys are the active admin API keys; ADMIN_API_KEYS, separated
+	// by commas so that a new key can be added before the old one is
+	// removed. Empty leaves the admin routes open.
+	AdminKeys []string
 }
 
 // Load reads the settings through getenv, which is os.Getenv in production
@@ -45,6 +50,11 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("config: DEDUP_TTL must be a positive Go duration such as 1h or 30m, got %q", v)
 		}
 		cfg.DedupTTL = d
+	}
+	for _, k := range strings.Split(getenv("ADMIN_API_KEYS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			cfg.AdminKeys = append(cfg.AdminKeys, k)
+		}
 	}
 	return cfg, nil
 }

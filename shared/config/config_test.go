@@ -10,6 +10,34 @@ import (
 	"github.com/adcount/impression-counter/shared/config"
 )
 
+func TestLoadAdminKeys(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  string
+		want []string
+	}{
+		{"Unset", "", nil},
+		{"One", "k1", []string{"k1"}},
+		// During a rotation both keys are active; spaces and empty items
+		// from a trailing comma are dropped.
+		{"Rotation", " k1 , k2,", []string{"k1", "k2"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(func(k string) string {
+				if k == "ADMIN_API_KEYS" {
+					return tc.env
+				}
+				return ""
+			})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.AdminKeys)
+		})
+	}
+}
+
 func TestLoad(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

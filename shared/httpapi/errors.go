@@ -12,6 +12,16 @@ import (
 // RetryAfterSeconds is what a 503 asks the client to wait before retrying.
 const RetryAfterSeconds = 1
 
+// Errors of the admin key check.
+var (
+	// errNoCredentials means an admin route was called without a Bearer
+	// token: 401, with a WWW-Authenticate challenge.
+	errNoCredentials = errors.New("this route needs an admin key: send Authorization: Bearer <key>")
+	// errWrongCredentials means the Bearer token is not an active admin
+	// key: 403.
+	errWrongCredentials = errors.New("the admin key is not valid")
+)
+
 // requestError is a problem with the request itself, found before the
 // domain saw it, such as malformed JSON.
 type requestError struct {
@@ -38,6 +48,10 @@ func status(err error) (int, string) {
 		return http.StatusBadRequest, field.Error()
 	case errors.Is(err, adcount.ErrInvalid):
 		return http.StatusBadRequest, "invalid input"
+	case errors.Is(err, errNoCredentials):
+		return http.StatusUnauthorized, errNoCredentials.Error()
+	case errors.Is(err, errWrongCredentials):
+		return http.StatusForbidden, errWrongCredentials.Error()
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes"
 	case errors.Is(err, adcount.ErrNotFound):
@@ -54,14 +68,18 @@ func status(err error) (int, string) {
 }
 
 // fail answers err with its status. Server-side failures are logged with
-// their full cause; a 503 also tells the client when to retry.
+// their full cause; a 503 also tells the client when to retry, and a 401
+// how to authenticate.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, message := status(err)
 	if code >= http.StatusInternalServerError {
 		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	}
-	if code == http.StatusServiceUnavailable {
+	switch code {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="adcount admin"`)
 	}
 	writeError(w, code, message)
 }

@@ -26,6 +26,16 @@ func WithLogger(l *slog.Logger) Option {
 	return func(a *api) { a.logger = l }
 }
 
+// WithAdminKeys requires one of keys, sent as "Authorization: Bearer <key>",
+// on the admin routes: creating and reading campaigns and reading stats.
+// More than one key may be active so that keys can be rotated without
+// downtime. With no keys the admin routes are open, which suits local
+// development only. Impression ingest never needs a key: ad tags run in
+// browsers, where a key could not be kept secret.
+func WithAdminKeys(keys []string) Option {
+	return func(a *api) { a.keys = newAdminKeys(keys) }
+}
+
 // WithIDGenerator sets how campaign IDs are made. The default makes random
 // (version 4) UUIDs; tests may want predictable ones.
 func WithIDGenerator(newID func() string) Option {
@@ -36,7 +46,9 @@ type api struct {
 	store  adcount.Store
 	logger *slog.Logger
 	newID  func() string
+	keys   adminKeys
 	mux    *http.ServeMux
+	root   http.Handler
 }
 
 // NewHandler returns the API over store. The handler is safe for concurrent
@@ -48,13 +60,19 @@ func NewHandler(store adcount.Store, opts ...Option) http.Handler {
 		opt(a)
 	}
 	a.routes()
+	a.root = a.recoverPanics(http.HandlerFunc(a.dispatch))
 	return a
 }
 
-// ServeHTTP dispatches to the route, and answers a request that no route
-// takes with a JSON 404, or a JSON 405 with the Allow header the router
-// computed, instead of the router's plain-text replies.
+// ServeHTTP serves one request.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.root.ServeHTTP(w, r)
+}
+
+// dispatch hands the request to its route, and answers a request that no
+// route takes with a JSON 404, or a JSON 405 with the Allow header the router
+// computed, instead of the router's plain-text replies.
+func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 	if h, pattern := a.mux.Handler(r); pattern == "" {
 		a.unrouted(w, r, h)
 		return

@@ -199,7 +199,8 @@ func TestMethodNotAllowedListsAllowedMethods(t *testing.T) {
 	cases := []struct {
 		method, path, allow string
 	}{
-		{"GET", "/api/v1/impressions", "POST"},
+		// Impressions also answer CORS preflights.
+		{"GET", "/api/v1/impressions", "OPTIONS, POST"},
 		{"PUT", "/api/v1/campaigns", "POST"},
 		// GET routes also serve HEAD.
 		{"POST", "/api/v1/campaigns/x/stats", "GET, HEAD"},

@@ -12,23 +12,26 @@ import (
 // Route patterns, in net/http ServeMux syntax. Everything that lists the API's
 // routes, such as the SAM template test, reads them from here.
 const (
-	RouteCreateCampaign   = "POST /api/v1/campaigns"
-	RouteGetCampaign      = "GET /api/v1/campaigns/{id}"
-	RouteRecordImpression = "POST /api/v1/impressions"
-	RouteGetStats         = "GET /api/v1/campaigns/{id}/stats"
+	RouteCreateCampaign      = "POST /api/v1/campaigns"
+	RouteGetCampaign         = "GET /api/v1/campaigns/{id}"
+	RouteRecordImpression    = "POST /api/v1/impressions"
+	RoutePreflightImpression = "OPTIONS /api/v1/impressions"
+	RouteGetStats            = "GET /api/v1/campaigns/{id}/stats"
 )
 
 // Routes returns every route pattern the handler serves.
 func Routes() []string {
-	return []string{RouteCreateCampaign, RouteGetCampaign, RouteRecordImpression, RouteGetStats}
+	return []string{RouteCreateCampaign, RouteGetCampaign, RouteRecordImpression, RoutePreflightImpression, RouteGetStats}
 }
 
-// routes is the whole API surface.
+// routes is the whole API surface. Campaigns and stats are admin routes;
+// impression ingest is open to browsers on any site.
 func (a *api) routes() {
-	a.mux.Handle(RouteCreateCampaign, a.handleCreateCampaign())
-	a.mux.Handle(RouteGetCampaign, a.handleGetCampaign())
-	a.mux.Handle(RouteRecordImpression, a.handleRecordImpression())
-	a.mux.Handle(RouteGetStats, a.handleGetStats())
+	a.mux.Handle(RouteCreateCampaign, a.admin(a.handleCreateCampaign()))
+	a.mux.Handle(RouteGetCampaign, a.admin(a.handleGetCampaign()))
+	a.mux.Handle(RouteRecordImpression, crossOrigin(a.handleRecordImpression()))
+	a.mux.Handle(RoutePreflightImpression, crossOrigin(handlePreflight()))
+	a.mux.Handle(RouteGetStats, a.admin(a.handleGetStats()))
 }
 
 func newUUID() string { return uuid.NewString() }
