@@ -9,6 +9,8 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 )
@@ -71,8 +73,15 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // dispatch hands the request to its route, and answers a request that no
 // route takes with a JSON 404, or a JSON 405 with the Allow header the router
-// computed, instead of the router's plain-text replies.
+// computed, instead of the router's plain-text replies. A path that is not in
+// canonical form, such as one with "//" or "..", is a 404 too: the router
+// would redirect it with an HTML body, and API clients gain nothing from
+// following that.
 func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p != canonicalPath(p) {
+		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+p+"; paths must be in canonical form")
+		return
+	}
 	if h, pattern := a.mux.Handler(r); pattern == "" {
 		a.unrouted(w, r, h)
 		return
@@ -80,22 +89,31 @@ func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
+// canonicalPath cleans p as the router does: one leading slash, no "." or
+// ".." elements, no doubled slashes, and a trailing slash kept.
+func canonicalPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
+}
+
 // unrouted runs the router's own reply for a request no route takes into a
 // recorder, and rewrites it as a JSON error.
 func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	rec := &headerRecorder{header: make(http.Header)}
 	h.ServeHTTP(rec, r)
-	switch {
-	case rec.status == http.StatusMethodNotAllowed:
-		w.Header().Set("Allow", rec.header.Get("Allow"))
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+rec.header.Get("Allow"))
-	case rec.status >= 300 && rec.status < 400 && rec.header.Get("Location") != "":
-		// The router redirects unclean paths, such as a doubled slash.
-		w.Header().Set("Location", rec.header.Get("Location"))
-		writeError(w, rec.status, "use the canonical path "+rec.header.Get("Location"))
-	default:
-		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	if rec.status == http.StatusMethodNotAllowed {
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
+		return
 	}
+	writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 }
 
 // headerRecorder keeps the status and headers of a reply and discards its

@@ -174,6 +174,10 @@ func TestErrors(t *testing.T) {
 		{"UnknownCampaignStats", "GET", "/api/v1/campaigns/nope/stats", "", 404, "campaign not found"},
 		{"UnknownRoute", "GET", "/api/v2/everything", "", 404, "no route"},
 		{"UnknownRouteUnderAPI", "POST", "/api/v1/campaigns/" + id + "/impressions", "", 404, "no route"},
+		// The router would redirect these with an HTML body.
+		{"UncleanPath", "GET", "/api/v1/../v1/campaigns/" + id, "", 404, "canonical form"},
+		{"DoubleSlash", "POST", "/api//v1/impressions", impression(id, "u", "a"), 404, "canonical form"},
+		{"TrailingSlash", "POST", "/api/v1/impressions/", impression(id, "u", "a"), 404, "no route"},
 		{"WrongMethodImpressions", "GET", "/api/v1/impressions", "", 405, "not allowed"},
 		{"WrongMethodStats", "DELETE", "/api/v1/campaigns/" + id + "/stats", "", 405, "not allowed"},
 	}
