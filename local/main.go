@@ -56,15 +56,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	readHeaderTimeout, err := durationEnv(getenv, "READ_HEADER_TIMEOUT", 5*time.Second)
+	if err != nil {
+		return err
+	}
 
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
 	store, err := stores.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	// The timeouts cut off slow clients (a slow-loris client drips its
+	// header a byte at a time to hold a connection); MaxHeaderBytes and the
+	// handler's body limit cap what one request can make the server hold.
 	srv := &http.Server{
 		Handler:           httpapi.NewHandler(store, httpapi.WithLogger(logger), httpapi.WithAdminKeys(cfg.AdminKeys)),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,6 +101,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"BadTTL", map[string]string{"DEDUP_TTL": "soon"}, nil, "DEDUP_TTL"},
 		{"BadPort", map[string]string{"PORT": "http"}, nil, "PORT"},
 		{"BadShutdownTimeout", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, nil, "SHUTDOWN_TIMEOUT"},
+		{"BadReadHeaderTimeout", map[string]string{"READ_HEADER_TIMEOUT": "5"}, nil, "READ_HEADER_TIMEOUT"},
 		// Flags are not how this server is configured; say so.
 		{"Arguments", map[string]string{}, []string{"-port", "80"}, "unexpected arguments"},
 	}
@@ -140,4 +143,47 @@ func TestAdminKeyWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSlowLorisIsCutOff: a client that sends its header a byte at a time is
+// disconnected once READ_HEADER_TIMEOUT passes, and other clients are served
+// meanwhile.
+func TestSlowLorisIsCutOff(t *testing.T) {
+	t.Parallel()
+	base := startServer(t, map[string]string{"READ_HEADER_TIMEOUT": "300ms"}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+
+	dripped := make(chan error, 1)
+	go func() {
+		header := "POST /api/v1/impressions HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 10_000)
+		for i := range len(header) {
+			if _, err := conn.Write([]byte{header[i]}); err != nil {
+				dripped <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // the attack: one byte at a time
+		}
+		dripped <- nil
+	}()
+
+	// Other clients are served while the slow one holds its connection.
+	for range 5 {
+		resp, err := http.Get(base + "/api/v1/campaigns/x/stats")
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	}
+
+	// The server closes the slow connection: a read ends, well before the
+	// 100 s the whole header would take, with EOF or a reset rather than
+	// our own deadline.
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadAll(conn)
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		assert.False(t, netErr.Timeout(), "the server did not cut the slow client off")
+	}
+	assert.Error(t, <-dripped, "writing to a cut-off connection fails")
 }
