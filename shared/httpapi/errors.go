@@ -32,54 +32,71 @@ func (e *requestError) Error() string { return e.message }
 
 func badRequest(message string) error { return &requestError{message: message} }
 
-// status is the one mapping from errors to HTTP statuses and the message a
+// problem is how the API answers an error: the status, the message a client
+// sees, and a short kind for logs and metrics.
+type problem struct {
+	status  int
+	message string
+	kind    string
+}
+
+// classify is the one mapping from errors to HTTP statuses and the message a
 // client sees. Anything it does not know is a 500 whose cause stays in the
 // log, never in the response.
-func status(err error) (int, string) {
+func classify(err error) problem {
 	var (
 		req      *requestError
 		field    *adcount.FieldError
 		tooLarge *http.MaxBytesError
+		panicked *panicError
 	)
 	switch {
+	case errors.As(err, &panicked):
+		return problem{http.StatusInternalServerError, "internal error", "panic"}
 	case errors.As(err, &req):
-		return http.StatusBadRequest, req.message
+		return problem{http.StatusBadRequest, req.message, "malformed"}
 	case errors.As(err, &field):
-		return http.StatusBadRequest, field.Error()
+		return problem{http.StatusBadRequest, field.Error(), "invalid"}
 	case errors.Is(err, adcount.ErrInvalid):
-		return http.StatusBadRequest, "invalid input"
+		return problem{http.StatusBadRequest, "invalid input", "invalid"}
 	case errors.Is(err, errNoCredentials):
-		return http.StatusUnauthorized, errNoCredentials.Error()
+		return problem{http.StatusUnauthorized, errNoCredentials.Error(), "unauthenticated"}
 	case errors.Is(err, errWrongCredentials):
-		return http.StatusForbidden, errWrongCredentials.Error()
+		return problem{http.StatusForbidden, errWrongCredentials.Error(), "forbidden"}
 	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes"
+		return problem{http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes", "too_large"}
 	case errors.Is(err, adcount.ErrNotFound):
-		return http.StatusNotFound, "campaign not found"
+		return problem{http.StatusNotFound, "campaign not found", "not_found"}
 	case errors.Is(err, adcount.ErrConflict):
-		return http.StatusConflict, "a campaign with this id already exists"
+		return problem{http.StatusConflict, "a campaign with this id already exists", "conflict"}
 	case errors.Is(err, adcount.ErrNotStarted):
-		return http.StatusConflict, "campaign has not started yet; impressions count from its start_time"
-	case errors.Is(err, adcount.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "the store is unavailable; nothing was recorded, retry the same request"
+		return problem{http.StatusConflict, "campaign has not started yet; impressions count from its start_time", "not_started"}
+	case errors.Is(err, context.DeadlineExceeded):
+		return problem{http.StatusServiceUnavailable, "the store is unavailable; nothing was recorded, retry the same request", "timeout"}
+	case errors.Is(err, adcount.ErrUnavailable):
+		return problem{http.StatusServiceUnavailable, "the store is unavailable; nothing was recorded, retry the same request", "unavailable"}
 	default:
-		return http.StatusInternalServerError, "internal error"
+		return problem{http.StatusInternalServerError, "internal error", "internal"}
 	}
 }
 
-// fail answers err with its status. Server-side failures are logged with
-// their full cause; a 503 also tells the client when to retry, and a 401
-// how to authenticate.
+// fail answers err with its status. The cause goes to the request's log
+// line; a store failure is counted by kind, a 503 tells the client when to
+// retry, and a 401 how to authenticate.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code, message := status(err)
-	if code >= http.StatusInternalServerError {
-		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	p := classify(err)
+	if info := infoFrom(r.Context()); info != nil {
+		info.err, info.kind = err, p.kind
 	}
-	switch code {
+	switch p.kind {
+	case "unavailable", "timeout", "internal":
+		a.metrics.ObserveStoreError(p.kind)
+	}
+	switch p.status {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="adcount admin"`)
 	}
-	writeError(w, code, message)
+	writeError(w, p.status, p.message)
 }

@@ -44,8 +44,8 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("validation error %v is not a field error", err)
 				}
 			}
-			if code, msg := status(err); code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge {
-				t.Fatalf("body %q: status %d (%s), want 400 or 413", body, code, msg)
+			if p := classify(err); p.status != http.StatusBadRequest && p.status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("body %q: status %d (%s), want 400 or 413", body, p.status, p.message)
 			}
 		}
 	})

@@ -99,10 +99,16 @@ func (a *api) recoverPanics(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			a.logger.ErrorContext(r.Context(), "panic serving request",
-				"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			writeError(w, http.StatusInternalServerError, "internal error")
+			a.fail(w, r, &panicError{value: fmt.Sprint(v), stack: debug.Stack()})
 		}()
 		next.ServeHTTP(w, r)
 	})
 }
+
+// panicError carries a recovered panic and its stack to the request log.
+type panicError struct {
+	value string
+	stack []byte
+}
+
+func (e *panicError) Error() string { return "panic: " + e.value + "\n" + string(e.stack) }

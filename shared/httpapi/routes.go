@@ -132,11 +132,15 @@ func (a *api) handleRecordImpression() http.Handler {
 			a.fail(w, r, err)
 			return
 		}
+		outcome, reply := "duplicate", duplicateResponse
 		if counted {
-			writeJSON(w, http.StatusOK, countedResponse)
-			return
+			outcome, reply = "counted", countedResponse
 		}
-		writeJSON(w, http.StatusOK, duplicateResponse)
+		if info := infoFrom(r.Context()); info != nil {
+			info.outcome = outcome
+		}
+		a.metrics.ObserveImpression(outcome, "")
+		writeJSON(w, http.StatusOK, reply)
 	})
 }
 
