@@ -65,3 +65,10 @@ type Store interface {
 	// Stats returns the campaign's counts as of now, or ErrNotFound.
 	Stats(ctx context.Context, campaignID string) (Stats, error)
 }
+
+// Pinger is implemented by stores that depend on a service that can become
+// unreachable. Ping checks, within ctx's deadline, that the store can serve
+// requests; readiness checks call it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

@@ -44,6 +44,19 @@ func WithMetrics(m Metrics) Option {
 	return func(a *api) { a.metrics = m }
 }
 
+// WithOperations adds the routes a long-running server needs: GET /healthz
+// (liveness), GET /readyz (the store can be reached), GET /metrics served by
+// metrics, and GET /api/v1/openapi.yaml serving spec. Lambda functions leave
+// them out: API Gateway and CloudWatch do those jobs there.
+func WithOperations(metrics http.Handler, spec []byte) Option {
+	return func(a *api) { a.ops = &operations{metrics: metrics, openapi: spec} }
+}
+
+type operations struct {
+	metrics http.Handler
+	openapi []byte
+}
+
 // WithIDGenerator sets how campaign and request IDs are made. The default makes random
 // (version 4) UUIDs; tests may want predictable ones.
 func WithIDGenerator(newID func() string) Option {
@@ -56,6 +69,7 @@ type api struct {
 	newID   func() string
 	keys    adminKeys
 	metrics Metrics
+	ops     *operations
 	mux     *http.ServeMux
 	root    http.Handler
 }

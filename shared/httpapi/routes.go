@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -19,7 +21,16 @@ const (
 	RouteGetStats            = "GET /api/v1/campaigns/{id}/stats"
 )
 
-// Routes returns every route pattern the handler serves.
+// Operations routes, served only with WithOperations: for the people and
+// systems that run a long-lived server, not for API clients.
+const (
+	RouteHealth  = "GET /healthz"
+	RouteReady   = "GET /readyz"
+	RouteMetrics = "GET /metrics"
+	RouteOpenAPI = "GET /api/v1/openapi.yaml"
+)
+
+// Routes returns every API route pattern the handler serves.
 func Routes() []string {
 	return []string{RouteCreateCampaign, RouteGetCampaign, RouteRecordImpression, RoutePreflightImpression, RouteGetStats}
 }
@@ -32,6 +43,17 @@ func (a *api) routes() {
 	a.mux.Handle(RouteRecordImpression, crossOrigin(a.handleRecordImpression()))
 	a.mux.Handle(RoutePreflightImpression, crossOrigin(handlePreflight()))
 	a.mux.Handle(RouteGetStats, a.admin(a.handleGetStats()))
+	if a.ops != nil {
+		a.mux.Handle(RouteHealth, handleHealth())
+		a.mux.Handle(RouteReady, a.handleReady())
+		a.mux.Handle(RouteMetrics, a.ops.metrics)
+		a.mux.Handle(RouteOpenAPI, handleOpenAPI(a.ops.openapi))
+	}
+}
+
+// OperationsRoutes returns the route patterns that WithOperations adds.
+func OperationsRoutes() []string {
+	return []string{RouteHealth, RouteReady, RouteMetrics, RouteOpenAPI}
 }
 
 func newUUID() string { return uuid.NewString() }
@@ -160,5 +182,40 @@ func (a *api) handleGetStats() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total})
+	})
+}
+
+// handleHealth serves GET /healthz: the process is up and serving.
+func handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// ReadyTimeout bounds the store check behind GET /readyz, so that a hung
+// store makes the check fail fast instead of piling up probes.
+const ReadyTimeout = 2 * time.Second
+
+// handleReady serves GET /readyz: 200 when the store can be reached, 503
+// when it cannot. Stores that cannot become unreachable are always ready.
+func (a *api) handleReady() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := a.store.(adcount.Pinger); ok {
+			ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+			defer cancel()
+			if err := p.Ping(ctx); err != nil {
+				a.fail(w, r, fmt.Errorf("readyz: ping store: %w: %w", adcount.ErrUnavailable, err))
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// handleOpenAPI serves GET /api/v1/openapi.yaml, the API's contract.
+func handleOpenAPI(spec []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(spec)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
@@ -25,6 +26,7 @@ type Store struct {
 	now       func() time.Time
 	ttl       time.Duration
 	campaigns sync.Map // campaign ID -> *campaignState
+	nCampaign atomic.Int64
 	dedup     [dedupShards]dedupShard
 }
 
@@ -74,7 +76,13 @@ func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 	if _, loaded := s.campaigns.LoadOrStore(c.ID, &campaignState{campaign: c}); loaded {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
 	}
+	s.nCampaign.Add(1)
 	return nil
+}
+
+// CampaignCount returns how many campaigns the store holds.
+func (s *Store) CampaignCount() int {
+	return int(s.nCampaign.Load())
 }
 
 // Campaign returns the campaign with the given ID, or ErrNotFound.

@@ -1,0 +1,95 @@
+// Package prommetrics exposes what the API observes as Prometheus metrics,
+// for the local server's GET /metrics.
+package prommetrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/adcount/impression-counter/shared/httpapi"
+)
+
+// StoreSizes is implemented by stores that can report their size cheaply,
+// such as the in-memory store. Its values are read at scrape time.
+type StoreSizes interface {
+	DedupEntries() int
+	CampaignCount() int
+}
+
+// Metrics implements httpapi.Metrics with Prometheus collectors on a
+// registry of its own. It is safe for concurrent use.
+type Metrics struct {
+	registry    *prometheus.Registry
+	impressions *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	storeErrors *prometheus.CounterVec
+}
+
+var _ httpapi.Metrics = (*Metrics)(nil)
+
+// New returns the metrics, with gauges of live dedup keys and campaigns when
+// sizes is not nil, and the Go runtime and process collectors.
+func New(sizes StoreSizes) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		impressions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "adcount_impressions_total",
+			Help: "Impressions by outcome (counted, duplicate, rejected) and, for rejected ones, reason.",
+		}, []string{"outcome", "reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "adcount_http_requests_total",
+			Help: "HTTP requests by route pattern and status.",
+		}, []string{"route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "adcount_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "adcount_store_errors_total",
+			Help: "Store failures by kind (unavailable, timeout, internal).",
+		}, []string{"kind"}),
+	}
+	m.registry.MustRegister(m.impressions, m.requests, m.latency, m.storeErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if sizes != nil {
+		m.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "adcount_dedup_keys",
+				Help: "Dedup keys held in memory: the live ones and expired ones not yet reclaimed.",
+			}, func() float64 { return float64(sizes.DedupEntries()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "adcount_campaigns",
+				Help: "Campaigns in the store.",
+			}, func() float64 { return float64(sizes.CampaignCount()) }),
+		)
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// ObserveRequest implements httpapi.Metrics.
+func (m *Metrics) ObserveRequest(route string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(elapsed.Seconds())
+}
+
+// ObserveImpression implements httpapi.Metrics.
+func (m *Metrics) ObserveImpression(outcome, reason string) {
+	m.impressions.WithLabelValues(outcome, reason).Inc()
+}
+
+// ObserveStoreError implements httpapi.Metrics.
+func (m *Metrics) ObserveStoreError(kind string) {
+	m.storeErrors.WithLabelValues(kind).Inc()
+}
