@@ -4,7 +4,6 @@ package functions_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,52 +206,40 @@ func (f *function) invoke(tb testing.TB, event any) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-// reply is an API Gateway response of either payload format, as a client
-// would see it.
-type reply struct {
-	status int
-	header http.Header
-	body   string
-}
+// reply is what the client would receive.
+type reply struct{ apigwtest.Response }
 
 // call sends r to f as an event of payload format p, as API Gateway would,
 // and returns the response the client would get.
 func (f *function) call(tb testing.TB, gw *apigwtest.Gateway, p lambdaproxy.Payload, r apigwtest.Request) reply {
 	tb.Helper()
+	var (
+		resp apigwtest.Response
+		err  error
+	)
 	if p == lambdaproxy.PayloadV1 {
 		code, body := f.invoke(tb, gw.V1(r))
 		require.Equal(tb, http.StatusOK, code, "invocation failed: %s", body)
-		var resp events.APIGatewayProxyResponse
-		require.NoError(tb, json.Unmarshal(body, &resp), "%s", body)
-		return newReply(tb, resp.StatusCode, resp.MultiValueHeaders, resp.Body, resp.IsBase64Encoded)
+		var ev events.APIGatewayProxyResponse
+		require.NoError(tb, json.Unmarshal(body, &ev), "%s", body)
+		resp, err = apigwtest.FromV1(ev)
+	} else {
+		code, body := f.invoke(tb, gw.V2(r))
+		require.Equal(tb, http.StatusOK, code, "invocation failed: %s", body)
+		var ev events.APIGatewayV2HTTPResponse
+		require.NoError(tb, json.Unmarshal(body, &ev), "%s", body)
+		resp, err = apigwtest.FromV2(ev)
 	}
-	code, body := f.invoke(tb, gw.V2(r))
-	require.Equal(tb, http.StatusOK, code, "invocation failed: %s", body)
-	var resp events.APIGatewayV2HTTPResponse
-	require.NoError(tb, json.Unmarshal(body, &resp), "%s", body)
-	header := http.Header{}
-	for name, value := range resp.Headers {
-		header[http.CanonicalHeaderKey(name)] = []string{value}
-	}
-	return newReply(tb, resp.StatusCode, header, resp.Body, resp.IsBase64Encoded)
-}
-
-func newReply(tb testing.TB, status int, header http.Header, body string, isBase64 bool) reply {
-	tb.Helper()
-	if isBase64 {
-		raw, err := base64.StdEncoding.DecodeString(body)
-		require.NoError(tb, err)
-		body = string(raw)
-	}
-	return reply{status: status, header: header, body: body}
+	require.NoError(tb, err)
+	return reply{resp}
 }
 
 // jsonBody decodes a reply's body, which the API always sends as JSON.
 func (r reply) jsonBody(tb testing.TB) map[string]any {
 	tb.Helper()
-	require.Equal(tb, "application/json", r.header.Get("Content-Type"))
+	require.Equal(tb, "application/json", r.Header.Get("Content-Type"))
 	var m map[string]any
-	require.NoError(tb, json.Unmarshal([]byte(r.body), &m), "every reply is JSON: %q", r.body)
+	require.NoError(tb, json.Unmarshal([]byte(r.Body), &m), "every reply is JSON: %q", r.Body)
 	return m
 }
 
@@ -326,13 +313,13 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 				for _, tc := range tables[dir] {
 					t.Run(tc.name, func(t *testing.T) {
 						r := f.call(t, gw, p, tc.request)
-						require.Equal(t, tc.status, r.status, r.body)
+						require.Equal(t, tc.status, r.Status, r.Body)
 						body := r.jsonBody(t)
 						if tc.errContains != "" {
 							require.Contains(t, body["error"], tc.errContains)
 						}
 						if tc.allow != "" {
-							require.Equal(t, tc.allow, r.header.Get("Allow"))
+							require.Equal(t, tc.allow, r.Header.Get("Allow"))
 						}
 					})
 				}
@@ -353,16 +340,16 @@ func createThenGet(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdapro
 			Header: http.Header{"Content-Type": {"application/json"}},
 			Body:   `{"name":" Launch ","start_time":"2026-01-05T11:00:00+01:00"}`,
 		})
-		require.Equal(t, http.StatusCreated, created.status, created.body)
+		require.Equal(t, http.StatusCreated, created.Status, created.Body)
 		c := created.jsonBody(t)
 		id, _ := c["id"].(string)
 		require.Len(t, id, 36, "a UUID")
 		require.Equal(t, "Launch", c["name"])
 		require.Equal(t, "2026-01-05T10:00:00Z", c["start_time"])
-		require.Equal(t, "/api/v1/campaigns/"+id, created.header.Get("Location"))
+		require.Equal(t, "/api/v1/campaigns/"+id, created.Header.Get("Location"))
 
 		got := f.call(t, gw, p, apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + id})
-		require.Equal(t, http.StatusOK, got.status, got.body)
+		require.Equal(t, http.StatusOK, got.Status, got.Body)
 		require.Equal(t, c, got.jsonBody(t))
 	})
 }

@@ -10,6 +10,7 @@ package apigwtest
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -176,4 +177,45 @@ func (g *Gateway) V1(r Request) events.APIGatewayProxyRequest {
 			Identity:     events.APIGatewayRequestIdentity{SourceIP: "127.0.0.1"},
 		},
 	}
+}
+
+// Response is what a client receives for an API Gateway proxy response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// FromV2 is the response a client gets for a payload format 2.0 response.
+// A base64-encoded body is decoded, as API Gateway does; one that does not
+// decode is an error.
+func FromV2(resp events.APIGatewayV2HTTPResponse) (Response, error) {
+	header := http.Header{}
+	for name, value := range resp.Headers {
+		header[http.CanonicalHeaderKey(name)] = []string{value}
+	}
+	return newResponse(resp.StatusCode, header, resp.Body, resp.IsBase64Encoded)
+}
+
+// FromV1 is the response a client gets for a payload format 1.0 response.
+func FromV1(resp events.APIGatewayProxyResponse) (Response, error) {
+	header := http.Header{}
+	for name, value := range resp.Headers {
+		header.Set(name, value)
+	}
+	for name, values := range resp.MultiValueHeaders {
+		header[http.CanonicalHeaderKey(name)] = values
+	}
+	return newResponse(resp.StatusCode, header, resp.Body, resp.IsBase64Encoded)
+}
+
+func newResponse(status int, header http.Header, body string, isBase64 bool) (Response, error) {
+	if isBase64 {
+		raw, err := base64.StdEncoding.DecodeString(body)
+		if err != nil {
+			return Response{}, fmt.Errorf("apigwtest: response body is not base64: %w", err)
+		}
+		body = string(raw)
+	}
+	return Response{Status: status, Header: header, Body: body}, nil
 }
