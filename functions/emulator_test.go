@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -148,7 +149,9 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
-		if waitListening(addr, exited, 10*time.Second) {
+		// Both the invoke endpoint and the Runtime API must listen; the
+		// emulator exits if either port is taken.
+		if waitListening([]string{addr, apiAddr}, exited, 10*time.Second) {
 			tb.Cleanup(func() {
 				stop()
 				if tb.Failed() {
@@ -164,23 +167,44 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 	return nil
 }
 
+// nextPort walks the ports below Linux's ephemeral range (32768 and up), so
+// that an outgoing connection, which takes an ephemeral port, never lands on
+// a port just picked for an emulator.
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(20000 + int32(os.Getpid()%6000)) }
+
 // freeAddr returns a loopback address whose port was free a moment ago.
 func freeAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	addr := ln.Addr().String()
-	require.NoError(tb, ln.Close())
-	return addr
+	for range 1000 {
+		port := 20000 + (nextPort.Add(1)-20000)%12000
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		require.NoError(tb, ln.Close())
+		return addr
+	}
+	tb.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
-// waitListening polls addr until it accepts a connection, the process
-// exits, or the deadline passes.
-func waitListening(addr string, exited <-chan struct{}, within time.Duration) bool {
+// waitListening polls each of addrs until it accepts a connection, the
+// process exits, or the deadline passes.
+func waitListening(addrs []string, exited <-chan struct{}, within time.Duration) bool {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+		for len(addrs) > 0 {
+			conn, err := net.DialTimeout("tcp", addrs[0], 100*time.Millisecond)
+			if err != nil {
+				break
+			}
 			conn.Close()
+			addrs = addrs[1:]
+		}
+		if len(addrs) == 0 {
 			return true
 		}
 		select {
