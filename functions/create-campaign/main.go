@@ -9,34 +9,15 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/adcount/impression-counter/shared/config"
-	"github.com/adcount/impression-counter/shared/httpapi"
-	"github.com/adcount/impression-counter/shared/lambdaproxy"
-	"github.com/adcount/impression-counter/shared/stores"
+	"github.com/adcount/impression-counter/functions/internal/serve"
 )
 
+// main logs to stdout as JSON, which Lambda sends to CloudWatch Logs, and
+// exits non-zero if the function cannot start.
 func main() {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	if err := run(context.Background(), os.Getenv, logger); err != nil {
+	if err := serve.Run(context.Background(), os.Getenv, logger); err != nil {
 		logger.Error("create-campaign cannot start", "err", err)
 		os.Exit(1)
 	}
-}
-
-// run reads the environment once, at init, and serves invocations until
-// Lambda stops the instance. It returns only on a bad configuration.
-func run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return err
-	}
-	payload, err := lambdaproxy.ParsePayload(getenv(lambdaproxy.PayloadEnv))
-	if err != nil {
-		return err
-	}
-	store, err := stores.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	return lambdaproxy.Start(httpapi.NewHandler(store, httpapi.WithLogger(logger)), payload)
 }
