@@ -1,0 +1,491 @@
+//go:build linux
+
+package functions_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/apigwtest"
+	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/lambdaproxy"
+)
+
+// The functions, by directory under functions/.
+var functionDirs = []string{"create-campaign", "track-impression", "get-stats"}
+
+// releaseFlags are the flags of the Makefile's release build; the template
+// test checks that the Makefile still uses them.
+var releaseFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w"}
+
+// rieEnv names the variable that `make test` sets to the emulator it
+// installed.
+const rieEnv = "AWS_LAMBDA_RIE"
+
+var (
+	binDir    string
+	buildOnce sync.Once
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "functions-bootstrap-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// bootstrap returns the path of the function in dir, built once per test
+// binary for this machine's architecture with the release flags.
+func bootstrap(tb testing.TB, dir string) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		args := append([]string{"build"}, releaseFlags...)
+		args = append(args, "-o", binDir+string(filepath.Separator))
+		for _, d := range functionDirs {
+			args = append(args, "./"+d)
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+	})
+	require.NoError(tb, buildErr)
+	return filepath.Join(binDir, dir)
+}
+
+// rie returns the emulator binary. A missing emulator fails the test: the
+// Lambda path must never pass untested.
+func rie(tb testing.TB) string {
+	tb.Helper()
+	path := os.Getenv(rieEnv)
+	if path == "" {
+		path = filepath.Join("..", "build", "bin", "aws-lambda-rie")
+	}
+	_, err := os.Stat(path)
+	require.NoError(tb, err, "the Lambda runtime interface emulator is missing: run `make test`, which installs the pinned version, or set %s to its path", rieEnv)
+	abs, err := filepath.Abs(path)
+	require.NoError(tb, err)
+	return abs
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// function is one bootstrap running under its own emulator.
+type function struct {
+	invocations string
+	output      *lockedBuffer
+}
+
+// startFunction runs the function in dir under the emulator with env on
+// free loopback ports, waits until the emulator accepts connections, and
+// stops both when the test ends. The emulator starts the bootstrap, and so
+// reads env, at the first invocation.
+func startFunction(tb testing.TB, dir string, env ...string) *function {
+	tb.Helper()
+	bin, emulator := bootstrap(tb, dir), rie(tb)
+	var lastOutput string
+	// A port picked free can be taken before the emulator binds it; the
+	// emulator then exits, and a fresh pair of ports is tried.
+	for range 3 {
+		addr, apiAddr := freeAddr(tb), freeAddr(tb)
+		out := &lockedBuffer{}
+		cmd := exec.Command(emulator,
+			"--runtime-interface-emulator-address", addr,
+			"--runtime-api-address", apiAddr,
+			bin)
+		cmd.Env = append(os.Environ(), "STORE=memory", "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Stdout, cmd.Stderr = out, out
+		// Its own process group, so that stopping it also stops the
+		// bootstrap it started.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		require.NoError(tb, cmd.Start())
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		stop := func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		// Both the invoke endpoint and the Runtime API must listen; the
+		// emulator exits if either port is taken.
+		if waitListening([]string{addr, apiAddr}, exited, 10*time.Second) {
+			tb.Cleanup(func() {
+				stop()
+				if tb.Failed() {
+					tb.Logf("%s under the emulator wrote:\n%s", dir, out.String())
+				}
+			})
+			return &function{invocations: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out}
+		}
+		stop()
+		lastOutput = out.String()
+	}
+	tb.Fatalf("the emulator for %s never listened; its output:\n%s", dir, lastOutput)
+	return nil
+}
+
+// nextPort walks the ports below Linux's ephemeral range (32768 and up), so
+// that an outgoing connection, which takes an ephemeral port, never lands on
+// a port just picked for an emulator.
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(20000 + int32(os.Getpid()%6000)) }
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	for range 1000 {
+		port := 20000 + (nextPort.Add(1)-20000)%12000
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		require.NoError(tb, ln.Close())
+		return addr
+	}
+	tb.Fatal("no free loopback port between 20000 and 32000")
+	return ""
+}
+
+// waitListening polls each of addrs until it accepts a connection, the
+// process exits, or the deadline passes.
+func waitListening(addrs []string, exited <-chan struct{}, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		for len(addrs) > 0 {
+			conn, err := net.DialTimeout("tcp", addrs[0], 100*time.Millisecond)
+			if err != nil {
+				break
+			}
+			conn.Close()
+			addrs = addrs[1:]
+		}
+		if len(addrs) == 0 {
+			return true
+		}
+		select {
+		case <-exited:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// invoke sends one event and returns the emulator's HTTP status and body.
+func (f *function) invoke(tb testing.TB, event any) (int, []byte) {
+	tb.Helper()
+	payload, err := json.Marshal(event)
+	require.NoError(tb, err)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post(f.invocations, "application/json", bytes.NewReader(payload))
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	return resp.StatusCode, body
+}
+
+// reply is what the client would receive.
+type reply struct{ apigwtest.Response }
+
+// call sends r to f as an event of payload format p, as API Gateway would,
+// and returns the response the client would get.
+func (f *function) call(tb testing.TB, gw *apigwtest.Gateway, p lambdaproxy.Payload, r apigwtest.Request) reply {
+	tb.Helper()
+	var (
+		resp apigwtest.Response
+		err  error
+	)
+	if p == lambdaproxy.PayloadV1 {
+		code, body := f.invoke(tb, gw.V1(r))
+		require.Equal(tb, http.StatusOK, code, "invocation failed: %s", body)
+		var ev events.APIGatewayProxyResponse
+		require.NoError(tb, json.Unmarshal(body, &ev), "%s", body)
+		resp, err = apigwtest.FromV1(ev)
+	} else {
+		code, body := f.invoke(tb, gw.V2(r))
+		require.Equal(tb, http.StatusOK, code, "invocation failed: %s", body)
+		var ev events.APIGatewayV2HTTPResponse
+		require.NoError(tb, json.Unmarshal(body, &ev), "%s", body)
+		resp, err = apigwtest.FromV2(ev)
+	}
+	require.NoError(tb, err)
+	return reply{resp}
+}
+
+// jsonBody decodes a reply's body, which the API always sends as JSON.
+func (r reply) jsonBody(tb testing.TB) map[string]any {
+	tb.Helper()
+	require.Equal(tb, "application/json", r.Header.Get("Content-Type"))
+	var m map[string]any
+	require.NoError(tb, json.Unmarshal([]byte(r.Body), &m), "every reply is JSON: %q", r.Body)
+	return m
+}
+
+// emulatorCase is one request to a function and what the client must see.
+type emulatorCase struct {
+	name    string
+	request apigwtest.Request
+	status  int
+	// errContains is part of the JSON error; empty for a success.
+	errContains string
+	// allow is the Allow header a 405 must carry.
+	allow string
+}
+
+// awkwardID needs escaping in a path: a slash, a query mark, a space and a
+// percent sign. It must reach the store whole.
+const awkwardID = "a/b?c d%"
+
+func TestFunctionsUnderEmulator(t *testing.T) {
+	t.Parallel()
+	tooLarge := `{"name":"` + strings.Repeat("n", httpapi.MaxBodyBytes) + `","start_time":"2026-01-01T00:00:00Z"}`
+	unknownImpression := `{"campaign_id":"no-such-campaign","user_id":"u1","ad_id":"a1"}`
+	tables := map[string][]emulatorCase{
+		"create-campaign": {
+			// A body the gateway base64-encodes must be decoded before the
+			// handler reads it.
+			{"Base64BodyCreates", apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Encoded","start_time":"2026-01-01T00:00:00Z"}`, Base64: true}, 201, "", ""},
+			// Validation answers in the API's own words.
+			{"BlankNameIs400", apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":" ","start_time":"2026-01-01T00:00:00Z"}`}, 400, "name", ""},
+			// The body limit holds behind the adapter too.
+			{"OversizedBodyIs413", apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: tooLarge}, 413, "larger than", ""},
+			// A method the route does not take is the handler's JSON 405.
+			{"WrongMethodIs405", apigwtest.Request{Method: "PUT", Target: "/api/v1/campaigns"}, 405, "not allowed", "POST"},
+			// An ID needing escaping is looked up whole, not rerouted.
+			{"EscapedIDIsNotFound", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + url.PathEscape(awkwardID)}, 404, "campaign not found", ""},
+		},
+		"track-impression": {
+			// Each process has its own memory store, so no campaign exists
+			// here: a 404 in JSON, nothing counted.
+			{"UnknownCampaignIs404", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: unknownImpression, Header: http.Header{"Content-Type": {"application/json"}}}, 404, "campaign not found", ""},
+			// Decoded base64 reaches validation and the store; undecoded it
+			// would be malformed JSON (400).
+			{"Base64BodyIsDecoded", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: unknownImpression, Base64: true}, 404, "campaign not found", ""},
+			// A missing field is named.
+			{"MissingFieldIs400", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"c","user_id":"u"}`}, 400, "ad_id", ""},
+			// Malformed JSON is a 400, never a crash of the function.
+			{"MalformedJSONIs400", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":`}, 400, "malformed JSON", ""},
+			// The impressions route takes POST, and OPTIONS for CORS
+			// preflights.
+			{"WrongMethodIs405", apigwtest.Request{Method: "GET", Target: "/api/v1/impressions"}, 405, "not allowed", "OPTIONS, POST"},
+			// A path no route serves is the API's JSON 404.
+			{"UnknownRouteIs404", apigwtest.Request{Method: "GET", Target: "/api/v2/nothing"}, 404, "no route", ""},
+		},
+		"get-stats": {
+			// Stats of a campaign this instance never saw.
+			{"UnknownCampaignIs404", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/stats"}, 404, "campaign not found", ""},
+			// An escaped ID stays one path parameter: not found, rather than
+			// a different route or a query string.
+			{"EscapedIDIsNotFound", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + url.PathEscape(awkwardID) + "/stats"}, 404, "campaign not found", ""},
+			// GET routes also list HEAD.
+			{"WrongMethodIs405", apigwtest.Request{Method: "DELETE", Target: "/api/v1/campaigns/x/stats"}, 405, "not allowed", "GET, HEAD"},
+		},
+	}
+	gw := apigwtest.NewGateway(httpapi.Routes())
+	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
+		for _, dir := range functionDirs {
+			t.Run(dir+"/Payload"+string(p), func(t *testing.T) {
+				t.Parallel()
+				f := startFunction(t, dir, lambdaproxy.PayloadEnv+"="+string(p))
+				// The emulator serves one invocation at a time, so the
+				// cases of one process run in order.
+				for _, tc := range tables[dir] {
+					t.Run(tc.name, func(t *testing.T) {
+						r := f.call(t, gw, p, tc.request)
+						require.Equal(t, tc.status, r.Status, r.Body)
+						body := r.jsonBody(t)
+						if tc.errContains != "" {
+							require.Contains(t, body["error"], tc.errContains)
+						}
+						if tc.allow != "" {
+							require.Equal(t, tc.allow, r.Header.Get("Allow"))
+						}
+					})
+				}
+				switch dir {
+				case "create-campaign":
+					createThenGet(t, f, gw, p)
+				case "track-impression":
+					preflight(t, f, gw, p)
+				}
+			})
+		}
+	}
+}
+
+// preflight checks that a browser's CORS preflight for a cross-origin
+// impression POST is answered through the adapter.
+func preflight(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.Payload) {
+	t.Helper()
+	r := f.call(t, gw, p, apigwtest.Request{Method: "OPTIONS", Target: "/api/v1/impressions",
+		Header: http.Header{"Origin": {"https://publisher.example"}, "Access-Control-Request-Method": {"POST"}}})
+	require.Equal(t, http.StatusNoContent, r.Status, r.Body)
+	assert.Equal(t, "*", r.Header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, r.Header.Get("Access-Control-Allow-Methods"), "POST")
+}
+
+// createThenGet creates a campaign and reads it back through the same
+// instance, whose memory store holds it.
+func createThenGet(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.Payload) {
+	t.Run("CreatedCampaignReadsBack", func(t *testing.T) {
+		created := f.call(t, gw, p, apigwtest.Request{
+			Method: "POST", Target: "/api/v1/campaigns",
+			Header: http.Header{"Content-Type": {"application/json"}},
+			Body:   `{"name":" Launch ","start_time":"2026-01-05T11:00:00+01:00"}`,
+		})
+		require.Equal(t, http.StatusCreated, created.Status, created.Body)
+		c := created.jsonBody(t)
+		id, _ := c["id"].(string)
+		require.Len(t, id, 36, "a UUID")
+		require.Equal(t, "Launch", c["name"])
+		require.Equal(t, "2026-01-05T10:00:00Z", c["start_time"])
+		require.Equal(t, "/api/v1/campaigns/"+id, created.Header.Get("Location"))
+
+		got := f.call(t, gw, p, apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + id})
+		require.Equal(t, http.StatusOK, got.Status, got.Body)
+		require.Equal(t, c, got.jsonBody(t))
+	})
+}
+
+func TestBadConfigExitsNonZero(t *testing.T) {
+	t.Parallel()
+	for _, dir := range functionDirs {
+		t.Run(dir, func(t *testing.T) {
+			t.Parallel()
+			cases := []struct {
+				name, env, mention string
+			}{
+				// A typo in the dedup window must stop the function, not
+				// count with a default.
+				{"BadDedupTTL", "DEDUP_TTL=soon", "DEDUP_TTL"},
+				// A payload format the function cannot read.
+				{"BadPayloadVersion", lambdaproxy.PayloadEnv + "=3.0", lambdaproxy.PayloadEnv},
+			}
+			for _, tc := range cases {
+				cmd := exec.Command(bootstrap(t, dir))
+				cmd.Env = []string{"STORE=memory", tc.env}
+				out, err := cmd.CombinedOutput()
+				var exit *exec.ExitError
+				require.True(t, errors.As(err, &exit), "%s: want a non-zero exit, got %v: %s", tc.name, err, out)
+				require.NotZero(t, exit.ExitCode())
+				require.Contains(t, string(out), tc.mention, "%s: the log names the setting", tc.name)
+				var line struct{ Level, Msg, Err string }
+				require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
+				require.Equal(t, "ERROR", line.Level)
+			}
+		})
+	}
+}
+
+// reportLine is the emulator's REPORT line for one invocation; only the
+// first invocation of an instance has an Init Duration.
+var reportLine = regexp.MustCompile(`REPORT RequestId: \S+\s+(?:Init Duration: ([0-9.]+) ms\s+)?Duration: ([0-9.]+) ms`)
+
+// reports waits, within a bounded time, until f's output holds n REPORT
+// lines, and returns them.
+func (f *function) reports(tb testing.TB, n int) [][]string {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := reportLine.FindAllStringSubmatch(f.output.String(), -1)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("want %d REPORT lines from the emulator, got:\n%s", n, f.output.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ms(tb testing.TB, s string) float64 {
+	tb.Helper()
+	v, err := strconv.ParseFloat(s, 64)
+	require.NoError(tb, err)
+	return v
+}
+
+// BenchmarkColdStart starts each function fresh under the emulator for
+// every iteration, invokes it twice, and reports from the emulator's REPORT
+// lines: init-ms, the Init Duration of the first invocation; cold-ms, the
+// Duration of the first invocation; warm-ms, the Duration of the second.
+// The pinned emulator starts the bootstrap during the first invocation, so
+// the process start and the function's init show in cold-ms, and
+// cold-ms minus warm-ms is the cold start. The bootstrap is built for this
+// machine with the release flags.
+func BenchmarkColdStart(b *testing.B) {
+	gw := apigwtest.NewGateway(httpapi.Routes())
+	requests := map[string]apigwtest.Request{
+		"create-campaign":  {Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Cold","start_time":"2026-01-01T00:00:00Z"}`},
+		"track-impression": {Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"c","user_id":"u","ad_id":"a"}`},
+		"get-stats":        {Method: "GET", Target: "/api/v1/campaigns/c/stats"},
+	}
+	for _, dir := range functionDirs {
+		b.Run(dir, func(b *testing.B) {
+			var initMS, coldMS, warmMS float64
+			for range b.N {
+				f := startFunction(b, dir)
+				for range 2 {
+					code, body := f.invoke(b, gw.V2(requests[dir]))
+					require.Equal(b, http.StatusOK, code, "%s", body)
+				}
+				got := f.reports(b, 2)
+				require.NotEmpty(b, got[0][1], "no Init Duration on the first REPORT line:\n%s", f.output.String())
+				initMS += ms(b, got[0][1])
+				coldMS += ms(b, got[0][2])
+				warmMS += ms(b, got[1][2])
+			}
+			n := float64(b.N)
+			b.ReportMetric(initMS/n, "init-ms")
+			b.ReportMetric(coldMS/n, "cold-ms")
+			b.ReportMetric(warmMS/n, "warm-ms")
+		})
+	}
+}

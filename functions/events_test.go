@@ -1,0 +1,77 @@
+package functions_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/apigwtest"
+	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/lambdaproxy"
+	"github.com/adcount/impression-counter/shared/memstore"
+)
+
+// TestSampleEvents checks the events/ files that `sam local invoke -e`
+// takes: every route has a payload 2.0 and a 1.0 sample, and each sample
+// reaches the route it names. The samples' campaign does not exist in a
+// fresh store, so reading it is a JSON 404 "campaign not found", never
+// "no route".
+func TestSampleEvents(t *testing.T) {
+	t.Parallel()
+	store, err := memstore.New()
+	require.NoError(t, err)
+	handler := httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler)))
+	v2, v1 := lambdaproxy.NewV2(handler), lambdaproxy.NewV1(handler)
+
+	files, err := filepath.Glob("../events/*.json")
+	require.NoError(t, err)
+	sampled := map[string]int{}
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		require.NoError(t, err)
+		var (
+			route string
+			resp  apigwtest.Response
+		)
+		switch {
+		case strings.HasSuffix(file, "-v2.json"):
+			var ev events.APIGatewayV2HTTPRequest
+			require.NoError(t, json.Unmarshal(raw, &ev), file)
+			out, err := v2(context.Background(), ev)
+			require.NoError(t, err, file)
+			resp, err = apigwtest.FromV2(out)
+			require.NoError(t, err, file)
+			route = ev.RouteKey
+		case strings.HasSuffix(file, "-v1.json"):
+			var ev events.APIGatewayProxyRequest
+			require.NoError(t, json.Unmarshal(raw, &ev), file)
+			out, err := v1(context.Background(), ev)
+			require.NoError(t, err, file)
+			resp, err = apigwtest.FromV1(out)
+			require.NoError(t, err, file)
+			route = ev.HTTPMethod + " " + ev.Resource
+		default:
+			t.Errorf("%s: name a sample event *-v2.json or *-v1.json", file)
+			continue
+		}
+		assert.Contains(t, httpapi.Routes(), route, file)
+		sampled[route]++
+		if resp.Status == http.StatusNotFound {
+			assert.Contains(t, resp.Body, "campaign not found", file)
+			continue
+		}
+		assert.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, resp.Status, "%s: %s", file, resp.Body)
+	}
+	for _, route := range httpapi.Routes() {
+		assert.Equal(t, 2, sampled[route], "%s needs one payload 2.0 and one 1.0 sample", route)
+	}
+}
