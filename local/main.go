@@ -37,7 +37,7 @@ func main() {
 // accepting connections and lets requests in flight finish within
 // SHUTDOWN_TIMEOUT. It returns an error only if the server could not start
 // or did not stop cleanly. Logs go to stdout as JSON lines.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	if len(args) > 0 {
 		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables", args)
 	}
@@ -66,6 +66,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// A persistent store is closed only after the server has drained, so
+	// that every acknowledged request is flushed first.
+	if c, ok := store.(io.Closer); ok {
+		defer func() {
+			if cerr := c.Close(); cerr != nil {
+				logger.Error("closing the store", "err", cerr)
+				err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+			}
+		}()
+	}
 	// The timeouts cut off slow clients (a slow-loris client drips its
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
@@ -82,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String())
+	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir)
 	if len(cfg.AdminKeys) == 0 {
 		logger.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
 	}

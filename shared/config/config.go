@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,23 @@ type Config struct {
 	// by commas so that a new key can be added before the old one is
 	// removed. Empty leaves the admin routes open.
 	AdminKeys []string
+
+	// Persistence of the memory store. With DataDir empty it keeps
+	// nothing on disk.
+
+	// DataDir is where the memory store keeps its log and snapshots;
+	// DATA_DIR, default empty (nothing is kept).
+	DataDir string
+	// FsyncInterval is how long the log gathers records before one fsync
+	// makes them durable; FSYNC_INTERVAL, default 0 (each fsync starts as
+	// soon as the previous one ends).
+	FsyncInterval time.Duration
+	// FsyncBatch is how many waiting records start an fsync at once;
+	// FSYNC_BATCH, default 1024.
+	FsyncBatch int
+	// SnapshotInterval is how often the state is snapshotted and the log
+	// behind it dropped; SNAPSHOT_INTERVAL, default 1m.
+	SnapshotInterval time.Duration
 }
 
 // Load reads the settings through getenv, which is os.Getenv in production
@@ -36,7 +54,12 @@ type Config struct {
 // invalid one is an error naming the variable, so a typo never silently
 // changes how impressions are counted.
 func Load(getenv func(string) string) (Config, error) {
-	cfg := Config{Store: StoreMemory, DedupTTL: adcount.DefaultDedupTTL}
+	cfg := Config{
+		Store:            StoreMemory,
+		DedupTTL:         adcount.DefaultDedupTTL,
+		FsyncBatch:       1024,
+		SnapshotInterval: time.Minute,
+	}
 	switch v := getenv("STORE"); v {
 	case "":
 	case StoreMemory:
@@ -56,5 +79,35 @@ func Load(getenv func(string) string) (Config, error) {
 			cfg.AdminKeys = append(cfg.AdminKeys, k)
 		}
 	}
+	if err := loadPersistence(getenv, &cfg); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
+}
+
+// loadPersistence reads the memory store's persistence settings.
+func loadPersistence(getenv func(string) string, cfg *Config) error {
+	cfg.DataDir = getenv("DATA_DIR")
+	if v := getenv("FSYNC_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Second {
+			return fmt.Errorf("config: FSYNC_INTERVAL must be a Go duration from 0s to 1s such as 2ms, got %q", v)
+		}
+		cfg.FsyncInterval = d
+	}
+	if v := getenv("FSYNC_BATCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("config: FSYNC_BATCH must be a positive whole number, got %q", v)
+		}
+		cfg.FsyncBatch = n
+	}
+	if v := getenv("SNAPSHOT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("config: SNAPSHOT_INTERVAL must be a Go duration of at least 1s such as 5m, got %q", v)
+		}
+		cfg.SnapshotInterval = d
+	}
+	return nil
 }

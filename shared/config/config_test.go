@@ -71,3 +71,42 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadPersistence(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    config.Config
+		wantErr string
+	}{
+		// Nothing set: nothing is kept on disk, and the documented defaults.
+		{"Default", nil, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute}, ""},
+		{"Set", map[string]string{"DATA_DIR": "/var/lib/adcount", "FSYNC_INTERVAL": "2ms", "FSYNC_BATCH": "64", "SNAPSHOT_INTERVAL": "5m"},
+			config.Config{DataDir: "/var/lib/adcount", FsyncInterval: 2 * time.Millisecond, FsyncBatch: 64, SnapshotInterval: 5 * time.Minute}, ""},
+		// Zero is a real choice: fsync as soon as the previous one ends.
+		{"ZeroInterval", map[string]string{"FSYNC_INTERVAL": "0s"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute}, ""},
+		// Waiting seconds per fsync would stall every request; refuse it.
+		{"IntervalTooLong", map[string]string{"FSYNC_INTERVAL": "2s"}, config.Config{}, "FSYNC_INTERVAL"},
+		{"NegativeInterval", map[string]string{"FSYNC_INTERVAL": "-1ms"}, config.Config{}, "FSYNC_INTERVAL"},
+		{"BatchNotANumber", map[string]string{"FSYNC_BATCH": "many"}, config.Config{}, "FSYNC_BATCH"},
+		{"BatchZero", map[string]string{"FSYNC_BATCH": "0"}, config.Config{}, "FSYNC_BATCH"},
+		// Snapshots back to back would do nothing but write.
+		{"SnapshotTooOften", map[string]string{"SNAPSHOT_INTERVAL": "10ms"}, config.Config{}, "SNAPSHOT_INTERVAL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want.DataDir, cfg.DataDir)
+			assert.Equal(t, tc.want.FsyncInterval, cfg.FsyncInterval)
+			assert.Equal(t, tc.want.FsyncBatch, cfg.FsyncBatch)
+			assert.Equal(t, tc.want.SnapshotInterval, cfg.SnapshotInterval)
+		})
+	}
+}

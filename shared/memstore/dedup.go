@@ -52,6 +52,11 @@ type dedupShard struct {
 func (s *dedupShard) admit(key adcount.DedupKey, now, ttl int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.admitLocked(key, now, ttl)
+}
+
+// admitLocked is admit for a caller that holds s.mu.
+func (s *dedupShard) admitLocked(key adcount.DedupKey, now, ttl int64) bool {
 	s.rotate(now, ttl)
 	if exp, ok := s.cur.expiry(key); ok && now < exp {
 		return false
@@ -91,4 +96,46 @@ func (s *dedupShard) entries() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.cur.keys) + len(s.prev.keys)
+}
+
+// forget removes a key that admit just added, for an impression that could
+// not be logged. The caller holds s.mu, as it has since the admit.
+func (s *dedupShard) forget(key adcount.DedupKey) {
+	delete(s.cur.keys, key)
+}
+
+// restore remembers key until expiry, or later if it already was, for a
+// store being rebuilt from disk at now. Keys that have expired are left
+// out. All restored keys go into one generation based a TTL before now:
+// every live key was added after that, so the rotation invariant holds and
+// the next admit makes them the previous generation. The caller is the
+// only goroutine using the store.
+func (s *dedupShard) restore(key adcount.DedupKey, expiry, now, ttl int64) {
+	if expiry <= now {
+		return
+	}
+	if s.cur.keys == nil {
+		s.cur = generation{keys: make(map[adcount.DedupKey]uint32), base: now - ttl}
+	}
+	// An expiry beyond two TTLs of now (a clock stepped back, or a TTL
+	// shortened since) is cut to the most the generation can hold.
+	off := uint32(min(expiry-s.cur.base, 2*ttl))
+	if old, ok := s.cur.keys[key]; !ok || off > old {
+		s.cur.keys[key] = off
+	}
+}
+
+// live appends the keys that are still duplicates at now, with their
+// expiries, to dst.
+func (s *dedupShard) live(dst []dedupEntry, now int64) []dedupEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range [...]*generation{&s.prev, &s.cur} {
+		for k, off := range g.keys {
+			if exp := g.base + int64(off); exp > now {
+				dst = append(dst, dedupEntry{key: k, expiry: exp})
+			}
+		}
+	}
+	return dst
 }

@@ -5,6 +5,11 @@
 // It counts per process. Separate processes, such as separate Lambda
 // instances, each have their own counts; deployments that scale out need a
 // shared store.
+//
+// A store made by New lives and dies with the process. One made by Open
+// keeps a write-ahead log and snapshots in a directory and comes back from
+// them, acknowledged impressions included, after a restart or a crash; see
+// Open.
 package memstore
 
 import (
@@ -28,6 +33,10 @@ type Store struct {
 	campaigns sync.Map // campaign ID -> *campaignState
 	nCampaign atomic.Int64
 	dedup     [dedupShards]dedupShard
+
+	persist  persistOptions
+	disk     *disk      // nil unless made by Open
+	createMu sync.Mutex // serialises campaign creation, with a disk only
 }
 
 var _ adcount.Store = (*Store)(nil)
@@ -38,6 +47,7 @@ type campaignState struct {
 	mu    sync.Mutex
 	total int64
 	ring  ring
+	lsn   uint64 // the last log record counted here; 0 without a log
 }
 
 // Option configures a Store.
@@ -55,7 +65,7 @@ func WithDedupTTL(ttl time.Duration) Option {
 	return func(s *Store) { s.ttl = ttl }
 }
 
-// New returns an empty store. It fails for a TTL shorter than a millisecond,
+// New returns an empty store that keeps nothing on disk. It fails for a TTL shorter than a millisecond,
 // the dedup resolution, or longer than MaxDedupTTL.
 func New(opts ...Option) (*Store, error) {
 	s := &Store{now: time.Now, ttl: adcount.DefaultDedupTTL}
@@ -72,6 +82,9 @@ func New(opts ...Option) (*Store, error) {
 func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, err)
+	}
+	if s.disk != nil {
+		return s.createDurably(c)
 	}
 	if _, loaded := s.campaigns.LoadOrStore(c.ID, &campaignState{campaign: c}); loaded {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
@@ -109,6 +122,9 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 		return false, fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, adcount.ErrNotStarted)
 	}
 	key := imp.Key()
+	if s.disk != nil {
+		return s.recordDurably(cs, imp.CampaignID, key, now)
+	}
 	if !s.dedup[key[0]%dedupShards].admit(key, now.UnixMilli(), s.ttl.Milliseconds()) {
 		return false, nil
 	}

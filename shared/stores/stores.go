@@ -13,11 +13,23 @@ import (
 )
 
 // Open returns the store cfg names. Call it once at start-up: the memory
-// store begins empty each time.
+// store begins empty each time unless cfg.DataDir is set, in which case it
+// restores its state from there. A store that holds files or connections
+// implements io.Closer; close it after the last request.
 func Open(_ context.Context, cfg config.Config) (adcount.Store, error) {
 	switch cfg.Store {
 	case config.StoreMemory:
-		s, err := memstore.New(memstore.WithDedupTTL(cfg.DedupTTL))
+		var s *memstore.Store
+		var err error
+		if cfg.DataDir == "" {
+			s, err = memstore.New(memstore.WithDedupTTL(cfg.DedupTTL))
+		} else {
+			s, err = memstore.Open(cfg.DataDir,
+				memstore.WithDedupTTL(cfg.DedupTTL),
+				memstore.WithFsyncInterval(cfg.FsyncInterval),
+				memstore.WithFsyncBatch(cfg.FsyncBatch),
+				memstore.WithSnapshotInterval(cfg.SnapshotInterval))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("stores: open memory store: %w", err)
 		}

@@ -1,0 +1,394 @@
+package memstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/memstore/wal"
+)
+
+// DefaultSnapshotInterval is how often a store made by Open writes a
+// snapshot and drops the log it covers, unless the log grows past
+// wal.DefaultSegmentBytes first.
+const DefaultSnapshotInterval = time.Minute
+
+// persistOptions are the settings only Open uses.
+type persistOptions struct {
+	fsyncInterval    time.Duration
+	fsyncBatch       int
+	snapshotInterval time.Duration
+	logger           *slog.Logger
+}
+
+// WithFsyncInterval sets how long the log gathers records before one fsync
+// makes them all durable; see wal.Options.FsyncInterval. The default, zero,
+// starts each fsync as soon as the previous one ends. Only Open uses it.
+func WithFsyncInterval(d time.Duration) Option {
+	return func(s *Store) { s.persist.fsyncInterval = d }
+}
+
+// WithFsyncBatch sets how many pending records start an fsync without
+// waiting for the interval; the default is wal.DefaultFsyncBatch. Only Open
+// uses it.
+func WithFsyncBatch(n int) Option {
+	return func(s *Store) { s.persist.fsyncBatch = n }
+}
+
+// WithSnapshotInterval sets how often Open's store writes a snapshot; the
+// default is DefaultSnapshotInterval.
+func WithSnapshotInterval(d time.Duration) Option {
+	return func(s *Store) { s.persist.snapshotInterval = d }
+}
+
+// WithLogger sets where Open's store reports what it restored, a torn log
+// tail it dropped and snapshots that failed. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) { s.persist.logger = l }
+}
+
+// disk is what a store made by Open keeps on disk.
+type disk struct {
+	dir    string
+	lock   *wal.DirLock
+	log    *wal.Log
+	logger *slog.Logger
+
+	snapMu    sync.Mutex // one snapshot at a time
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open returns a store that keeps its state in dir, creating dir if
+// needed, after restoring what dir holds: the last snapshot, then every
+// log record after it, each impression at its original time, so that dedup
+// windows and sliding windows continue as if the process had never
+// stopped.
+//
+// RecordImpression and CreateCampaign return only after their record is
+// fsynced, so a crash loses nothing they acknowledged. Records are fsynced
+// in batches (WithFsyncInterval, WithFsyncBatch). Every
+// WithSnapshotInterval, or sooner if the log grows large, the state is
+// written to a new snapshot and the log it covers is deleted.
+//
+// A damaged file stops Open with an error naming the file and offset; it
+// never starts from less than the files hold. The one exception is a record
+// at the very end of the log that a crash cut short: its fsync never
+// returned, so it was never acknowledged, and it is dropped with a warning.
+// Only one process may use dir at a time. Call Close when done.
+func Open(dir string, opts ...Option) (*Store, error) {
+	s, err := New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p := &s.persist
+	if p.snapshotInterval <= 0 {
+		p.snapshotInterval = DefaultSnapshotInterval
+	}
+	if p.logger == nil {
+		p.logger = slog.Default()
+	}
+	lock, err := wal.LockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("memstore: open %s: %w", dir, err)
+	}
+	start := time.Now()
+	r := &restorer{s: s, now: s.now().UnixMilli(), ttl: s.ttl.Milliseconds()}
+	if _, err := wal.ReadSnapshot(dir, r.snapshotRecord); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("memstore: restore from %s: %w", dir, err)
+	}
+	log, err := wal.Open(dir, r.cut, wal.Options{
+		FsyncInterval: p.fsyncInterval,
+		FsyncBatch:    p.fsyncBatch,
+		Logger:        p.logger,
+	}, r.logRecord)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("memstore: restore from %s: %w", dir, err)
+	}
+	s.disk = &disk{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
+	p.logger.Info("memstore: restored", "dir", dir, "campaigns", r.campaigns, "impressions_replayed", r.impressions,
+		"snapshot_covers_log_through", r.cut, "took", time.Since(start).String())
+	go s.snapshotLoop(p.snapshotInterval)
+	return s, nil
+}
+
+// Close takes a final snapshot, makes every record durable, stops the
+// background work and releases the directory. Calls after the first return
+// the first one's result. A store made by New has nothing to close.
+// Nothing may use the store during or after Close.
+func (s *Store) Close() error {
+	d := s.disk
+	if d == nil {
+		return nil
+	}
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.stopped
+		snapErr := s.Snapshot()
+		d.closeErr = errors.Join(snapErr, d.log.Close(), d.lock.Close())
+	})
+	return d.closeErr
+}
+
+func (s *Store) snapshotLoop(every time.Duration) {
+	d := s.disk
+	defer close(d.stopped)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+		case <-d.log.Full():
+		}
+		if err := s.Snapshot(); err != nil {
+			d.logger.Error("memstore: snapshot failed; the log keeps every record until one succeeds", "dir", d.dir, "err", err)
+		}
+	}
+}
+
+// Snapshot writes the store's state to a new snapshot, replacing the old one
+// atomically, and deletes the log records it covers. The store does this on
+// its own (WithSnapshotInterval); Snapshot is for doing it now. Impressions
+// keep flowing meanwhile: each campaign and each dedup shard is locked only
+// while it is copied. It does nothing for a store made by New.
+func (s *Store) Snapshot() error {
+	d := s.disk
+	if d == nil {
+		return nil
+	}
+	d.snapMu.Lock()
+	defer d.snapMu.Unlock()
+
+	cut, states, err := s.cutLog()
+	if err != nil {
+		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
+	}
+	now := s.now().UnixMilli()
+	err = wal.WriteSnapshot(d.dir, func(w *wal.SnapshotWriter) error {
+		buf := binary.LittleEndian.AppendUint64([]byte{recSnapshotHeader}, cut)
+		if err := w.Add(buf); err != nil {
+			return err
+		}
+		var c counters
+		for _, cs := range states {
+			// A campaign's counters and lsn change together under its
+			// lock, so the copy says exactly which records it holds.
+			cs.mu.Lock()
+			c = counters{campaign: cs.campaign, lsn: cs.lsn, total: cs.total, ring: cs.ring}
+			cs.mu.Unlock()
+			buf = appendCounters(buf[:0], &c)
+			if err := w.Add(buf); err != nil {
+				return err
+			}
+		}
+		var entries []dedupEntry
+		for i := range s.dedup {
+			entries = s.dedup[i].live(entries[:0], now)
+			for chunk := range slices.Chunk(entries, dedupBatch) {
+				buf = appendDedup(buf[:0], chunk)
+				if err := w.Add(buf); err != nil {
+					return err
+				}
+			}
+		}
+		// Every key and count copied above has its record in the log; the
+		// snapshot may replace those records only once they are durable.
+		return d.log.Barrier().Wait()
+	})
+	if err != nil {
+		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
+	}
+	if err := d.log.RemoveThrough(cut); err != nil {
+		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
+	}
+	return nil
+}
+
+// cutLog starts a new log segment and lists the campaigns. Every record up
+// to the returned cut is in the older segments and already applied in
+// memory: impressions are applied under their campaign's lock in the same
+// critical section that logs them. Campaigns are created under createMu,
+// held here, so the list holds exactly the campaigns created up to cut.
+// Records after the cut may be in the snapshot too; replay tells them apart
+// by each campaign's lsn, and dedup keys restore idempotently.
+func (s *Store) cutLog() (uint64, []*campaignState, error) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	cut, err := s.disk.log.Rotate()
+	if err != nil {
+		return 0, nil, err
+	}
+	var states []*campaignState
+	s.campaigns.Range(func(_, v any) bool {
+		states = append(states, v.(*campaignState))
+		return true
+	})
+	return cut, states, nil
+}
+
+// createDurably is CreateCampaign for a store made by Open. The campaign is
+// published only once its record is durable, so no impression can be
+// logged for a campaign that a crash could lose. Creating campaigns is rare,
+// so one lock serialises it.
+func (s *Store) createDurably(c adcount.Campaign) error {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if _, ok := s.campaigns.Load(c.ID); ok {
+		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
+	}
+	_, commit, err := s.disk.log.Append(encodeCampaign(c))
+	if err == nil {
+		err = commit.Wait()
+	}
+	if err != nil {
+		return fmt.Errorf("memstore: create campaign %s: %w: %w", c.ID, adcount.ErrUnavailable, err)
+	}
+	s.campaigns.Store(c.ID, &campaignState{campaign: c})
+	return nil
+}
+
+// recordDurably is RecordImpression for a store made by Open, from the
+// dedup decision on. It answers only once the outcome is durable.
+//
+// The dedup shard's lock is held from the decision until the record is in
+// the log, and the campaign's lock from the append until the counters
+// change. So the log orders each key's records as the dedup decisions
+// were made, and each campaign's as its counters changed, which is what
+// replay and snapshots rely on. The log's own mutex, held only to copy the
+// record into its buffer, is the one lock all impressions share: group
+// commit needs one order of records.
+func (s *Store) recordDurably(cs *campaignState, campaignID string, key adcount.DedupKey, now time.Time) (bool, error) {
+	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
+	shard := &s.dedup[key[0]%dedupShards]
+	shard.mu.Lock()
+	if !shard.admitLocked(key, t, ttl) {
+		shard.mu.Unlock()
+		// The record that made this a duplicate may still be on its way
+		// to disk; answer "duplicate" only once it is there.
+		if err := s.disk.log.Barrier().Wait(); err != nil {
+			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
+		}
+		return false, nil
+	}
+	var buf [maxImpressionPayload]byte
+	payload := appendImpression(buf[:0], campaignID, key, t, t+ttl)
+	cs.mu.Lock()
+	lsn, commit, err := s.disk.log.Append(payload)
+	if err == nil {
+		cs.total++
+		cs.ring.add(adcount.Bucket(now), 1)
+		cs.lsn = lsn
+	}
+	cs.mu.Unlock()
+	if err != nil {
+		shard.forget(key)
+	}
+	shard.mu.Unlock()
+	if err == nil {
+		err = commit.Wait()
+	}
+	if err != nil {
+		return false, fmt.Errorf("memstore: record impression for %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
+	}
+	return true, nil
+}
+
+// restorer rebuilds a store from its snapshot and log. It runs before the
+// store is shared, so it takes no locks.
+type restorer struct {
+	s           *Store
+	now, ttl    int64 // Unix milliseconds, milliseconds
+	cut         uint64
+	campaigns   int
+	impressions int
+}
+
+func (r *restorer) snapshotRecord(payload []byte) error {
+	if len(payload) == 0 {
+		return errors.New("empty record")
+	}
+	d := &decoder{b: payload[1:]}
+	switch payload[0] {
+	case recSnapshotHeader:
+		r.cut = d.u64()
+		return d.done()
+	case recCounters:
+		c, err := decodeCounters(d)
+		if err != nil {
+			return err
+		}
+		r.s.campaigns.Store(c.campaign.ID, &campaignState{campaign: c.campaign, total: c.total, ring: c.ring, lsn: c.lsn})
+		r.campaigns++
+		return nil
+	case recDedup:
+		n := int(d.u32())
+		for range n {
+			r.restoreKey(d.key(), d.i64())
+		}
+		return d.done()
+	}
+	return fmt.Errorf("unknown snapshot record type %d", payload[0])
+}
+
+func (r *restorer) restoreKey(key adcount.DedupKey, expiry int64) {
+	r.s.dedup[key[0]%dedupShards].restore(key, expiry, r.now, r.ttl)
+}
+
+// logRecord applies one log record. Records up to the snapshot's cut are
+// in the snapshot already; after it, an impression is in the snapshot if
+// its campaign's snapshot lsn reaches it. Dedup keys restore idempotently.
+func (r *restorer) logRecord(lsn uint64, payload []byte) error {
+	if len(payload) == 0 {
+		return errors.New("empty record")
+	}
+	d := &decoder{b: payload[1:]}
+	switch payload[0] {
+	case recCampaign:
+		c := d.campaign()
+		if err := d.done(); err != nil {
+			return err
+		}
+		if lsn <= r.cut {
+			return nil
+		}
+		if _, loaded := r.s.campaigns.LoadOrStore(c.ID, &campaignState{campaign: c}); loaded {
+			return fmt.Errorf("campaign %s is created twice", c.ID)
+		}
+		r.campaigns++
+		return nil
+	case recImpression:
+		t, expiry, key, id := d.i64(), d.i64(), d.key(), d.str16()
+		if err := d.done(); err != nil {
+			return err
+		}
+		if lsn <= r.cut {
+			return nil
+		}
+		v, ok := r.s.campaigns.Load(id)
+		if !ok {
+			return fmt.Errorf("impression for campaign %s, which no record creates", id)
+		}
+		r.restoreKey(key, expiry)
+		cs := v.(*campaignState)
+		if lsn <= cs.lsn {
+			return nil
+		}
+		cs.total++
+		cs.ring.add(adcount.Bucket(time.UnixMilli(t)), 1)
+		cs.lsn = lsn
+		r.impressions++
+		return nil
+	}
+	return fmt.Errorf("unknown log record type %d", payload[0])
+}
