@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME   ?= 1s
 BENCHCOUNT  ?= 1
 
-.PHONY: test bench lint run
+.PHONY: test bench lint run dynamodb-table
 
 ## test: vet, then every test with the race detector.
 test:
@@ -28,3 +28,12 @@ lint:
 ## run: the local server on :8080 with the in-memory store.
 run:
 	$(GO) run ./local
+
+## DynamoDB store -------------------------------------------------------------
+
+## dynamodb-table: create DYNAMODB_TABLE (default impressions) with the key
+## schema and TTL the deployment uses, on the endpoint the AWS SDK settings
+## name (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local).
+DYNAMODB_TABLE ?= impressions
+dynamodb-table:
+	DYNAMODB_TABLE=$(DYNAMODB_TABLE) $(GO) run ./local create-table

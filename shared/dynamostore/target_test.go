@@ -2,27 +2,23 @@ package dynamostore_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"github.com/truora/minidyn/server"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
 )
 
 // targetEnv selects where the tests run. Unset, every test gets a minidyn
@@ -75,10 +71,7 @@ func newTarget(t *testing.T) *target {
 	default:
 		t.Fatalf("%s must be unset or \"aws\", got %q", targetEnv, v)
 	}
-	ttl := &ttlShim{next: server.NewServer(), specs: map[string]string{}}
-	srv := httptest.NewServer(ttl)
-	t.Cleanup(srv.Close)
-	tg := &target{table: "impressions", endpoint: srv.URL}
+	tg := &target{table: "impressions", endpoint: dynamotest.Start(t)}
 	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
 	require.NoError(t, err)
 	return tg
@@ -89,24 +82,18 @@ func newTarget(t *testing.T) *target {
 // inject faults.
 func (tg *target) client(t testing.TB, wrap func(http.RoundTripper) http.RoundTripper) *dynamodb.Client {
 	t.Helper()
+	if tg.endpoint != "" {
+		return dynamotest.Client(t, tg.endpoint, wrap)
+	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(transport.CloseIdleConnections)
 	var rt http.RoundTripper = transport
 	if wrap != nil {
 		rt = wrap(rt)
 	}
-	httpClient := &http.Client{Transport: rt}
-	if tg.endpoint == "" {
-		cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithHTTPClient(httpClient))
-		require.NoError(t, err)
-		return dynamodb.NewFromConfig(cfg)
-	}
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-		HTTPClient:  httpClient,
-	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(tg.endpoint) })
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithHTTPClient(&http.Client{Transport: rt}))
+	require.NoError(t, err)
+	return dynamodb.NewFromConfig(cfg)
 }
 
 // store returns a store with a client of its own. Its calls may take up to
@@ -174,78 +161,4 @@ func deleteTable(tg *target) error {
 	}
 	_, err = dynamodb.NewFromConfig(cfg).DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(tg.table)})
 	return err
-}
-
-// ttlShim fills two gaps of minidyn so that the create-table path runs
-// unchanged against the in-process server: it answers the two TTL
-// operations, remembering each table's TTL attribute, and adds the ACTIVE
-// status that minidyn's DescribeTable leaves out (its tables are usable at
-// once). Every other request goes to minidyn as it is. minidyn never
-// deletes expired items, which is the worst case DynamoDB's lazy TTL allows
-// and the one the store must count right in.
-type ttlShim struct {
-	next  http.Handler
-	mu    sync.Mutex
-	specs map[string]string // table -> TTL attribute
-}
-
-func (s *ttlShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := r.Header.Get("X-Amz-Target")
-	op = op[strings.LastIndex(op, ".")+1:]
-	switch op {
-	case "UpdateTimeToLive", "DescribeTimeToLive":
-	case "DescribeTable":
-		s.describeTable(w, r)
-		return
-	default:
-		s.next.ServeHTTP(w, r)
-		return
-	}
-	var in struct {
-		TableName               string
-		TimeToLiveSpecification struct {
-			AttributeName string
-			Enabled       bool
-		}
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-	if op == "UpdateTimeToLive" {
-		if in.TimeToLiveSpecification.Enabled {
-			s.specs[in.TableName] = in.TimeToLiveSpecification.AttributeName
-		} else {
-			delete(s.specs, in.TableName)
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"TimeToLiveSpecification": in.TimeToLiveSpecification})
-		return
-	}
-	desc := map[string]any{"TimeToLiveStatus": "DISABLED"}
-	if attr, ok := s.specs[in.TableName]; ok {
-		desc = map[string]any{"TimeToLiveStatus": "ENABLED", "AttributeName": attr}
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"TimeToLiveDescription": desc})
-}
-
-func (s *ttlShim) describeTable(w http.ResponseWriter, r *http.Request) {
-	rec := httptest.NewRecorder()
-	s.next.ServeHTTP(rec, r)
-	var out map[string]map[string]any
-	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out["Table"] == nil {
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-		return
-	}
-	if status, _ := out["Table"]["TableStatus"].(string); status == "" {
-		out["Table"]["TableStatus"] = "ACTIVE"
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-	_ = json.NewEncoder(w).Encode(out)
 }
