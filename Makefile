@@ -19,7 +19,7 @@ BENCHTIME   ?= 1s
 BENCHCOUNT  ?= 1
 FUZZTIME    ?= 30s
 
-.PHONY: test bench lint run fuzz vulncheck
+.PHONY: test bench lint run fuzz vulncheck dynamodb-table
 
 ## test: vet, then every test with the race detector. The Lambda tests run
 ## the functions under the emulator that `rie` installs.
@@ -99,3 +99,11 @@ lambda-figures: build rie
 	@date; echo "nproc: $$(nproc)"; grep -m1 'model name' /proc/cpuinfo
 	@for f in $(FUNCTIONS); do echo "$$f: $$(stat -c %s build/$$f/bootstrap) bytes (linux/$(GOARCH) release build)"; done
 	$(RIE_ENV) $(GO) test ./functions -run '^$$' -bench ColdStart -benchtime 10x
+## DynamoDB store -------------------------------------------------------------
+
+## dynamodb-table: create DYNAMODB_TABLE (default impressions) with the key
+## schema and TTL the deployment uses, on the endpoint the AWS SDK settings
+## name (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local).
+DYNAMODB_TABLE ?= impressions
+dynamodb-table:
+	DYNAMODB_TABLE=$(DYNAMODB_TABLE) $(GO) run ./local create-table

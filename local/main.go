@@ -37,12 +37,20 @@ func main() {
 // accepting connections and lets requests in flight finish within
 // SHUTDOWN_TIMEOUT. It returns an error only if the server could not start
 // or did not stop cleanly. Logs go to stdout as JSON lines.
+//
+// The one argument it takes is the subcommand create-table, which creates
+// the DynamoDB store's table DYNAMODB_TABLE for local use and exits.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables", args)
-	}
 	cfg, err := config.Load(getenv)
-	if err != nil {
+	switch {
+	case len(args) == 1 && args[0] == "create-table":
+		if err != nil {
+			return err
+		}
+		return createTable(ctx, cfg, stdout)
+	case len(args) > 0:
+		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables; the only subcommand is create-table", args)
+	case err != nil:
 		return err
 	}
 	port := getenv("PORT")
@@ -114,6 +122,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// createTable creates the DynamoDB store's table with the key schema and
+// TTL the deployment uses, and says whether it was already there.
+func createTable(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	created, err := stores.CreateTable(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stdout, "created table %s\n", cfg.DynamoDBTable)
+	} else {
+		fmt.Fprintf(stdout, "table %s already exists\n", cfg.DynamoDBTable)
+	}
 	return nil
 }
 

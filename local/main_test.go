@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/dynamotest"
 )
 
 // startServer runs the real server through run on a free port and returns
@@ -70,7 +72,31 @@ func post(t *testing.T, url, body string) map[string]any {
 
 func TestServerOverHTTP(t *testing.T) {
 	t.Parallel()
-	base := startServer(t, map[string]string{"DEDUP_TTL": "30m"}, nil)
+	checkServerOverHTTP(t, map[string]string{"DEDUP_TTL": "30m"})
+}
+
+// TestDynamoDBServerOverHTTP creates the table with the create-table
+// subcommand and serves the API with STORE=dynamodb against an in-process
+// DynamoDB, reached through the AWS SDK's own settings. It sets the process
+// environment, so it cannot run in parallel.
+func TestDynamoDBServerOverHTTP(t *testing.T) {
+	for k, v := range dynamotest.Env(dynamotest.Start(t)) {
+		t.Setenv(k, v)
+	}
+	env := map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}
+	getenv := func(k string) string { return env[k] }
+	for _, want := range []string{"created table impressions\n", "table impressions already exists\n"} {
+		var out strings.Builder
+		require.NoError(t, run(context.Background(), []string{"create-table"}, getenv, &out))
+		assert.Equal(t, want, out.String())
+	}
+	checkServerOverHTTP(t, env)
+}
+
+// checkServerOverHTTP starts the server with env and drives every route.
+func checkServerOverHTTP(t *testing.T, env map[string]string) {
+	t.Helper()
+	base := startServer(t, env, nil)
 
 	c := post(t, base+"/api/v1/campaigns", `{"name":"Launch","start_time":"2020-01-01T00:00:00Z"}`)
 	require.Equal(t, 201.0, c["status"])
@@ -104,6 +130,10 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"BadReadHeaderTimeout", map[string]string{"READ_HEADER_TIMEOUT": "5"}, nil, "READ_HEADER_TIMEOUT"},
 		// Flags are not how this server is configured; say so.
 		{"Arguments", map[string]string{}, []string{"-port", "80"}, "unexpected arguments"},
+		{"CreateTableWithExtraArguments", map[string]string{}, []string{"create-table", "now"}, "unexpected arguments"},
+		// The DynamoDB store needs its table named.
+		{"DynamoDBWithoutTable", map[string]string{"STORE": "dynamodb"}, nil, "DYNAMODB_TABLE"},
+		{"CreateTableWithoutTable", map[string]string{}, []string{"create-table"}, "DYNAMODB_TABLE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,7 +17,14 @@ const (
 	// StoreMemory keeps everything in the process: exact for one server,
 	// per instance on Lambda.
 	StoreMemory = "memory"
+	// StoreDynamoDB keeps one exact count in a DynamoDB table that every
+	// process and Lambda instance shares.
+	StoreDynamoDB = "dynamodb"
 )
+
+// DefaultCounterShards is DYNAMODB_COUNTER_SHARDS when it is not set. It
+// matches the DynamoDB store's own default.
+const DefaultCounterShards = 4
 
 // Config holds the shared settings.
 type Config struct {
@@ -47,6 +54,14 @@ type Config struct {
 	// SnapshotInterval is how often the state is snapshotted and the log
 	// behind it dropped; SNAPSHOT_INTERVAL, default 1m.
 	SnapshotInterval time.Duration
+	// DynamoDBTable is the table of the DynamoDB store; DYNAMODB_TABLE,
+	// required when Store is StoreDynamoDB. The AWS SDK reads its own
+	// settings, such as AWS_REGION and AWS_ENDPOINT_URL_DYNAMODB.
+	DynamoDBTable string
+	// CounterShards is over how many items the DynamoDB store spreads each
+	// campaign's counters; DYNAMODB_COUNTER_SHARDS, default
+	// DefaultCounterShards.
+	CounterShards int
 }
 
 // Load reads the settings through getenv, which is os.Getenv in production
@@ -59,13 +74,25 @@ func Load(getenv func(string) string) (Config, error) {
 		DedupTTL:         adcount.DefaultDedupTTL,
 		FsyncBatch:       1024,
 		SnapshotInterval: time.Minute,
+		CounterShards:    DefaultCounterShards,
 	}
 	switch v := getenv("STORE"); v {
 	case "":
-	case StoreMemory:
+	case StoreMemory, StoreDynamoDB:
 		cfg.Store = v
 	default:
-		return Config{}, fmt.Errorf("config: STORE must be %q, got %q", StoreMemory, v)
+		return Config{}, fmt.Errorf("config: STORE must be %q or %q, got %q", StoreMemory, StoreDynamoDB, v)
+	}
+	cfg.DynamoDBTable = getenv("DYNAMODB_TABLE")
+	if cfg.Store == StoreDynamoDB && cfg.DynamoDBTable == "" {
+		return Config{}, fmt.Errorf("config: DYNAMODB_TABLE is required when STORE=%s", StoreDynamoDB)
+	}
+	if v := getenv("DYNAMODB_COUNTER_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("config: DYNAMODB_COUNTER_SHARDS must be a positive whole number, got %q", v)
+		}
+		cfg.CounterShards = n
 	}
 	if v := getenv("DEDUP_TTL"); v != "" {
 		d, err := time.ParseDuration(v)

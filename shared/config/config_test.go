@@ -56,6 +56,11 @@ func TestLoad(t *testing.T) {
 		{"Negative", map[string]string{"DEDUP_TTL": "-1h"}, 0, "", "DEDUP_TTL"},
 		// An unknown store must not quietly become the memory store.
 		{"UnknownStore", map[string]string{"STORE": "redis"}, 0, "", "STORE"},
+		{"DynamoDB", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}, time.Hour, "dynamodb", ""},
+		// Without a table the DynamoDB store has nowhere to count.
+		{"DynamoDBWithoutTable", map[string]string{"STORE": "dynamodb"}, 0, "", "DYNAMODB_TABLE"},
+		{"ShardsNotANumber", map[string]string{"DYNAMODB_COUNTER_SHARDS": "many"}, 0, "", "DYNAMODB_COUNTER_SHARDS"},
+		{"ZeroShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "0"}, 0, "", "DYNAMODB_COUNTER_SHARDS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,4 +114,17 @@ func TestLoadPersistence(t *testing.T) {
 			assert.Equal(t, tc.want.SnapshotInterval, cfg.SnapshotInterval)
 		})
 	}
+}
+
+func TestLoadDynamoDBSettings(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions", "DYNAMODB_COUNTER_SHARDS": "8"}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, "impressions", cfg.DynamoDBTable)
+	assert.Equal(t, 8, cfg.CounterShards)
+
+	cfg, err = config.Load(func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Equal(t, config.DefaultCounterShards, cfg.CounterShards, "the default")
 }

@@ -9,7 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/config"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/stores"
 )
@@ -36,4 +39,34 @@ func TestOpenWithDataDirPersists(t *testing.T) {
 	_, err = stores.Open(context.Background(), cfg)
 	assert.ErrorContains(t, err, "in use", "the settings reached the store")
 	require.NoError(t, c.Close())
+}
+
+// TestOpenDynamoDB opens the DynamoDB store the way every entry point does,
+// through the AWS SDK's default configuration, pointed at an in-process
+// server, and counts an impression through it. It sets the process
+// environment, so it cannot run in parallel.
+func TestOpenDynamoDB(t *testing.T) {
+	for k, v := range dynamotest.Env(dynamotest.Start(t)) {
+		t.Setenv(k, v)
+	}
+	ctx := context.Background()
+	cfg := config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 2}
+	created, err := stores.CreateTable(ctx, cfg)
+	require.NoError(t, err)
+	assert.True(t, created)
+
+	s, err := stores.Open(ctx, cfg)
+	require.NoError(t, err)
+	assert.IsType(t, &dynamostore.Store{}, s)
+	c, err := adcount.NewCampaign("c1", "Launch", time.Now().Add(-time.Minute))
+	require.NoError(t, err)
+	require.NoError(t, s.CreateCampaign(ctx, c))
+	counted, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"})
+	require.NoError(t, err)
+	assert.True(t, counted)
+
+	_, err = stores.Open(ctx, config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 1000})
+	assert.ErrorContains(t, err, "shards", "the store's own limits are enforced")
+	_, err = stores.CreateTable(ctx, config.Config{Store: config.StoreDynamoDB})
+	assert.ErrorContains(t, err, "DYNAMODB_TABLE")
 }

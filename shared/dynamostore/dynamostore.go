@@ -1,0 +1,495 @@
+// Package dynamostore is the DynamoDB adcount.Store: one exact count that
+// every process and every Lambda instance shares.
+//
+// An impression is counted by one TransactWriteItems call that checks the
+// campaign, claims the dedup marker and adds one to a counter shard, so it
+// lands whole or not at all. docs/dynamodb.md describes the data model, the
+// failure modes, why retries cannot double-count, and what it costs.
+package dynamostore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+)
+
+// Defaults and limits of the options.
+const (
+	// DefaultCounterShards is how many items hold each campaign's counters
+	// unless WithCounterShards says otherwise. A transactional write takes
+	// two of an item's roughly 1,000 write units a second, so four shards
+	// carry about 2,000 counted impressions a second for one campaign.
+	DefaultCounterShards = 4
+	// MaxCounterShards bounds the shards, and with them the cost of a
+	// stats read.
+	MaxCounterShards = 100
+	// DefaultTimeout bounds each store call, SDK retries included, unless
+	// WithTimeout says otherwise.
+	DefaultTimeout = 5 * time.Second
+	// MaxDedupTTL is the longest dedup window the store accepts.
+	MaxDedupTTL = 366 * 24 * time.Hour
+)
+
+// Client is the part of the DynamoDB API that the store calls; each method
+// is one IAM action the store needs on its table. *dynamodb.Client
+// implements it.
+type Client interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+// Store is the DynamoDB adcount.Store. It holds no state of its own beyond
+// its settings, so any number of Stores, in any number of processes, may
+// share one table. It is safe for concurrent use.
+type Store struct {
+	db      Client
+	table   string
+	now     func() time.Time
+	ttl     time.Duration
+	shards  int
+	timeout time.Duration
+}
+
+var _ adcount.Store = (*Store)(nil)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock the store reads for dedup expiry, start times and
+// window buckets. Tests pass a clock they move by hand. The default is
+// time.Now. Every process sharing a table should read a clock that agrees
+// with the others to well within a window bucket.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithDedupTTL sets how long a repeat of the same (campaign, user, ad) is
+// ignored. The default is adcount.DefaultDedupTTL.
+func WithDedupTTL(ttl time.Duration) Option { return func(s *Store) { s.ttl = ttl } }
+
+// WithCounterShards sets over how many items each campaign's counters are
+// spread, from 1 to MaxCounterShards; DefaultCounterShards if not set. More
+// shards carry more impressions a second for one campaign and make a stats
+// read cost more. Changing it never loses counts: reads sum every shard
+// they find.
+func WithCounterShards(n int) Option { return func(s *Store) { s.shards = n } }
+
+// WithTimeout bounds each store call, the SDK's own retries included; zero
+// means no bound beyond the caller's context. A call that runs out of time
+// returns ErrUnavailable.
+func WithTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d } }
+
+// New returns a store over the named table, which must have the key schema
+// and TTL attribute that Schema describes. It fails for an empty table
+// name, a dedup TTL outside 1ms to MaxDedupTTL, or a shard count outside 1
+// to MaxCounterShards. It makes no call to DynamoDB.
+func New(db Client, table string, opts ...Option) (*Store, error) {
+	s := &Store{db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL, shards: DefaultCounterShards, timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(s)
+	}
+	switch {
+	case db == nil:
+		return nil, errors.New("dynamostore: a DynamoDB client is required")
+	case table == "":
+		return nil, errors.New("dynamostore: a table name is required")
+	case s.ttl < time.Millisecond || s.ttl > MaxDedupTTL:
+		return nil, fmt.Errorf("dynamostore: dedup TTL must be between 1ms and %v, got %v", MaxDedupTTL, s.ttl)
+	case s.shards < 1 || s.shards > MaxCounterShards:
+		return nil, fmt.Errorf("dynamostore: counter shards must be between 1 and %d, got %d", MaxCounterShards, s.shards)
+	case s.timeout < 0:
+		return nil, fmt.Errorf("dynamostore: timeout must not be negative, got %v", s.timeout)
+	}
+	return s, nil
+}
+
+// CreateCampaign stores c. It returns ErrConflict if the ID is taken, and
+// ErrUnavailable if DynamoDB throttled, failed or did not answer in time.
+//
+// If the SDK retries a write whose answer was lost, the retry finds the
+// campaign that the first attempt wrote; the store recognises its own
+// write by a token it stored with it and reports success, not a conflict.
+func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
+	const op = "create campaign"
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	creator := newToken()
+	start := c.StartTime.UTC()
+	item := key(campaignPK(c.ID), metaSK)
+	item[attrName] = str(c.Name)
+	item[attrStart] = str(start.Format(time.RFC3339Nano))
+	item[attrStartMs] = num(start.UnixMilli())
+	item[attrStartNs] = num(int64(start.Nanosecond() % int(time.Millisecond)))
+	item[attrCreator] = str(creator)
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.table),
+		Item:                     item,
+		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
+		ExpressionAttributeNames: map[string]string{"#pk": PartitionKey},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return s.wrap(op, c.ID, err)
+	}
+	existing, err := s.getCampaignItem(ctx, c.ID)
+	if err != nil {
+		return s.wrap(op, c.ID, err)
+	}
+	if got, _ := getString(existing, attrCreator); got == creator {
+		return nil
+	}
+	return fmt.Errorf("dynamostore: %s %s: %w", op, c.ID, adcount.ErrConflict)
+}
+
+// Campaign returns the campaign with the given ID, or ErrNotFound. It reads
+// strongly consistently, so a campaign is visible as soon as CreateCampaign
+// has returned.
+func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, error) {
+	const op = "get campaign"
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	item, err := s.getCampaignItem(ctx, id)
+	if err != nil {
+		return adcount.Campaign{}, s.wrap(op, id, err)
+	}
+	if item == nil {
+		return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, adcount.ErrNotFound)
+	}
+	c, err := campaignFromItem(id, item)
+	if err != nil {
+		return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) getCampaignItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            key(campaignPK(id), metaSK),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return out.Item, nil
+}
+
+func campaignFromItem(id string, item map[string]types.AttributeValue) (adcount.Campaign, error) {
+	name, okName := getString(item, attrName)
+	startText, okStart := getString(item, attrStart)
+	start, err := time.Parse(time.RFC3339Nano, startText)
+	if !okName || !okStart || err != nil {
+		return adcount.Campaign{}, errors.New("malformed campaign item")
+	}
+	return adcount.Campaign{ID: id, Name: name, StartTime: start}, nil
+}
+
+// The items of the record transaction, in the order DynamoDB reports their
+// cancellation reasons.
+const (
+	txCampaign = iota // ConditionCheck: the campaign exists and has started
+	txMarker          // Update: claim the dedup marker unless it is live
+	txTotal           // Update: add one to a total shard
+	txHour            // Update: add one to a minute of an hour shard
+)
+
+// transactAttempts bounds how often RecordImpression resubmits a
+// transaction that DynamoDB cancelled without applying, because of a
+// conflict with a concurrent transaction on the same item or throttling.
+const transactAttempts = 3
+
+// RecordImpression counts imp unless the same (campaign, user, ad) was
+// counted within the dedup TTL, and reports whether it counted. A nil error
+// means DynamoDB has durably committed the outcome.
+//
+// It returns ErrInvalid for a malformed impression, ErrNotFound for an
+// unknown campaign and ErrNotStarted before the campaign's start; none of
+// them changes anything. It returns ErrUnavailable if DynamoDB throttled,
+// failed or did not answer in time: then the impression may or may not
+// have been counted, and a retry of the same impression is safe, because
+// the dedup marker and the counters are written in one transaction.
+func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+	const op = "record impression"
+	if err := imp.Validate(); err != nil {
+		return false, fmt.Errorf("dynamostore: %s: %w", op, err)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	owner := newToken()
+	in := s.recordTransaction(imp, s.now(), owner)
+	for attempt := 1; ; attempt++ {
+		// A new token per attempt: an attempt is only repeated after
+		// DynamoDB cancelled the previous one, which applied nothing. The
+		// SDK's own retries of one attempt reuse its token, so DynamoDB
+		// answers them from the first commit instead of applying twice.
+		in.ClientRequestToken = aws.String(owner + "-" + strconv.Itoa(attempt))
+		_, err := s.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			return true, nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return false, s.wrap(op, imp.CampaignID, err)
+		}
+		out, retry := classifyCancellation(tce.CancellationReasons, owner)
+		if !retry {
+			if out.err != nil {
+				return false, fmt.Errorf("dynamostore: %s %s: %w", op, imp.CampaignID, out.err)
+			}
+			return out.counted, nil
+		}
+		if attempt == transactAttempts {
+			return false, fmt.Errorf("dynamostore: %s %s: %w: %w", op, imp.CampaignID, adcount.ErrUnavailable, err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return false, s.wrap(op, imp.CampaignID, err)
+		}
+	}
+}
+
+// recordTransaction builds the one transaction that counts imp at now.
+//
+// The campaign check compares the start time as whole milliseconds and the
+// nanoseconds past them, two numbers that every DynamoDB implementation
+// compares exactly. The marker condition compares its expiry in
+// milliseconds, so a marker that DynamoDB's TTL has not yet deleted never
+// suppresses a count. The counter shard follows from the dedup key, so every
+// retry of the same impression writes the same items.
+func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner string) *dynamodb.TransactWriteItemsInput {
+	k := imp.Key()
+	nowMs := now.UnixMilli()
+	expMs := nowMs + s.ttl.Milliseconds()
+	shard := int(binary.BigEndian.Uint16(k[14:]) % uint16(s.shards))
+	hour, minute := hourOf(adcount.Bucket(now))
+	table := aws.String(s.table)
+	pk := campaignPK(imp.CampaignID)
+
+	items := make([]types.TransactWriteItem, 4)
+	items[txCampaign].ConditionCheck = &types.ConditionCheck{
+		TableName:                           table,
+		Key:                                 key(pk, metaSK),
+		ConditionExpression:                 aws.String("attribute_exists(#pk) AND (#ms < :ms OR (#ms = :ms AND #ns <= :ns))"),
+		ExpressionAttributeNames:            map[string]string{"#pk": PartitionKey, "#ms": attrStartMs, "#ns": attrStartNs},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":ms": num(nowMs), ":ns": num(int64(now.Nanosecond() % int(time.Millisecond)))},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	items[txMarker].Update = &types.Update{
+		TableName:                           table,
+		Key:                                 key(markerPK(k), markerSK),
+		UpdateExpression:                    aws.String("SET #exp = :exp, #ttl = :ttl, #owner = :owner"),
+		ConditionExpression:                 aws.String("attribute_not_exists(#exp) OR #exp <= :now"),
+		ExpressionAttributeNames:            map[string]string{"#exp": attrExpiresMs, "#ttl": TTLAttribute, "#owner": attrOwner},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":exp": num(expMs), ":ttl": num(ceilDiv(expMs, 1000)), ":owner": str(owner), ":now": num(nowMs)},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	items[txTotal].Update = &types.Update{
+		TableName:                 table,
+		Key:                       key(pk, totalSK(shard)),
+		UpdateExpression:          aws.String("ADD #n :one"),
+		ExpressionAttributeNames:  map[string]string{"#n": attrCount},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+	}
+	items[txHour].Update = &types.Update{
+		TableName:                 table,
+		Key:                       key(pk, hourSK(hour, shard)),
+		UpdateExpression:          aws.String("ADD #m :one SET #ttl = :ttl"),
+		ExpressionAttributeNames:  map[string]string{"#m": minuteAttr(minute), "#ttl": TTLAttribute},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":ttl": num(hourItemTTL(hour))},
+	}
+	return &dynamodb.TransactWriteItemsInput{TransactItems: items}
+}
+
+// outcome is what a cancelled record transaction means for the caller.
+type outcome struct {
+	counted bool
+	err     error
+}
+
+// classifyCancellation reads why DynamoDB cancelled a record transaction.
+// A cancelled transaction applied nothing. It reports retry for reasons
+// that a new attempt may not meet: a conflict with a concurrent transaction
+// on the same item, or throttling.
+func classifyCancellation(reasons []types.CancellationReason, owner string) (_ outcome, retry bool) {
+	code := func(i int) string {
+		if i < len(reasons) {
+			return aws.ToString(reasons[i].Code)
+		}
+		return ""
+	}
+	const failed = "ConditionalCheckFailed"
+	switch {
+	case code(txCampaign) == failed && len(reasons[txCampaign].Item) == 0:
+		return outcome{err: adcount.ErrNotFound}, false
+	case code(txCampaign) == failed:
+		return outcome{err: adcount.ErrNotStarted}, false
+	case code(txMarker) == failed:
+		// The marker is live. If this call's own earlier attempt wrote it,
+		// its whole transaction committed and the answer was lost on the
+		// way back (a DynamoDB without idempotency tokens, or a token
+		// older than ten minutes): the impression counted, once.
+		got, _ := getString(reasons[txMarker].Item, attrOwner)
+		return outcome{counted: got == owner}, false
+	}
+	for i := range reasons {
+		switch code(i) {
+		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+			return outcome{}, true
+		}
+	}
+	return outcome{err: fmt.Errorf("transaction cancelled: %s", reasonCodes(reasons))}, false
+}
+
+func reasonCodes(reasons []types.CancellationReason) string {
+	codes := make([]string, len(reasons))
+	for i, r := range reasons {
+		codes[i] = aws.ToString(r.Code)
+	}
+	return strings.Join(codes, ",")
+}
+
+// backoff waits before the next attempt of a cancelled transaction: 10ms,
+// then 20ms, each with up to as much again of random jitter, so that
+// conflicting writers spread out.
+func backoff(ctx context.Context, attempt int) error {
+	base := 10 * time.Millisecond << (attempt - 1)
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	d := base + time.Duration(binary.BigEndian.Uint16(b[:]))*base/65536
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Stats returns the campaign's counts as of the store's clock, or
+// ErrNotFound, from one strongly consistent Query (more pages only past
+// 1 MB). The Query reads the campaign item, its total shards and the hour
+// items of the last 25 hours, at most 26×shards+1 small items however many
+// impressions there were; docs/dynamodb.md states the read units.
+func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
+	const op = "stats"
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	now := s.now()
+	lastHour, lastDay := adcount.LastHour(now), adcount.LastDay(now)
+	firstHour, _ := hourOf(lastDay.First)
+	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                aws.String(s.table),
+		KeyConditionExpression:   aws.String("#pk = :pk AND #sk >= :from"),
+		ExpressionAttributeNames: map[string]string{"#pk": PartitionKey, "#sk": SortKey},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk":   str(campaignPK(campaignID)),
+			":from": str(hourPrefix + hourKey(firstHour)),
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	stats := adcount.Stats{CampaignID: campaignID}
+	found := false
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return adcount.Stats{}, s.wrap(op, campaignID, err)
+		}
+		for _, item := range page.Items {
+			sk, _ := getString(item, SortKey)
+			switch {
+			case sk == metaSK:
+				found = true
+			case strings.HasPrefix(sk, totalPrefix):
+				n, _ := getInt(item, attrCount)
+				stats.Total += n
+			case strings.HasPrefix(sk, hourPrefix):
+				hour, ok := parseHourSK(sk)
+				if !ok {
+					continue
+				}
+				for name := range item {
+					minute, ok := parseMinuteAttr(name)
+					if !ok {
+						continue
+					}
+					n, _ := getInt(item, name)
+					b := hour*adcount.HourBuckets + minute
+					if lastHour.Contains(b) {
+						stats.LastHour += n
+					}
+					if lastDay.Contains(b) {
+						stats.LastDay += n
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: %w", op, campaignID, adcount.ErrNotFound)
+	}
+	return stats, nil
+}
+
+// parseMinuteAttr returns the minute that a minute counter attribute
+// ("m00" to "m59") counts.
+func parseMinuteAttr(name string) (int64, bool) {
+	if len(name) != 3 || name[0] != 'm' {
+		return 0, false
+	}
+	m, err := strconv.ParseInt(name[1:], 10, 64)
+	if err != nil || m < 0 || m >= adcount.HourBuckets {
+		return 0, false
+	}
+	return m, true
+}
+
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout == 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// wrap adds the operation and key to a DynamoDB error, and marks it
+// ErrUnavailable when it is transient: the API then answers 503 with
+// Retry-After, and the client's retry is safe.
+func (s *Store) wrap(op, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if transient(err) {
+		return fmt.Errorf("dynamostore: %s %s: %w: %w", op, id, adcount.ErrUnavailable, err)
+	}
+	return fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
+}
+
+// newToken returns 128 random bits as 32 hex digits. With a suffix of up to
+// four characters it fits DynamoDB's 36-character ClientRequestToken.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if a%b > 0 {
+		q++
+	}
+	return q
+}

@@ -1,0 +1,208 @@
+package dynamostore_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, now func() time.Time, ttl time.Duration) adcount.Store {
+		return newTarget(t).store(t, nil, dynamostore.WithClock(now), dynamostore.WithDedupTTL(ttl))
+	})
+}
+
+func TestNewRejectsBadSettings(t *testing.T) {
+	t.Parallel()
+	db := dynamodb.New(dynamodb.Options{Region: "us-east-1"})
+	cases := []struct {
+		name  string
+		table string
+		opts  []dynamostore.Option
+		want  string
+	}{
+		// Without a table there is nowhere to count.
+		{"NoTable", "", nil, "table name"},
+		// Dedup is exact to the millisecond; a shorter window cannot be kept.
+		{"TTLUnderAMillisecond", "t", []dynamostore.Option{dynamostore.WithDedupTTL(time.Microsecond)}, "dedup TTL"},
+		{"TTLTooLong", "t", []dynamostore.Option{dynamostore.WithDedupTTL(dynamostore.MaxDedupTTL + time.Millisecond)}, "dedup TTL"},
+		// Zero shards would leave nowhere to add; too many make stats reads costly.
+		{"NoShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(0)}, "shards"},
+		{"TooManyShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(dynamostore.MaxCounterShards + 1)}, "shards"},
+		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := dynamostore.New(db, tc.table, tc.opts...)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// TestStoresShareOneTableExactly runs several stores, each with its own
+// client as separate Lambda instances would have, against one table. Every
+// key is sent several times, through different stores at once, and must
+// count exactly once per dedup window.
+func TestStoresShareOneTableExactly(t *testing.T) {
+	t.Parallel()
+	const (
+		instances = 3
+		workers   = 3 // per instance
+		keys      = 100
+		repeats   = 3 // each key is sent this many times, by different instances
+	)
+	tg := newTarget(t)
+	clock := storetest.NewClock(storetest.Epoch)
+	stores := make([]*dynamostore.Store, instances)
+	for i := range stores {
+		stores[i] = tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(3))
+	}
+	c := createCampaign(t, stores[0], storetest.Epoch)
+
+	send := func(round string) {
+		t.Helper()
+		var counted sync.Map
+		var wg sync.WaitGroup
+		errs := make(chan error, instances*workers)
+		for i := range instances {
+			for w := range workers {
+				wg.Go(func() {
+					for n := w; n < keys*repeats; n += workers {
+						// Instances walk the keys from different offsets, so the
+						// copies of one key meet in different instances at once.
+						k := (n + i*keys/instances) % keys
+						imp := adcount.Impression{CampaignID: c.ID, UserID: fmt.Sprint("user-", k), AdID: "ad"}
+						ok, err := stores[i].RecordImpression(context.Background(), imp)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if _, dup := counted.LoadOrStore(imp, true); ok && dup {
+							errs <- fmt.Errorf("%s: %+v counted twice", round, imp)
+							return
+						}
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+	}
+
+	send("first window")
+	want := adcount.Stats{CampaignID: c.ID, LastHour: keys, LastDay: keys, Total: keys}
+	for i, s := range stores {
+		assert.Equal(t, want, stats(t, s, c.ID), "every instance reads the same exact count (instance %d)", i)
+	}
+
+	// A window later every key counts once more, still exactly once.
+	clock.Advance(storetest.TTL)
+	send("second window")
+	want = adcount.Stats{CampaignID: c.ID, LastHour: keys, LastDay: 2 * keys, Total: 2 * keys}
+	assert.Equal(t, want, stats(t, stores[1], c.ID))
+}
+
+// TestCountersSpreadOverShards checks that one campaign's counts go to
+// several items, that the sum is exact, and that changing the shard count
+// loses nothing.
+func TestCountersSpreadOverShards(t *testing.T) {
+	t.Parallel()
+	const shards, n = 5, 100
+	tg := newTarget(t)
+	clock := storetest.NewClock(storetest.Epoch)
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(shards))
+	c := createCampaign(t, s, storetest.Epoch)
+	record := func(s *dynamostore.Store, prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			ok, err := s.RecordImpression(context.Background(), adcount.Impression{CampaignID: c.ID, UserID: fmt.Sprint(prefix, i), AdID: "a"})
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+	}
+	record(s, "user-", n)
+
+	var totals []string
+	var sum int64
+	for _, item := range tg.items(t, c.ID) {
+		sk := sortKeys([]map[string]types.AttributeValue{item})[0]
+		if len(sk) > 6 && sk[:6] == "TOTAL#" {
+			totals = append(totals, sk)
+			v, err := strconv.ParseInt(item["n"].(*types.AttributeValueMemberN).Value, 10, 64)
+			require.NoError(t, err)
+			sum += v
+		}
+	}
+	assert.Equal(t, []string{"TOTAL#000", "TOTAL#001", "TOTAL#002", "TOTAL#003", "TOTAL#004"}, totals, "100 keys reach every shard")
+	assert.Equal(t, int64(n), sum)
+	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: n, LastDay: n, Total: n}, stats(t, s, c.ID))
+
+	// Fewer shards later: the old shards are still summed.
+	fewer := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(2))
+	record(fewer, "later-", 10)
+	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: n + 10, LastDay: n + 10, Total: n + 10}, stats(t, s, c.ID))
+}
+
+// TestExpiredMarkerStillInTableCountsAgain keeps a dedup marker in the table
+// after its window, as DynamoDB's lazy TTL may for days, and checks that the
+// condition's own expiry comparison lets the impression count again.
+func TestExpiredMarkerStillInTableCountsAgain(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t)
+	clock := storetest.NewClock(storetest.Epoch)
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithDedupTTL(time.Minute))
+	c := createCampaign(t, s, storetest.Epoch)
+	imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}
+	require.True(t, record(t, s, imp))
+
+	items := tg.items(t, c.ID, imp)
+	marker := items[len(items)-1]
+	wantExp := storetest.Epoch.Add(time.Minute).UnixMilli()
+	assert.Equal(t, strconv.FormatInt(wantExp, 10), marker["expMs"].(*types.AttributeValueMemberN).Value)
+	assert.Equal(t, strconv.FormatInt(wantExp/1000, 10), marker["ttl"].(*types.AttributeValueMemberN).Value, "TTL removes the marker once it has expired")
+
+	clock.Advance(time.Minute)
+	require.Len(t, tg.items(t, c.ID, imp), len(items), "the expired marker is still in the table")
+	assert.True(t, record(t, s, imp), "an expired marker does not suppress a count")
+	assert.Equal(t, int64(2), stats(t, s, c.ID).Total)
+}
+
+func createCampaign(t *testing.T, s adcount.Store, start time.Time) adcount.Campaign {
+	t.Helper()
+	c, err := adcount.NewCampaign(uuid.NewString(), "Spring sale", start)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateCampaign(context.Background(), c))
+	return c
+}
+
+func record(t *testing.T, s adcount.Store, imp adcount.Impression) bool {
+	t.Helper()
+	ok, err := s.RecordImpression(context.Background(), imp)
+	require.NoError(t, err)
+	return ok
+}
+
+func stats(t *testing.T, s adcount.Store, id string) adcount.Stats {
+	t.Helper()
+	st, err := s.Stats(context.Background(), id)
+	require.NoError(t, err)
+	return st
+}

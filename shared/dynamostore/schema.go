@@ -1,0 +1,116 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Attribute names. Short names keep items small, and item size is what
+// DynamoDB bills.
+const (
+	// PartitionKey is the table's string partition key.
+	PartitionKey = "pk"
+	// SortKey is the table's string sort key.
+	SortKey = "sk"
+	// TTLAttribute holds the epoch second after which DynamoDB's TTL process
+	// may delete an item. Dedup markers and hour counters carry it;
+	// campaigns and totals never expire.
+	TTLAttribute = "ttl"
+
+	attrName      = "name"    // campaign: name
+	attrStart     = "start"   // campaign: start time, RFC 3339 in UTC
+	attrStartMs   = "startMs" // campaign: start, whole Unix milliseconds (floor)
+	attrStartNs   = "startNs" // campaign: start, nanoseconds past startMs
+	attrCreator   = "creator" // campaign: the CreateCampaign call that wrote it
+	attrExpiresMs = "expMs"   // dedup marker: Unix ms at which it stops counting
+	attrOwner     = "owner"   // dedup marker: the RecordImpression call that wrote it
+	attrCount     = "n"       // total counter shard: impressions counted
+)
+
+// TableSchema is the table the store needs: the key schema, the attribute
+// definitions for the keys, on-demand billing and the TTL attribute. The
+// create-table path builds its request from it, and the deployment template
+// must declare the same, so a test can hold the two together.
+type TableSchema struct {
+	KeySchema            []types.KeySchemaElement
+	AttributeDefinitions []types.AttributeDefinition
+	BillingMode          types.BillingMode
+	TTLAttribute         string
+}
+
+// Schema returns the table the store needs. See docs/dynamodb.md for what
+// each item holds.
+func Schema() TableSchema {
+	return TableSchema{
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(PartitionKey), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(SortKey), KeyType: types.KeyTypeRange},
+		},
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(PartitionKey), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(SortKey), AttributeType: types.ScalarAttributeTypeS},
+		},
+		BillingMode:  types.BillingModePayPerRequest,
+		TTLAttribute: TTLAttribute,
+	}
+}
+
+// TableAdmin is the part of the DynamoDB API that CreateTable uses.
+// *dynamodb.Client implements it.
+type TableAdmin interface {
+	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	DescribeTimeToLive(context.Context, *dynamodb.DescribeTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
+	UpdateTimeToLive(context.Context, *dynamodb.UpdateTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+}
+
+// CreateTable creates the table named name as Schema describes it, waits
+// until it is active and turns on TTL. It is for local use and tests;
+// deployments declare the table in the template. A table that already
+// exists is left as it is, apart from turning TTL on if it is off, so
+// running it twice is harmless. It reports whether it created the table.
+func CreateTable(ctx context.Context, api TableAdmin, name string) (created bool, err error) {
+	s := Schema()
+	_, err = api.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		KeySchema:            s.KeySchema,
+		AttributeDefinitions: s.AttributeDefinitions,
+		BillingMode:          s.BillingMode,
+	})
+	var inUse *types.ResourceInUseException
+	switch {
+	case err == nil:
+		created = true
+	case errors.As(err, &inUse):
+	default:
+		return false, fmt.Errorf("dynamostore: create table %s: %w", name, err)
+	}
+	waiter := dynamodb.NewTableExistsWaiter(api, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 2*time.Second
+	})
+	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute); err != nil {
+		return created, fmt.Errorf("dynamostore: wait for table %s: %w", name, err)
+	}
+	ttl, err := api.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+	if err != nil {
+		return created, fmt.Errorf("dynamostore: describe TTL of %s: %w", name, err)
+	}
+	if d := ttl.TimeToLiveDescription; d != nil && aws.ToString(d.AttributeName) == s.TTLAttribute &&
+		(d.TimeToLiveStatus == types.TimeToLiveStatusEnabled || d.TimeToLiveStatus == types.TimeToLiveStatusEnabling) {
+		return created, nil
+	}
+	_, err = api.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(s.TTLAttribute), Enabled: aws.Bool(true)},
+	})
+	if err != nil {
+		return created, fmt.Errorf("dynamostore: enable TTL on %s: %w", name, err)
+	}
+	return created, nil
+}

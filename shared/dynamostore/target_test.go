@@ -1,0 +1,164 @@
+package dynamostore_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
+)
+
+// targetEnv selects where the tests run. Unset, every test gets a minidyn
+// server in this process, which speaks DynamoDB's JSON protocol to the real
+// SDK client. Set to "aws", the tests load the SDK's default configuration
+// (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, credentials) and so run against
+// DynamoDB Local or real DynamoDB, in one table they create for the run and
+// delete at the end.
+const targetEnv = "DYNAMOSTORE_TEST_TARGET"
+
+// target is a DynamoDB endpoint with the store's table on it.
+type target struct {
+	table string
+	// endpoint is the in-process server's URL; empty for "aws".
+	endpoint string
+}
+
+var (
+	awsOnce   sync.Once
+	awsTarget *target
+	awsErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if awsTarget != nil {
+		if err := deleteTable(awsTarget); err != nil {
+			fmt.Fprintln(os.Stderr, "delete test table:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// newTarget returns a table for one test: a new in-process server, or the
+// run's shared table on the configured endpoint. Tests that share the
+// shared table stay apart because every campaign has a random ID.
+func newTarget(t *testing.T) *target {
+	t.Helper()
+	switch v := os.Getenv(targetEnv); v {
+	case "":
+	case "aws":
+		awsOnce.Do(func() {
+			tg := &target{table: "impression-counter-test-" + uuid.NewString()[:8]}
+			_, awsErr = dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
+			awsTarget = tg
+		})
+		require.NoError(t, awsErr, "create the test table")
+		return awsTarget
+	default:
+		t.Fatalf("%s must be unset or \"aws\", got %q", targetEnv, v)
+	}
+	tg := &target{table: "impressions", endpoint: dynamotest.Start(t)}
+	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	return tg
+}
+
+// client returns a client of its own, with its own connection pool, as a
+// separate process would have. wrap, if not nil, wraps its transport, to
+// inject faults.
+func (tg *target) client(t testing.TB, wrap func(http.RoundTripper) http.RoundTripper) *dynamodb.Client {
+	t.Helper()
+	if tg.endpoint != "" {
+		return dynamotest.Client(t, tg.endpoint, wrap)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(transport.CloseIdleConnections)
+	var rt http.RoundTripper = transport
+	if wrap != nil {
+		rt = wrap(rt)
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithHTTPClient(&http.Client{Transport: rt}))
+	require.NoError(t, err)
+	return dynamodb.NewFromConfig(cfg)
+}
+
+// store returns a store with a client of its own. Its calls may take up to
+// a minute, so that a machine busy with parallel tests does not turn into
+// spurious ErrUnavailable; tests of timeouts set their own.
+func (tg *target) store(t testing.TB, wrap func(http.RoundTripper) http.RoundTripper, opts ...dynamostore.Option) *dynamostore.Store {
+	t.Helper()
+	opts = append([]dynamostore.Option{dynamostore.WithTimeout(time.Minute)}, opts...)
+	s, err := dynamostore.New(tg.client(t, wrap), tg.table, opts...)
+	require.NoError(t, err)
+	return s
+}
+
+// items returns every item of the campaign's partition and the dedup marker
+// of each impression given, read straight from the table.
+func (tg *target) items(t *testing.T, campaignID string, imps ...adcount.Impression) []map[string]types.AttributeValue {
+	t.Helper()
+	ctx := context.Background()
+	db := tg.client(t, nil)
+	out, err := db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(tg.table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "CAMPAIGN#" + campaignID}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	require.NoError(t, err)
+	items := out.Items
+	for _, imp := range imps {
+		k := imp.Key()
+		got, err := db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      aws.String(tg.table),
+			Key:            itemKey(fmt.Sprintf("DEDUP#%x", k[:]), "MARKER"),
+			ConsistentRead: aws.Bool(true),
+		})
+		require.NoError(t, err)
+		if len(got.Item) > 0 {
+			items = append(items, got.Item)
+		}
+	}
+	return items
+}
+
+func itemKey(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: pk},
+		"sk": &types.AttributeValueMemberS{Value: sk},
+	}
+}
+
+// sortKeys lists the items' sort keys.
+func sortKeys(items []map[string]types.AttributeValue) []string {
+	var sks []string
+	for _, it := range items {
+		sks = append(sks, it["sk"].(*types.AttributeValueMemberS).Value)
+	}
+	return sks
+}
+
+func deleteTable(tg *target) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = dynamodb.NewFromConfig(cfg).DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(tg.table)})
+	return err
+}
