@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		// Without a target there is nothing to attack.
+		{"NoTarget", nil, "-target must be an http(s) URL"},
+		{"NotHTTP", []string{"-target", "ftp://h"}, "-target must be an http(s) URL"},
+		// Maximum throughput is bounded by the workers; without a bound
+		// vegeta would start goroutines without end.
+		{"ClosedModelWithoutWorkers", []string{"-target", "http://h", "-rate", "0"}, "needs -max-workers"},
+		{"NegativeRate", []string{"-target", "http://h", "-rate", "-1"}, "-rate must be 0 or more"},
+		{"ZeroDuration", []string{"-target", "http://h", "-duration", "0s"}, "must be positive"},
+		// The plan checks its own numbers before any campaign is created.
+		{"RatioOutOfRange", []string{"-target", "http://h", "-dup", "1.5"}, "duplicate ratio"},
+		{"StrayArgument", []string{"-target", "http://h", "extra"}, "unexpected arguments"},
+		{"UnknownFlag", []string{"-rps", "5"}, "flag provided but not defined"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := run(context.Background(), tc.args, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+			require.ErrorContains(t, err, tc.want)
+			assert.True(t, errors.As(err, new(usageError)), "bad flags exit 2, not 1")
+		})
+	}
+}
+
+func TestAdminKeyComesFromFlagOrEnvironment(t *testing.T) {
+	t.Parallel()
+	env := func(k string) string { return map[string]string{adminKeyEnv: "from-env"}[k] }
+	o, err := parseFlags([]string{"-target", "http://h"}, env, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", o.adminKey)
+	o, err = parseFlags([]string{"-target", "http://h", "-admin-key", "from-flag"}, env, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "from-flag", o.adminKey, "the flag wins over the environment")
+}
+
+func TestEmitWritesVegetaTargets(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-target", "http://h", "-campaign-ids", "a,b", "-emit", "5", "-dup", "0"},
+		func(string) string { return "" }, &out, &bytes.Buffer{})
+	require.NoError(t, err)
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	require.Len(t, lines, 5)
+	assert.Contains(t, string(lines[0]), `"method":"POST","url":"http://h/api/v1/impressions?req=0"`)
+}
+
+func TestHelpIsNotAnError(t *testing.T) {
+	t.Parallel()
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+	assert.ErrorIs(t, err, flag.ErrHelp)
+}
