@@ -150,19 +150,33 @@ func writeFile(path string, write func(io.Writer) error) error {
 }
 
 // emitTargets writes the first n targets of the plan as vegeta JSON target
-// lines, for `vegeta attack -format=json`.
-func emitTargets(ts *targets, n uint64, w io.Writer) error {
+// lines, for `vegeta attack -format=json`, and tells summary what it wrote:
+// a run that answers every request must end with as many counted
+// impressions as new keys.
+func emitTargets(ts *targets, n uint64, w, summary io.Writer) error {
 	buf := bufio.NewWriter(w)
 	enc := vegeta.NewJSONTargetEncoder(buf)
-	next := ts.targeter()
-	for range n {
+	var fresh, repeats, reads uint64
+	for i := range n {
 		var t vegeta.Target
-		if err := next(&t); err != nil {
+		if err := ts.target(i, &t); err != nil {
 			return err
 		}
 		if err := enc.Encode(&t); err != nil {
 			return err
 		}
+		switch r, _ := ts.plan.Request(i); {
+		case r.Read:
+			reads++
+		case r.Repeat:
+			repeats++
+		default:
+			fresh++
+		}
 	}
-	return buf.Flush()
+	if err := buf.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(summary, "loadtest: wrote %d targets: %d new keys, %d repeats, %d stats reads\n", n, fresh, repeats, reads)
+	return err
 }

@@ -180,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if o.emit > 0 {
-		return emitTargets(ts, o.emit, stdout)
+		return emitTargets(ts, o.emit, stdout, stderr)
 	}
 
 	fmt.Fprintf(stderr, "loadtest: %s for %v against %s; %d campaigns, duplicates %v, reads %v, seed %d\n",
