@@ -6,6 +6,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME   ?= 1s
 BENCHCOUNT  ?= 1
+BENCH_OUT   ?= out/bench.txt
 
 .PHONY: test bench lint run
 
@@ -14,9 +15,14 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## bench: the Go benchmarks of the store and the handler, on 1 and 2 cores.
+## bench: the Go benchmarks of the store and the handler, on 1 and 2 cores,
+## recorded in $(BENCH_OUT) and summarised with benchstat.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./shared/...
+	@mkdir -p $(dir $(BENCH_OUT))
+	@echo "benchmarks -> $(BENCH_OUT)"
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./shared/... > $(BENCH_OUT) || { cat $(BENCH_OUT); exit 1; }
+	@cat $(BENCH_OUT)
+	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 
 ## lint: formatting, vet and staticcheck.
 lint:
@@ -28,3 +34,25 @@ lint:
 ## run: the local server on :8080 with the in-memory store.
 run:
 	$(GO) run ./local
+
+# ---- Load testing and the performance budget (loadtest/, docs/performance.md) ----
+VEGETA_CLI := github.com/tsenart/vegeta/v12@v12.13.0
+BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
+.PHONY: vegeta load bench-http rss
+
+## vegeta: the vegeta CLI that loadtest/scripts use, into bin/.
+vegeta:
+	GOBIN=$(CURDIR)/bin $(GO) install $(VEGETA_CLI)
+
+## load: the local server, a 20 s verified load test against it, then stop it.
+load:
+	loadtest/scripts/load.sh
+
+## bench-http: the service's impression route against a bare net/http floor.
+bench-http:
+	loadtest/scripts/bench-http.sh
+
+## rss: the local server's resident memory after a million distinct impressions.
+rss:
+	loadtest/scripts/rss.sh

@@ -39,6 +39,10 @@ func attack(ctx context.Context, o options, ts *targets, stderr io.Writer) (*run
 	if o.rate == 0 {
 		pacer = vegeta.ConstantPacer{}
 	}
+	var pace vegeta.Pacer = pacer
+	if o.requests > 0 {
+		pace = limitPacer{Pacer: pacer, max: o.requests}
+	}
 	began := time.Now()
 	res := &runResult{began: began, metrics: &vegeta.Metrics{}, ledger: newLedger(ts.plan, began)}
 	if o.out != "" {
@@ -51,7 +55,7 @@ func attack(ctx context.Context, o options, ts *targets, stderr io.Writer) (*run
 	stopOnCancel := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stopOnCancel()
 
-	for r := range atk.Attack(ts.targeter(), pacer, o.duration, "loadtest") {
+	for r := range atk.Attack(ts.targeter(), pace, o.duration, "loadtest") {
 		requests.Add(1)
 		if r.Error != "" {
 			failures.Add(1)
@@ -78,6 +82,19 @@ func attack(ctx context.Context, o options, ts *targets, stderr io.Writer) (*run
 		return nil, fmt.Errorf("the traffic plan ran out: %s", res.targetErr)
 	}
 	return res, nil
+}
+
+// limitPacer stops an attack after max requests.
+type limitPacer struct {
+	vegeta.Pacer
+	max uint64
+}
+
+func (p limitPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	if hits >= p.max {
+		return 0, true
+	}
+	return p.Pacer.Pace(elapsed, hits)
 }
 
 // progress prints a line every interval until the returned func is called.

@@ -76,6 +76,7 @@ type options struct {
 	out         string
 	progress    time.Duration
 	emit        uint64
+	requests    uint64
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -99,6 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.verify, "verify", true, "read the stats after the attack and check them against the replies")
 	fs.StringVar(&o.out, "out", "", "directory to write report.json, histogram.hdr and plot.html to")
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line; 0 turns it off")
+	fs.Uint64Var(&o.requests, "requests", 0, "stop after this many requests, even before -duration; 0 means no limit")
 	fs.Uint64Var(&o.emit, "emit", 0, "write this many targets as vegeta JSON lines to stdout instead of attacking (for the vegeta CLI)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

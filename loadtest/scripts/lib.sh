@@ -2,7 +2,7 @@
 #
 # Settings, all from the environment:
 #   TARGET       base URL of the API            (default http://127.0.0.1:8080)
-#   VEGETA       the vegeta CLI                 (default bin/vegeta; `make vegeta` installs it)
+#   VEGETA       the vegeta CLI                 (default bin/vegeta, installed by `make vegeta`)
 #   LOADTEST     the harness, used to plan bodies (default: go run ./loadtest)
 #   ADMIN_KEY    admin API key for campaign and stats routes (default $LOADTEST_ADMIN_KEY)
 #   OUT          directory for the results      (default out/loadtest/<scenario>-<time>)
@@ -15,6 +15,9 @@ VEGETA="${VEGETA:-bin/vegeta}"
 ADMIN_KEY="${ADMIN_KEY:-${LOADTEST_ADMIN_KEY:-}}"
 read -r -a LOADTEST <<<"${LOADTEST:-go run ./loadtest}"
 
+if [ "$VEGETA" = bin/vegeta ] && [ ! -x bin/vegeta ]; then
+	make vegeta
+fi
 if ! command -v "$VEGETA" >/dev/null; then
 	echo "vegeta CLI not found at $VEGETA: run 'make vegeta' or set VEGETA" >&2
 	exit 1
