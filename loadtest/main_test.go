@@ -68,3 +68,15 @@ func TestHelpIsNotAnError(t *testing.T) {
 	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
 	assert.ErrorIs(t, err, flag.ErrHelp)
 }
+
+func TestRequestsLimitStopsTheAttack(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{
+		"-target", wrongCounter(t, 0), "-rate", "0", "-workers", "2", "-max-workers", "2",
+		"-requests", "30", "-duration", "1m", "-campaigns", "1", "-users", "100", "-progress", "0",
+	}, func(string) string { return "" }, &out, &bytes.Buffer{})
+	require.NoError(t, err, out.String())
+	assert.Regexp(t, `Requests\s+\[total, rate, throughput\]\s+30,`, out.String())
+	assert.Contains(t, out.String(), "verification passed")
+}
