@@ -7,7 +7,7 @@
 //	PORT=0 go run ./loadtest/floor
 //
 // It logs one line, {"msg":"listening","addr":...}, like the local server,
-// and stops on SIGINT or SIGTERM.
+// and stops on SIGINT or SIGTERM without draining: it holds nothing.
 package main
 
 import (
@@ -70,19 +70,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+	// Nothing is worth draining here: stopping closes the connections.
+	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	defer stop()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
