@@ -77,6 +77,7 @@ type options struct {
 	progress    time.Duration
 	emit        uint64
 	requests    uint64
+	dedupTTL    time.Duration
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -96,7 +97,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Float64Var(&o.readShare, "reads", 0, "share of requests that read a campaign's stats, exact to 1e-6")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the traffic; the same seed and flags send the same requests")
 	fs.StringVar(&o.adminKey, "admin-key", getenv(adminKeyEnv), "admin API key sent as a Bearer token on campaign and stats routes (default $"+adminKeyEnv+")")
-	fs.StringVar(&o.campaignIDs, "campaign-ids", "", "comma-separated IDs of existing campaigns to use instead of creating -campaigns new ones")
+	fs.StringVar(&o.campaignIDs, "campaign-ids", "", "comma-separated IDs of existing campaigns to use instead of creating -campaigns new ones; -verify needs them to have no impressions yet")
+	fs.DurationVar(&o.dedupTTL, "dedup-ttl", time.Hour, "the service's DEDUP_TTL; a verified run must be shorter, or repeats would rightly count again")
 	fs.BoolVar(&o.verify, "verify", true, "read the stats after the attack and check them against the replies")
 	fs.StringVar(&o.out, "out", "", "directory to write report.json, histogram.hdr and plot.html to")
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line; 0 turns it off")
@@ -124,6 +126,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.duration <= 0 || o.timeout <= 0 {
 		errs = append(errs, errors.New("-duration and -timeout must be positive"))
+	}
+	if o.verify && o.duration+o.timeout >= o.dedupTTL {
+		errs = append(errs, fmt.Errorf("a verified run must end inside the dedup window: -duration %v plus -timeout %v is not below -dedup-ttl %v", o.duration, o.timeout, o.dedupTTL))
 	}
 	if o.workers == 0 {
 		errs = append(errs, errors.New("-workers must be at least 1"))
@@ -175,6 +180,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			ids = append(ids, id)
+		}
+	}
+	if o.verify && o.campaignIDs != "" && o.emit == 0 {
+		// Verification compares totals with this run's replies alone.
+		for _, id := range ids {
+			s, err := client.stats(ctx, id)
+			if err != nil {
+				return err
+			}
+			if s.Total != 0 {
+				return usageError{fmt.Errorf("campaign %s already has %d impressions: -verify needs new campaigns (or -verify=false)", id, s.Total)}
+			}
 		}
 	}
 	ts, err := newTargets(plan, o.target, ids, o.adminKey)

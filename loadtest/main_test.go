@@ -23,12 +23,15 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"NotHTTP", []string{"-target", "ftp://h"}, "-target must be an http(s) URL"},
 		// Maximum throughput is bounded by the workers; without a bound
 		// vegeta would start goroutines without end.
-		{"ClosedModelWithoutWorkers", []string{"-target", "http://h", "-rate", "0"}, "needs -max-workers"},
-		{"NegativeRate", []string{"-target", "http://h", "-rate", "-1"}, "-rate must be 0 or more"},
-		{"ZeroDuration", []string{"-target", "http://h", "-duration", "0s"}, "must be positive"},
+		{"ClosedModelWithoutWorkers", []string{"-target", "http://127.0.0.1:1", "-rate", "0"}, "needs -max-workers"},
+		{"NegativeRate", []string{"-target", "http://127.0.0.1:1", "-rate", "-1"}, "-rate must be 0 or more"},
+		{"ZeroDuration", []string{"-target", "http://127.0.0.1:1", "-duration", "0s"}, "must be positive"},
 		// The plan checks its own numbers before any campaign is created.
-		{"RatioOutOfRange", []string{"-target", "http://h", "-dup", "1.5"}, "duplicate ratio"},
-		{"StrayArgument", []string{"-target", "http://h", "extra"}, "unexpected arguments"},
+		{"RatioOutOfRange", []string{"-target", "http://127.0.0.1:1", "-dup", "1.5"}, "duplicate ratio"},
+		// A repeat after the dedup window rightly counts again, which
+		// verification would call a double count.
+		{"LongerThanDedupWindow", []string{"-target", "http://127.0.0.1:1", "-duration", "2m", "-dedup-ttl", "1m"}, "inside the dedup window"},
+		{"StrayArgument", []string{"-target", "http://127.0.0.1:1", "extra"}, "unexpected arguments"},
 		{"UnknownFlag", []string{"-rps", "5"}, "flag provided but not defined"},
 	}
 	for _, tc := range cases {
@@ -44,10 +47,10 @@ func TestRunRejectsBadFlags(t *testing.T) {
 func TestAdminKeyComesFromFlagOrEnvironment(t *testing.T) {
 	t.Parallel()
 	env := func(k string) string { return map[string]string{adminKeyEnv: "from-env"}[k] }
-	o, err := parseFlags([]string{"-target", "http://h"}, env, &bytes.Buffer{})
+	o, err := parseFlags([]string{"-target", "http://127.0.0.1:1"}, env, &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, "from-env", o.adminKey)
-	o, err = parseFlags([]string{"-target", "http://h", "-admin-key", "from-flag"}, env, &bytes.Buffer{})
+	o, err = parseFlags([]string{"-target", "http://127.0.0.1:1", "-admin-key", "from-flag"}, env, &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, "from-flag", o.adminKey, "the flag wins over the environment")
 }
@@ -55,12 +58,12 @@ func TestAdminKeyComesFromFlagOrEnvironment(t *testing.T) {
 func TestEmitWritesVegetaTargets(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-target", "http://h", "-campaign-ids", "a,b", "-emit", "5", "-dup", "0"},
+	err := run(context.Background(), []string{"-target", "http://127.0.0.1:1", "-campaign-ids", "a,b", "-emit", "5", "-dup", "0"},
 		func(string) string { return "" }, &out, &bytes.Buffer{})
 	require.NoError(t, err)
 	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
 	require.Len(t, lines, 5)
-	assert.Contains(t, string(lines[0]), `"method":"POST","url":"http://h/api/v1/impressions?req=0"`)
+	assert.Contains(t, string(lines[0]), `"method":"POST","url":"http://127.0.0.1:1/api/v1/impressions?req=0"`)
 }
 
 func TestHelpIsNotAnError(t *testing.T) {
@@ -79,4 +82,12 @@ func TestRequestsLimitStopsTheAttack(t *testing.T) {
 	require.NoError(t, err, out.String())
 	assert.Regexp(t, `Requests\s+\[total, rate, throughput\]\s+30,`, out.String())
 	assert.Contains(t, out.String(), "verification passed")
+}
+
+func TestVerifyRefusesCampaignsWithImpressions(t *testing.T) {
+	t.Parallel()
+	// The fake's stats already count one impression before the run.
+	err := run(context.Background(), []string{"-target", wrongCounter(t, 1), "-campaign-ids", "c1", "-duration", "1s", "-progress", "0"},
+		func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorContains(t, err, "already has 1 impressions")
 }
