@@ -132,7 +132,7 @@ func (res *runResult) report(stdout io.Writer, dir string) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "Traffic       [impressions, new keys, repeats, stats reads]  %d, %d, %d, %d\n",
-		len(res.ledger.attempts), len(res.ledger.attempts)-res.ledger.repeats, res.ledger.repeats, res.ledger.readsOK+res.ledger.readsFailed)
+		len(res.ledger.attempts), len(res.ledger.attempts)-res.ledger.repeats, res.ledger.repeats, len(res.ledger.reads)+res.ledger.readsFailed)
 	if dir == "" {
 		return nil
 	}

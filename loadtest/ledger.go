@@ -44,6 +44,13 @@ type attempt struct {
 	code       uint16
 }
 
+// read is one stats read made during the attack, as the ledger keeps it.
+type read struct {
+	campaign   int
+	start, end time.Duration
+	total      int64
+}
+
 // ledger records the outcome of every request of a run and verifies the
 // service's counts against them. It is not safe for concurrent use: one
 // goroutine feeds it the attack's results.
@@ -52,8 +59,9 @@ type ledger struct {
 	epoch    time.Time
 	attempts []attempt
 
-	repeats              int // impressions the plan sent as repeats
-	readsOK, readsFailed int
+	repeats     int    // impressions the plan sent as repeats
+	reads       []read // stats reads answered 200
+	readsFailed int
 	// foreign counts results that carry no plan index; each is a problem.
 	foreign []string
 }
@@ -74,12 +82,14 @@ func (l *ledger) add(res *vegeta.Result) {
 		l.foreign = append(l.foreign, fmt.Sprintf("result for request %d is not in the plan: %v", i, err))
 		return
 	}
+	start, end := res.Timestamp.Sub(l.epoch), res.End().Sub(l.epoch)
 	if r.Read {
-		if res.Code == 200 {
-			l.readsOK++
-		} else {
+		var s Stats
+		if res.Code != 200 || json.Unmarshal(res.Body, &s) != nil {
 			l.readsFailed++
+			return
 		}
+		l.reads = append(l.reads, read{campaign: r.Campaign, start: start, end: end, total: s.Total})
 		return
 	}
 	if r.Repeat {
@@ -88,8 +98,8 @@ func (l *ledger) add(res *vegeta.Result) {
 	l.attempts = append(l.attempts, attempt{
 		index:   i,
 		key:     r.Key,
-		start:   res.Timestamp.Sub(l.epoch),
-		end:     res.End().Sub(l.epoch),
+		start:   start,
+		end:     end,
 		outcome: classify(res.Code, res.Body),
 		code:    res.Code,
 	})
@@ -137,6 +147,8 @@ type Verdict struct {
 	Campaigns []campaignCheck
 	Uncertain int // requests with no definite answer
 	Rejected  int // impression requests answered 4xx
+	// Reads and ReadsFailed count the stats reads made during the attack.
+	Reads, ReadsFailed int
 	// Problems are contradictions and mismatches, each a sentence.
 	Problems []string
 }
@@ -160,6 +172,8 @@ func (v Verdict) OK() bool { return len(v.Problems) == 0 }
 //   - the key then adds exactly one to its campaign if a reply said counted
 //     or duplicate, zero or one if the only other requests are uncertain,
 //     and zero otherwise.
+//
+// The stats reads made during the attack are checked too; see verifyReads.
 func (l *ledger) verify(stats []Stats, elapsed time.Duration) Verdict {
 	v := Verdict{Campaigns: make([]campaignCheck, l.plan.Campaigns())}
 	v.Problems = append(v.Problems, l.foreign...)
@@ -175,6 +189,8 @@ func (l *ledger) verify(stats []Stats, elapsed time.Duration) Verdict {
 		l.verifyKey(atts[lo:hi], &v)
 		lo = hi
 	}
+	v.Reads, v.ReadsFailed = len(l.reads), l.readsFailed
+	l.verifyReads(&v)
 	for c := range v.Campaigns {
 		cc := &v.Campaigns[c]
 		cc.Stats = stats[c]
@@ -196,7 +212,7 @@ func (l *ledger) verify(stats []Stats, elapsed time.Duration) Verdict {
 
 // verifyKey judges the attempts of one key, sorted by start.
 func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
-	cc := &v.Campaigns[int(atts[0].key%uint64(len(v.Campaigns)))]
+	cc := &v.Campaigns[l.plan.campaignOf(atts[0].key)]
 	cc.Keys++
 	var (
 		recorded  []attempt
@@ -246,6 +262,68 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 	}
 }
 
+// verifyReads checks the stats reads made during the attack against two
+// facts that hold however requests interleave: a campaign's total never
+// falls, so a read sent after another was answered shows at least its
+// total; and a total can only count keys whose first request was sent
+// before the read was answered.
+func (l *ledger) verifyReads(v *Verdict) {
+	if len(l.reads) == 0 {
+		return
+	}
+	firstSent := l.firstSent()
+	byEnd := slices.Clone(l.reads)
+	slices.SortFunc(byEnd, func(a, b read) int { return cmp.Compare(a.end, b.end) })
+	byStart := slices.Clone(l.reads)
+	slices.SortFunc(byStart, func(a, b read) int { return cmp.Compare(a.start, b.start) })
+	// Sweep reads in start order; seen[c] is the highest total among
+	// campaign c's reads answered before the current one was sent.
+	seen := make([]read, len(v.Campaigns))
+	for i := range seen {
+		seen[i].total = -1
+	}
+	next := 0
+	for _, b := range byStart {
+		for ; next < len(byEnd) && byEnd[next].end < b.start; next++ {
+			if e := byEnd[next]; e.total > seen[e.campaign].total {
+				seen[e.campaign] = e
+			}
+		}
+		if a := seen[b.campaign]; b.total < a.total {
+			v.Problems = append(v.Problems, fmt.Sprintf("campaign %d: total fell from %d (read answered at +%v) to %d (read sent at +%v)", b.campaign, a.total, a.end, b.total, b.start))
+		}
+		if most := int64(sentBefore(firstSent[b.campaign], b.end)); b.total > most {
+			v.Problems = append(v.Problems, fmt.Sprintf("campaign %d: a read answered at +%v shows total %d, but only %d distinct keys had been sent by then", b.campaign, b.end, b.total, most))
+		}
+	}
+}
+
+// firstSent returns, per campaign and sorted, when each key was first
+// sent.
+func (l *ledger) firstSent() [][]time.Duration {
+	first := map[uint64]time.Duration{}
+	for _, a := range l.attempts {
+		if t, ok := first[a.key]; !ok || a.start < t {
+			first[a.key] = a.start
+		}
+	}
+	out := make([][]time.Duration, l.plan.Campaigns())
+	for key, t := range first {
+		c := l.plan.campaignOf(key)
+		out[c] = append(out[c], t)
+	}
+	for _, ts := range out {
+		slices.Sort(ts)
+	}
+	return out
+}
+
+// sentBefore counts the times in sorted that are before t.
+func sentBefore(sorted []time.Duration, t time.Duration) int {
+	n, _ := slices.BinarySearch(sorted, t)
+	return n
+}
+
 // describe names an attempt's key as the service sees it.
 func (l *ledger) describe(a attempt) string {
 	r, err := l.plan.Request(a.index)
@@ -283,6 +361,7 @@ func (v Verdict) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, "  %-9d %8d %8d %9d %10d %10d %10d %10d\n", c, cc.Keys, cc.Counted, cc.Uncertain, cc.Duplicates, cc.Stats.Total, cc.Stats.LastHour, cc.Stats.LastDay)
 	}
 	fmt.Fprintf(&b, "  requests without a definite answer: %d; impressions rejected with 4xx: %d\n", v.Uncertain, v.Rejected)
+	fmt.Fprintf(&b, "  stats reads during the attack: %d checked, %d failed\n", v.Reads, v.ReadsFailed)
 	if v.OK() {
 		b.WriteString("verification passed: every campaign's stats match the impressions the service acknowledged\n")
 	} else {

@@ -147,8 +147,44 @@ func TestLedgerAddMapsResultsBack(t *testing.T) {
 	}
 	l.add(&vegeta.Result{URL: "http://h/api/v1/impressions", Code: 200})
 	require.Len(t, l.attempts, wantImps)
-	assert.Equal(t, 20-wantImps, l.readsOK)
+	assert.Len(t, l.reads, 20-wantImps)
 	assert.Equal(t, time.Second, l.attempts[0].start)
 	assert.Equal(t, time.Second+time.Millisecond, l.attempts[0].end)
 	assert.Len(t, l.foreign, 1, "a result without an index is reported, not dropped")
+}
+
+func TestVerifyReadsDuringTheAttack(t *testing.T) {
+	t.Parallel()
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	// Keys 0 and 2 of campaign 0, first sent at 0 ms and 10 ms, both counted.
+	traffic := []attempt{at(0, 0, 1, counted), at(2, 10, 11, counted)}
+	cases := []struct {
+		name     string
+		reads    []read
+		problems []string
+	}{
+		// Totals that rise with the traffic.
+		{"Rising", []read{{0, ms(2), ms(3), 1}, {0, ms(12), ms(13), 2}}, nil},
+		// Two reads in flight together may be answered in either order.
+		{"OverlappingMayDisagree", []read{{0, ms(2), ms(20), 2}, {0, ms(3), ms(15), 1}}, nil},
+		// A read sent after another was answered cannot show less.
+		{"TotalFell", []read{{0, ms(12), ms(13), 2}, {0, ms(14), ms(15), 1}}, []string{"total fell from 2"}},
+		// A total cannot count a key no request had been sent for yet.
+		{"AheadOfTraffic", []read{{0, ms(2), ms(3), 2}}, []string{"only 1 distinct keys had been sent"}},
+		// The other campaign's reads are judged on their own.
+		{"OtherCampaign", []read{{0, ms(12), ms(13), 2}, {1, ms(14), ms(15), 0}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLedger(mustPlan(t, PlanConfig{Campaigns: 2, Users: 10, Ads: 1}), time.Now())
+			l.attempts = traffic
+			l.reads = tc.reads
+			v := l.verify(totals(2, 0), time.Minute)
+			require.Len(t, v.Problems, len(tc.problems), "problems: %q", v.Problems)
+			for i, want := range tc.problems {
+				assert.Contains(t, v.Problems[i], want)
+			}
+		})
+	}
 }

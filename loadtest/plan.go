@@ -102,6 +102,10 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 // Campaigns is the number of campaigns the plan spreads impressions over.
 func (p *Plan) Campaigns() int { return p.campaigns }
 
+// campaignOf is the campaign index of a key: keys are dealt to campaigns
+// in turn.
+func (p *Plan) campaignOf(key uint64) int { return int(key % uint64(p.campaigns)) }
+
 // Request returns the request at index i. It fails only when the campaigns'
 // key space (users times ads) is used up, which means the run needs more
 // users or ads for its length.
@@ -129,7 +133,7 @@ func (p *Plan) Request(i uint64) (Request, error) {
 // dealt to campaigns in turn; inside a campaign, a seeded permutation of the
 // users-by-ads slots keeps distinct keys distinct without storing them.
 func (p *Plan) name(r *Request) error {
-	r.Campaign = int(r.Key % uint64(p.campaigns))
+	r.Campaign = p.campaignOf(r.Key)
 	slot := r.Key / uint64(p.campaigns)
 	slots := uint64(p.users) * uint64(p.ads)
 	if slot >= slots {
