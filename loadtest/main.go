@@ -96,7 +96,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Float64Var(&o.dupRatio, "dup", 0.2, "share of impressions that repeat an earlier (campaign, user, ad), exact to 1e-6")
 	fs.Float64Var(&o.readShare, "reads", 0, "share of requests that read a campaign's stats, exact to 1e-6")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the traffic; the same seed and flags send the same requests")
-	fs.StringVar(&o.adminKey, "admin-key", getenv(adminKeyEnv), "admin API key sent as a Bearer token on campaign and stats routes (default $"+adminKeyEnv+")")
+	fs.StringVar(&o.adminKey, "admin-key", "", "admin API key sent as a Bearer token on campaign and stats routes (default $"+adminKeyEnv+")")
 	fs.StringVar(&o.campaignIDs, "campaign-ids", "", "comma-separated IDs of existing campaigns to use instead of creating -campaigns new ones; -verify needs them to have no impressions yet")
 	fs.DurationVar(&o.dedupTTL, "dedup-ttl", time.Hour, "the service's DEDUP_TTL; a verified run must be shorter, or repeats would rightly count again")
 	fs.BoolVar(&o.verify, "verify", true, "read the stats after the attack and check them against the replies")
@@ -109,6 +109,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 			return o, err
 		}
 		return o, usageError{err}
+	}
+	if o.adminKey == "" {
+		// Read here rather than as the flag's default, which -h would print.
+		o.adminKey = getenv(adminKeyEnv)
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}

@@ -53,6 +53,11 @@ func TestAdminKeyComesFromFlagOrEnvironment(t *testing.T) {
 	o, err = parseFlags([]string{"-target", "http://127.0.0.1:1", "-admin-key", "from-flag"}, env, &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, "from-flag", o.adminKey, "the flag wins over the environment")
+
+	var help bytes.Buffer
+	_, err = parseFlags([]string{"-h"}, env, &help)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.NotContains(t, help.String(), "from-env", "help never prints the key")
 }
 
 func TestEmitWritesVegetaTargets(t *testing.T) {
