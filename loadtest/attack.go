@@ -33,6 +33,7 @@ func attack(ctx context.Context, o options, ts *targets, stderr io.Writer) (*run
 		vegeta.MaxWorkers(o.maxWorkers),
 		vegeta.Timeout(o.timeout),
 		vegeta.KeepAlive(true),
+		vegeta.MaxConnections(o.connections),
 	)
 	// A zero ConstantPacer sends as fast as the workers allow.
 	pacer := vegeta.ConstantPacer{Freq: o.rate, Per: time.Second}

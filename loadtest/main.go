@@ -78,6 +78,7 @@ type options struct {
 	emit        uint64
 	requests    uint64
 	dedupTTL    time.Duration
+	connections int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -89,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to attack")
 	fs.Uint64Var(&o.workers, "workers", 10, "workers to start with")
 	fs.Uint64Var(&o.maxWorkers, "max-workers", 0, "most workers; required with -rate 0, 0 means unbounded otherwise")
+	fs.IntVar(&o.connections, "connections", 0, "most connections to the target; a request waits for a free one, and the wait counts in its latency; 0 means unbounded")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout; a request that times out may or may not have been counted")
 	fs.IntVar(&o.campaigns, "campaigns", 4, "campaigns to create and spread impressions over")
 	fs.IntVar(&o.users, "users", 100_000, "distinct users per campaign")
@@ -133,6 +135,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.verify && o.duration+o.timeout >= o.dedupTTL {
 		errs = append(errs, fmt.Errorf("a verified run must end inside the dedup window: -duration %v plus -timeout %v is not below -dedup-ttl %v", o.duration, o.timeout, o.dedupTTL))
+	}
+	if o.connections < 0 {
+		errs = append(errs, fmt.Errorf("-connections must be 0 or more, got %d", o.connections))
 	}
 	if o.workers == 0 {
 		errs = append(errs, errors.New("-workers must be at least 1"))
