@@ -18,6 +18,7 @@ VULNDB_DIR  := build/vulndb/$(notdir $(VULNDB))
 BENCHTIME   ?= 1s
 BENCHCOUNT  ?= 1
 FUZZTIME    ?= 30s
+BENCH_OUT   ?= out/bench.txt
 
 .PHONY: test bench lint run fuzz vulncheck dynamodb-table
 
@@ -27,9 +28,14 @@ test: rie
 	$(GO) vet ./...
 	$(RIE_ENV) $(GO) test -race -count=1 ./...
 
-## bench: the Go benchmarks of the store and the handler, on 1 and 2 cores.
+## bench: the Go benchmarks of the store and the handler, on 1 and 2 cores,
+## recorded in $(BENCH_OUT) and summarised with benchstat.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./shared/...
+	@mkdir -p $(dir $(BENCH_OUT))
+	@echo "benchmarks -> $(BENCH_OUT)"
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./shared/... > $(BENCH_OUT) || { cat $(BENCH_OUT); exit 1; }
+	@cat $(BENCH_OUT)
+	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 
 ## lint: formatting, vet, staticcheck and govulncheck.
 lint: vulncheck
@@ -107,3 +113,25 @@ lambda-figures: build rie
 DYNAMODB_TABLE ?= impressions
 dynamodb-table:
 	DYNAMODB_TABLE=$(DYNAMODB_TABLE) $(GO) run ./local create-table
+
+# ---- Load testing and the performance budget (loadtest/, docs/performance.md) ----
+VEGETA_CLI := github.com/tsenart/vegeta/v12@v12.13.0
+BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
+.PHONY: vegeta load bench-http rss
+
+## vegeta: the vegeta CLI that loadtest/scripts use, into bin/.
+vegeta:
+	GOBIN=$(CURDIR)/bin $(GO) install $(VEGETA_CLI)
+
+## load: the local server, a 20 s verified load test against it, then stop it.
+load:
+	loadtest/scripts/load.sh
+
+## bench-http: the service's impression route against a bare net/http floor.
+bench-http:
+	loadtest/scripts/bench-http.sh
+
+## rss: the local server's resident memory after a million distinct impressions.
+rss:
+	loadtest/scripts/rss.sh
