@@ -19,8 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/adcount/impression-counter/docs"
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/prommetrics"
 	"github.com/adcount/impression-counter/shared/stores"
 )
 
@@ -69,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	store, err := stores.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -88,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(store, httpapi.WithLogger(logger), httpapi.WithAdminKeys(cfg.AdminKeys)),
+		Handler:           newHandler(store, cfg, logger),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
@@ -151,4 +154,16 @@ func durationEnv(getenv func(string) string, name string, def time.Duration) (ti
 		return 0, fmt.Errorf("%s must be a positive Go duration such as 10s, got %q", name, v)
 	}
 	return d, nil
+}
+
+// newHandler is the API with the routes a long-running server adds: health,
+// readiness, Prometheus metrics and the OpenAPI contract.
+func newHandler(store adcount.Store, cfg config.Config, logger *slog.Logger) http.Handler {
+	sizes, _ := store.(prommetrics.StoreSizes)
+	metrics := prommetrics.New(sizes)
+	return httpapi.NewHandler(store,
+		httpapi.WithLogger(logger),
+		httpapi.WithAdminKeys(cfg.AdminKeys),
+		httpapi.WithMetrics(metrics),
+		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI))
 }

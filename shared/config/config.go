@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ type Config struct {
 	// DedupTTL is how long a repeat of the same (campaign, user, ad) is
 	// ignored; DEDUP_TTL, a Go duration such as 1h or 90m.
 	DedupTTL time.Duration
+	// LogLevel is the lowest level logged; LOG_LEVEL, one of debug, info,
+	// warn or error, default info.
+	LogLevel slog.Level
 	// AdminKeys are the active admin API keys; ADMIN_API_KEYS, separated
 	// by commas so that a new key can be added before the old one is
 	// removed. Empty leaves the admin routes open.
@@ -75,6 +79,11 @@ func Load(getenv func(string) string) (Config, error) {
 		FsyncBatch:       1024,
 		SnapshotInterval: time.Minute,
 		CounterShards:    DefaultCounterShards,
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return Config{}, fmt.Errorf("config: LOG_LEVEL must be debug, info, warn or error, got %q", v)
+		}
 	}
 	switch v := getenv("STORE"); v {
 	case "":

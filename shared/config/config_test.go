@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -9,6 +10,35 @@ import (
 
 	"github.com/adcount/impression-counter/shared/config"
 )
+
+func TestLoadLogLevel(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env     string
+		want    slog.Level
+		wantErr bool
+	}{
+		{"", slog.LevelInfo, false}, // the default
+		{"debug", slog.LevelDebug, false},
+		{"WARN", slog.LevelWarn, false}, // case does not matter
+		{"error", slog.LevelError, false},
+		{"verbose", 0, true}, // a typo is an error, not a silent default
+	}
+	for _, tc := range cases {
+		cfg, err := config.Load(func(k string) string {
+			if k == "LOG_LEVEL" {
+				return tc.env
+			}
+			return ""
+		})
+		if tc.wantErr {
+			assert.ErrorContains(t, err, "LOG_LEVEL", tc.env)
+			continue
+		}
+		require.NoError(t, err, tc.env)
+		assert.Equal(t, tc.want, cfg.LogLevel, tc.env)
+	}
+}
 
 func TestLoadAdminKeys(t *testing.T) {
 	t.Parallel()
