@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/adcount/impression-counter/shared/httpapi"
 )
 
 // Payload is an API Gateway payload format version.
@@ -89,6 +92,7 @@ func NewV2(h http.Handler) HandlerV2 {
 		if path, ok := routedPath(template, ev.PathParameters); ok {
 			ev.RawPath = path
 		}
+		ev.Headers = withRequestID(ev.Headers, ev.RequestContext.RequestID)
 		return adapter.ProxyWithContext(ctx, ev)
 	}
 }
@@ -105,8 +109,49 @@ func NewV1(h http.Handler) HandlerV1 {
 		if path, ok := routedPath(ev.Resource, ev.PathParameters); ok {
 			ev.Path = path
 		}
+		withRequestIDV1(&ev)
 		return adapter.ProxyWithContext(ctx, ev)
 	}
+}
+
+// withRequestID returns headers with API Gateway's request ID as the
+// X-Request-Id header, unless the client sent one, so that the handler logs
+// and echoes the ID that API Gateway's own access logs carry.
+func withRequestID(headers map[string]string, id string) map[string]string {
+	if id == "" || hasKey(headers, httpapi.RequestIDHeader) {
+		return headers
+	}
+	out := make(map[string]string, len(headers)+1)
+	maps.Copy(out, headers)
+	out[httpapi.RequestIDHeader] = id
+	return out
+}
+
+// withRequestIDV1 does what withRequestID does for a payload 1.0 event, whose
+// adapter reads only the multi-value headers when the event has them.
+func withRequestIDV1(ev *events.APIGatewayProxyRequest) {
+	id := ev.RequestContext.RequestID
+	if ev.MultiValueHeaders == nil {
+		ev.Headers = withRequestID(ev.Headers, id)
+		return
+	}
+	if id == "" || hasKey(ev.MultiValueHeaders, httpapi.RequestIDHeader) {
+		return
+	}
+	multi := make(map[string][]string, len(ev.MultiValueHeaders)+1)
+	maps.Copy(multi, ev.MultiValueHeaders)
+	multi[httpapi.RequestIDHeader] = []string{id}
+	ev.MultiValueHeaders = multi
+}
+
+// hasKey reports whether m has key in any letter case, as header names are.
+func hasKey[V any](m map[string]V, key string) bool {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // wrongPayload is the error for an event without the HTTP method where the

@@ -145,3 +145,48 @@ func TestEventOfTheOtherFormatIsRefused(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), lambdaproxy.PayloadEnv)
 }
+
+// TestRequestIDFromAPIGateway: the handler sees API Gateway's request ID as
+// X-Request-Id, unless the client sent its own, in either payload format.
+func TestRequestIDFromAPIGateway(t *testing.T) {
+	t.Parallel()
+	seen := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(r.Header.Get("X-Request-Id")))
+	})
+	v2, v1 := lambdaproxy.NewV2(seen), lambdaproxy.NewV1(seen)
+	cases := []struct {
+		name    string
+		headers map[string]string
+		multi   bool // payload 1.0 with multi-value headers, as REST APIs send
+		want    string
+	}{
+		{"FromGateway", nil, false, "gw-123"},
+		{"FromGatewayMultiValue", map[string]string{"Accept": "*/*"}, true, "gw-123"},
+		// The client's own ID wins, in any letter case.
+		{"FromClient", map[string]string{"x-request-id": "client-9"}, false, "client-9"},
+		{"FromClientMultiValue", map[string]string{"X-Request-ID": "client-9"}, true, "client-9"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ev2 := events.APIGatewayV2HTTPRequest{RouteKey: "GET /x", RawPath: "/x", Headers: tc.headers}
+			ev2.RequestContext.RequestID = "gw-123"
+			ev2.RequestContext.HTTP.Method = "GET"
+			out2, err := v2(context.Background(), ev2)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, out2.Body, "payload 2.0")
+
+			ev1 := events.APIGatewayProxyRequest{HTTPMethod: "GET", Path: "/x", Resource: "/x", Headers: tc.headers}
+			if tc.multi {
+				ev1.MultiValueHeaders = map[string][]string{}
+				for k, v := range tc.headers {
+					ev1.MultiValueHeaders[k] = []string{v}
+				}
+			}
+			ev1.RequestContext.RequestID = "gw-123"
+			out1, err := v1(context.Background(), ev1)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, out1.Body, "payload 1.0")
+		})
+	}
+}
