@@ -85,12 +85,14 @@ func classify(err error) problem {
 // retry, and a 401 how to authenticate.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)
-	if info := infoFrom(r.Context()); info != nil {
-		info.err, info.kind = err, p.kind
-	}
+	storeFailed := false
 	switch p.kind {
 	case "unavailable", "timeout", "internal":
+		storeFailed = true
 		a.metrics.ObserveStoreError(p.kind)
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.err, info.kind, info.store = err, p.kind, storeFailed
 	}
 	switch p.status {
 	case http.StatusServiceUnavailable:

@@ -39,6 +39,7 @@ type requestInfo struct {
 	outcome string // "counted" or "duplicate" for impressions
 	kind    string // the error kind, when the request failed
 	err     error  // the error, when the request failed
+	store   bool   // whether the failure was the store's
 }
 
 type infoKey struct{}
@@ -86,11 +87,12 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// observe writes one log line per request and feeds the metrics. The line
-// has the method, the route pattern, the status, the duration, the
-// impression outcome and the request ID, and the error's cause when there
-// was one; never headers or the body, so admin keys and user data stay out
-// of the logs.
+// observe writes one log line per request and feeds the metrics. The line,
+// whose message is "request", has the method, the route pattern, the
+// status, the duration, the impression outcome and the request ID, and the
+// error's kind and cause when there was one (store_error names the kind of a
+// store failure); never headers or the body, so admin keys and user data
+// stay out of the logs.
 func (a *api) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -133,6 +135,9 @@ func (a *api) observe(next http.Handler) http.Handler {
 		}
 		if info.err != nil {
 			attrs = append(attrs, slog.String("error_kind", info.kind), slog.String("err", info.err.Error()))
+		}
+		if info.store {
+			attrs = append(attrs, slog.String("store_error", info.kind))
 		}
 		a.logger.LogAttrs(r.Context(), level, "request", attrs...)
 	})
