@@ -18,7 +18,9 @@ var (
 	// ErrInvalid means the input broke a rule; a *FieldError says which.
 	ErrInvalid = errors.New("invalid input")
 	// ErrUnavailable means the store could not be reached or was throttled.
-	// Nothing was counted, and the caller may retry the same request.
+	// A remote store may still have applied the write before the failure
+	// reached the caller, so the outcome is unknown; retrying the same
+	// impression is safe, because the dedup key makes it count at most once.
 	ErrUnavailable = errors.New("store unavailable")
 )
 

@@ -72,9 +72,9 @@ func classify(err error) problem {
 	case errors.Is(err, adcount.ErrNotStarted):
 		return problem{http.StatusConflict, "campaign has not started yet; impressions count from its start_time", "not_started"}
 	case errors.Is(err, context.DeadlineExceeded):
-		return problem{http.StatusServiceUnavailable, "the store is unavailable; nothing was recorded, retry the same request", "timeout"}
+		return problem{http.StatusServiceUnavailable, "the store is unavailable; retry the same request: it is never counted twice", "timeout"}
 	case errors.Is(err, adcount.ErrUnavailable):
-		return problem{http.StatusServiceUnavailable, "the store is unavailable; nothing was recorded, retry the same request", "unavailable"}
+		return problem{http.StatusServiceUnavailable, "the store is unavailable; retry the same request: it is never counted twice", "unavailable"}
 	default:
 		return problem{http.StatusInternalServerError, "internal error", "internal"}
 	}
