@@ -118,7 +118,7 @@ dynamodb-table:
 VEGETA_CLI := github.com/tsenart/vegeta/v12@v12.13.0
 BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: vegeta load bench-http rss
+.PHONY: vegeta load bench-http bench-persistence rss
 
 ## vegeta: the vegeta CLI that loadtest/scripts use, into bin/.
 vegeta:
@@ -131,6 +131,10 @@ load:
 ## bench-http: the service's impression route against a bare net/http floor.
 bench-http:
 	loadtest/scripts/bench-http.sh
+
+## bench-persistence: the local server with and without DATA_DIR, verified.
+bench-persistence:
+	loadtest/scripts/bench-persistence.sh
 
 ## rss: the local server's resident memory after a million distinct impressions.
 rss:
