@@ -52,8 +52,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		fmt.Sprintf(`{"campaign_id":%q,"user_id":"u2","ad_id":"a"}`, id), // counted
 		fmt.Sprintf(`{"campaign_id":%q,"user_id":"u1","ad_id":"a"}`, id), // duplicate
 		`{"campaign_id":"nope","user_id":"u","ad_id":"a"}`,               // rejected: not_found
-		`{"campaign_id":"nope"}`,                                         // rejected: invalid
-		`{"campaign_id":`,                                                // rejected: malformed
+		`{"campaign_id":"nope"}`, // rejected: invalid
+		`{"campaign_id":`,        // rejected: malformed
 	} {
 		post(t, base+"/api/v1/impressions", body)
 	}
