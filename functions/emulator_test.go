@@ -43,6 +43,11 @@ var releaseFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags", "-
 // installed.
 const rieEnv = "AWS_LAMBDA_RIE"
 
+// adminKey is the admin API key every function under test starts with,
+// unless a test sets ADMIN_API_KEYS itself: a function refuses to start
+// without one.
+const adminKey = "emulator-admin-key-0123456789"
+
 var (
 	binDir    string
 	buildOnce sync.Once
@@ -137,7 +142,8 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 			"--runtime-interface-emulator-address", addr,
 			"--runtime-api-address", apiAddr,
 			bin)
-		cmd.Env = append(os.Environ(), "STORE=memory", "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
+		// Later entries win, so env overrides these.
+		cmd.Env = append(os.Environ(), "STORE=memory", "ADMIN_API_KEYS="+adminKey, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
 		cmd.Env = append(cmd.Env, env...)
 		cmd.Stdout, cmd.Stderr = out, out
 		// Its own process group, so that stopping it also stops the
@@ -230,6 +236,19 @@ func (f *function) invoke(tb testing.TB, event any) (int, []byte) {
 	require.NoError(tb, err)
 	return resp.StatusCode, body
 }
+
+// withKey returns r sent with key as its Bearer token.
+func withKey(r apigwtest.Request, key string) apigwtest.Request {
+	r.Header = r.Header.Clone()
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	r.Header.Set("Authorization", "Bearer "+key)
+	return r
+}
+
+// asAdmin returns r sent with the admin key the functions start with.
+func asAdmin(r apigwtest.Request) apigwtest.Request { return withKey(r, adminKey) }
 
 // reply is what the client would receive.
 type reply struct{ apigwtest.Response }
@@ -335,10 +354,11 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 				t.Parallel()
 				f := startFunction(t, dir, lambdaproxy.PayloadEnv+"="+string(p))
 				// The emulator serves one invocation at a time, so the
-				// cases of one process run in order.
+				// cases of one process run in order. They are sent as an
+				// admin; TestAdminKeysUnderEmulator covers the rest.
 				for _, tc := range tables[dir] {
 					t.Run(tc.name, func(t *testing.T) {
-						r := f.call(t, gw, p, tc.request)
+						r := f.call(t, gw, p, asAdmin(tc.request))
 						require.Equal(t, tc.status, r.Status, r.Body)
 						body := r.jsonBody(t)
 						if tc.errContains != "" {
@@ -375,11 +395,11 @@ func preflight(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.P
 // instance, whose memory store holds it.
 func createThenGet(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.Payload) {
 	t.Run("CreatedCampaignReadsBack", func(t *testing.T) {
-		created := f.call(t, gw, p, apigwtest.Request{
+		created := f.call(t, gw, p, asAdmin(apigwtest.Request{
 			Method: "POST", Target: "/api/v1/campaigns",
 			Header: http.Header{"Content-Type": {"application/json"}},
 			Body:   `{"name":" Launch ","start_time":"2026-01-05T11:00:00+01:00"}`,
-		})
+		}))
 		require.Equal(t, http.StatusCreated, created.Status, created.Body)
 		c := created.jsonBody(t)
 		id, _ := c["id"].(string)
@@ -388,10 +408,88 @@ func createThenGet(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdapro
 		require.Equal(t, "2026-01-05T10:00:00Z", c["start_time"])
 		require.Equal(t, "/api/v1/campaigns/"+id, created.Header.Get("Location"))
 
-		got := f.call(t, gw, p, apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + id})
+		got := f.call(t, gw, p, asAdmin(apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + id}))
 		require.Equal(t, http.StatusOK, got.Status, got.Body)
 		require.Equal(t, c, got.jsonBody(t))
 	})
+}
+
+// TestAdminKeysUnderEmulator checks that every function, as Lambda runs
+// it, guards the admin routes with the keys of ADMIN_API_KEYS and leaves
+// impression ingest open. Two keys are active, as during a rotation.
+func TestAdminKeysUnderEmulator(t *testing.T) {
+	t.Parallel()
+	const previousKey, currentKey = "previous-admin-key-0123456789", "current-admin-key-0123456789"
+	var (
+		create      = apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Keyed","start_time":"2026-01-01T00:00:00Z"}`}
+		getCampaign = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign"}
+		stats       = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/stats"}
+		impression  = apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"no-such-campaign","user_id":"u1","ad_id":"a1"}`}
+	)
+	type keyCase struct {
+		name    string
+		request apigwtest.Request
+		// key is the Bearer token sent; empty sends none.
+		key    string
+		status int
+	}
+	tables := map[string][]keyCase{
+		"create-campaign": {
+			// No credentials: 401, and the client is told the scheme.
+			{"CreateWithoutKeyIs401", create, "", http.StatusUnauthorized},
+			// Credentials that are not an active key: 403.
+			{"CreateWithWrongKeyIs403", create, "not-a-key", http.StatusForbidden},
+			// Both keys of a rotation are accepted.
+			{"CreateWithCurrentKeyIs201", create, currentKey, http.StatusCreated},
+			{"CreateWithPreviousKeyIs201", create, previousKey, http.StatusCreated},
+			// Reading a campaign is an admin route too.
+			{"ReadWithoutKeyIs401", getCampaign, "", http.StatusUnauthorized},
+			{"ReadWithWrongKeyIs403", getCampaign, "not-a-key", http.StatusForbidden},
+			// With the key the request reaches the store.
+			{"ReadWithKeyReachesTheStore", getCampaign, currentKey, http.StatusNotFound},
+		},
+		"get-stats": {
+			{"StatsWithoutKeyIs401", stats, "", http.StatusUnauthorized},
+			{"StatsWithWrongKeyIs403", stats, "not-a-key", http.StatusForbidden},
+			{"StatsWithKeyReachesTheStore", stats, currentKey, http.StatusNotFound},
+		},
+		"track-impression": {
+			// Ad tags in browsers hold no key: ingest reaches the store
+			// without one.
+			{"ImpressionWithoutKeyReachesTheStore", impression, "", http.StatusNotFound},
+			// Every function serves the whole handler, so an admin route
+			// that reaches this one by a routing mistake is still guarded.
+			{"MisroutedStatsWithoutKeyIs401", stats, "", http.StatusUnauthorized},
+			{"MisroutedCreateWithWrongKeyIs403", create, "not-a-key", http.StatusForbidden},
+		},
+	}
+	gw := apigwtest.NewGateway(httpapi.Routes())
+	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
+		for _, dir := range functionDirs {
+			t.Run(dir+"/Payload"+string(p), func(t *testing.T) {
+				t.Parallel()
+				f := startFunction(t, dir, lambdaproxy.PayloadEnv+"="+string(p), "ADMIN_API_KEYS="+previousKey+", "+currentKey)
+				for _, tc := range tables[dir] {
+					t.Run(tc.name, func(t *testing.T) {
+						req := tc.request
+						if tc.key != "" {
+							req = withKey(req, tc.key)
+						}
+						r := f.call(t, gw, p, req)
+						require.Equal(t, tc.status, r.Status, r.Body)
+						body := r.jsonBody(t)
+						switch tc.status {
+						case http.StatusUnauthorized:
+							assert.Contains(t, r.Header.Get("WWW-Authenticate"), "Bearer")
+							assert.Contains(t, body["error"], "admin key")
+						case http.StatusForbidden:
+							assert.Contains(t, body["error"], "admin key")
+						}
+					})
+				}
+			})
+		}
+	}
 }
 
 func TestBadConfigExitsNonZero(t *testing.T) {
@@ -407,10 +505,17 @@ func TestBadConfigExitsNonZero(t *testing.T) {
 				{"BadDedupTTL", "DEDUP_TTL=soon", "DEDUP_TTL"},
 				// A payload format the function cannot read.
 				{"BadPayloadVersion", lambdaproxy.PayloadEnv + "=3.0", lambdaproxy.PayloadEnv},
+				// A function is public: without an admin key it would
+				// serve campaigns and stats to anyone, so it must not
+				// start. Blanks between commas are no key.
+				{"NoAdminKey", "ADMIN_API_KEYS= , ", "ADMIN_API_KEYS"},
+				// DynamoDB without a table cannot count anything.
+				{"DynamoDBWithoutTable", "STORE=dynamodb", "DYNAMODB_TABLE"},
 			}
 			for _, tc := range cases {
 				cmd := exec.Command(bootstrap(t, dir))
-				cmd.Env = []string{"STORE=memory", tc.env}
+				// Later entries win, so tc.env overrides the defaults.
+				cmd.Env = []string{"STORE=memory", "ADMIN_API_KEYS=" + adminKey, tc.env}
 				out, err := cmd.CombinedOutput()
 				var exit *exec.ExitError
 				require.True(t, errors.As(err, &exit), "%s: want a non-zero exit, got %v: %s", tc.name, err, out)
@@ -463,9 +568,9 @@ func ms(tb testing.TB, s string) float64 {
 func BenchmarkColdStart(b *testing.B) {
 	gw := apigwtest.NewGateway(httpapi.Routes())
 	requests := map[string]apigwtest.Request{
-		"create-campaign":  {Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Cold","start_time":"2026-01-01T00:00:00Z"}`},
+		"create-campaign":  asAdmin(apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Cold","start_time":"2026-01-01T00:00:00Z"}`}),
 		"track-impression": {Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"c","user_id":"u","ad_id":"a"}`},
-		"get-stats":        {Method: "GET", Target: "/api/v1/campaigns/c/stats"},
+		"get-stats":        asAdmin(apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/c/stats"}),
 	}
 	for _, dir := range functionDirs {
 		b.Run(dir, func(b *testing.B) {

@@ -1,19 +1,28 @@
 package functions_test
 
 import (
+	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/policies"
+	"github.com/awslabs/goformation/v7/intrinsics"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/shared/config"
+	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/httpapi"
 )
 
@@ -157,5 +166,255 @@ func TestTemplateSettings(t *testing.T) {
 	require.NoError(t, err)
 	for _, want := range []string{"Runtime: provided.al2023", "- arm64", "STORE: !Ref Store", "DEDUP_TTL: !Ref DedupTTL", "LAMBDA_PAYLOAD_VERSION: \"2.0\"", "StageName: $default"} {
 		assert.Contains(t, string(raw), want)
+	}
+}
+
+// rawTemplate is template.yaml with its intrinsic functions left as
+// written, such as {"Ref": "ImpressionsTable"}: goformation resolves a Ref
+// to a resource and every GetAtt to nothing, and leaves Globals unparsed.
+type rawTemplate struct {
+	Parameters map[string]rawParameter
+	Globals    struct {
+		Function struct {
+			Timeout     int
+			Environment rawEnvironment
+		}
+	}
+	Resources map[string]struct {
+		Type       string
+		Properties struct {
+			Timeout     *int
+			Environment rawEnvironment
+			// Policies is each policy as written: a policy name, a SAM
+			// policy template or an inline document.
+			Policies []any
+		}
+	}
+}
+
+type rawParameter struct {
+	Type                  string
+	Default               *string
+	NoEcho                bool
+	AllowedValues         []string
+	AllowedPattern        string
+	MinLength             *int
+	MinValue, MaxValue    *int
+	ConstraintDescription string
+}
+
+type rawEnvironment struct {
+	// Variables maps a name to a string or an intrinsic function.
+	Variables map[string]any
+}
+
+var parseRawTemplate = sync.OnceValues(func() (*rawTemplate, error) {
+	b, err := os.ReadFile("../template.yaml")
+	if err != nil {
+		return nil, err
+	}
+	j, err := intrinsics.ProcessYAML(b, &intrinsics.ProcessorOptions{NoProcess: true})
+	if err != nil {
+		return nil, err
+	}
+	var raw rawTemplate
+	if err := json.Unmarshal(j, &raw); err != nil {
+		return nil, err
+	}
+	return &raw, nil
+})
+
+func openRawTemplate(t *testing.T) *rawTemplate {
+	t.Helper()
+	raw, err := parseRawTemplate()
+	require.NoError(t, err)
+	return raw
+}
+
+// ref is how a Ref to name reads in a raw template.
+func ref(name string) map[string]any { return map[string]any{"Ref": name} }
+
+// tableName returns the logical ID of the template's one DynamoDB table.
+func tableName(t *testing.T, tmpl *cloudformation.Template) string {
+	t.Helper()
+	tables := tmpl.GetAllDynamoDBTableResources()
+	require.Len(t, tables, 1, "one DynamoDB table holds everything the store keeps")
+	for name := range tables {
+		return name
+	}
+	return ""
+}
+
+// functionEnv returns the environment a function starts with: the
+// Globals' variables, overridden by the function's own, as SAM merges them.
+func functionEnv(raw *rawTemplate, function string) map[string]any {
+	env := maps.Clone(raw.Globals.Function.Environment.Variables)
+	if env == nil {
+		env = map[string]any{}
+	}
+	maps.Copy(env, raw.Resources[function].Properties.Environment.Variables)
+	return env
+}
+
+func TestTemplateTableMatchesTheStoreSchema(t *testing.T) {
+	t.Parallel()
+	tmpl := openTemplate(t)
+	name := tableName(t, tmpl)
+	table := tmpl.GetAllDynamoDBTableResources()[name]
+	want := dynamostore.Schema()
+
+	var keys, wantKeys, attrs, wantAttrs []string
+	for _, k := range table.KeySchema {
+		keys = append(keys, k.AttributeName+" "+k.KeyType)
+	}
+	for _, k := range want.KeySchema {
+		wantKeys = append(wantKeys, aws.ToString(k.AttributeName)+" "+string(k.KeyType))
+	}
+	for _, a := range table.AttributeDefinitions {
+		attrs = append(attrs, a.AttributeName+" "+a.AttributeType)
+	}
+	for _, a := range want.AttributeDefinitions {
+		wantAttrs = append(wantAttrs, aws.ToString(a.AttributeName)+" "+string(a.AttributeType))
+	}
+	// Key order matters: the first is the partition key.
+	assert.Equal(t, wantKeys, keys, "key schema")
+	assert.ElementsMatch(t, wantAttrs, attrs, "attribute definitions: the keys and nothing else")
+	assert.Equal(t, string(want.BillingMode), aws.ToString(table.BillingMode), "on demand")
+	assert.Nil(t, table.ProvisionedThroughput, "on demand has no provisioned throughput")
+	assert.Empty(t, table.GlobalSecondaryIndexes, "the store queries no index")
+	assert.Empty(t, table.LocalSecondaryIndexes, "the store queries no index")
+	assert.Nil(t, table.TableName, "a generated name, so that stacks never collide")
+
+	if assert.NotNil(t, table.TimeToLiveSpecification, "TTL removes expired dedup markers and hour counters") {
+		assert.True(t, table.TimeToLiveSpecification.Enabled)
+		assert.Equal(t, want.TTLAttribute, aws.ToString(table.TimeToLiveSpecification.AttributeName))
+	}
+	if assert.NotNil(t, table.PointInTimeRecoverySpecification, "point-in-time recovery") {
+		assert.True(t, aws.ToBool(table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled))
+	}
+	// The counts are what customers are billed by: deleting or replacing
+	// the stack must not delete them.
+	assert.Equal(t, policies.DeletionPolicy("Retain"), table.AWSCloudFormationDeletionPolicy)
+	assert.Equal(t, policies.UpdateReplacePolicy("Retain"), table.AWSCloudFormationUpdateReplacePolicy)
+}
+
+func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
+	t.Parallel()
+	tmpl, raw := openTemplate(t), openRawTemplate(t)
+	table := tableName(t, tmpl)
+	// Each variable and the parameter or resource it must name.
+	want := map[string]map[string]any{
+		"STORE":                   ref("Store"),
+		"DEDUP_TTL":               ref("DedupTTL"),
+		"DYNAMODB_TABLE":          ref(table),
+		"DYNAMODB_COUNTER_SHARDS": ref("CounterShards"),
+		"ADMIN_API_KEYS":          ref("AdminApiKeys"),
+	}
+	// What a deployment with the defaults gives each Ref; the admin key
+	// has no default and stands for the one given at deploy time.
+	resolved := map[string]string{table: "stack-ImpressionsTable-ABC123", "AdminApiKeys": "deploy-time-admin-key"}
+	for name, p := range raw.Parameters {
+		if p.Default != nil {
+			resolved[name] = *p.Default
+		}
+	}
+	functions := tmpl.GetAllServerlessFunctionResources()
+	require.Len(t, functions, len(functionDirs))
+	for name := range functions {
+		env := functionEnv(raw, name)
+		for variable, target := range want {
+			assert.Equal(t, target, env[variable], "%s: %s", name, variable)
+		}
+		// The variables the functions read are the ones config reads, and
+		// the defaults make a DynamoDB deployment behind an admin key.
+		cfg, err := config.Load(func(k string) string {
+			switch v := env[k].(type) {
+			case string:
+				return v
+			case map[string]any:
+				target, _ := v["Ref"].(string)
+				return resolved[target]
+			}
+			return ""
+		})
+		require.NoError(t, err, name)
+		assert.Equal(t, config.StoreDynamoDB, cfg.Store, "%s: DynamoDB is the default store", name)
+		assert.Equal(t, resolved[table], cfg.DynamoDBTable, name)
+		assert.Equal(t, []string{"deploy-time-admin-key"}, cfg.AdminKeys, name)
+		assert.Equal(t, config.DefaultCounterShards, cfg.CounterShards, name)
+	}
+}
+
+func TestTemplateParameters(t *testing.T) {
+	t.Parallel()
+	raw := openRawTemplate(t)
+
+	store := raw.Parameters["Store"]
+	require.NotNil(t, store.Default)
+	assert.Equal(t, config.StoreDynamoDB, *store.Default, "counts are kept in DynamoDB unless the deployer chooses otherwise")
+	assert.ElementsMatch(t, []string{config.StoreDynamoDB, config.StoreMemory}, store.AllowedValues)
+
+	shards := raw.Parameters["CounterShards"]
+	assert.Equal(t, "Number", shards.Type)
+	require.NotNil(t, shards.Default)
+	assert.Equal(t, strconv.Itoa(config.DefaultCounterShards), *shards.Default)
+	if assert.NotNil(t, shards.MinValue) && assert.NotNil(t, shards.MaxValue) {
+		assert.Equal(t, 1, *shards.MinValue)
+		assert.Equal(t, dynamostore.MaxCounterShards, *shards.MaxValue, "CloudFormation refuses what the store would refuse at start")
+	}
+
+	keys := raw.Parameters["AdminApiKeys"]
+	assert.True(t, keys.NoEcho, "CloudFormation must never show the admin keys")
+	assert.Nil(t, keys.Default, "no default key: the deployer must choose one")
+	if assert.NotNil(t, keys.MinLength) {
+		assert.Positive(t, *keys.MinLength, "an empty key list is refused")
+	}
+	pattern, err := regexp.Compile(keys.AllowedPattern)
+	require.NoError(t, err)
+	cases := []struct {
+		name, keys string
+		ok         bool
+	}{
+		// One key, as from `openssl rand -hex 32`.
+		{"OneHexKey", strings.Repeat("ab12", 16), true},
+		// `openssl rand -base64 32` uses + / and = padding.
+		{"Base64Key", "q2Vt+4bY/9Zr0sHk1mN3pL5wX7eT6uA8cD0fG2hJ4k=", true},
+		// Two keys during a rotation.
+		{"TwoKeys", "old-key-0123456789abcdef,new-key-0123456789abcdef", true},
+		// Nothing: the functions would refuse to start.
+		{"Empty", "", false},
+		// Too short to resist guessing.
+		{"ShortKey", "secret", false},
+		// A short key hidden behind a long one.
+		{"OneShortKeyOfTwo", "new-key-0123456789abcdef,short", false},
+		// An empty key between commas.
+		{"EmptyKeyBetweenCommas", "new-key-0123456789abcdef,,old-key-0123456789abcdef", false},
+		// Spaces around a comma would be trimmed by the functions, but
+		// are refused here so the value is unambiguous.
+		{"SpaceAfterComma", "new-key-0123456789abcdef, old-key-0123456789abcdef", false},
+		// A character a Bearer token cannot carry.
+		{"Quote", `new-key-0123456789"abcdef`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.ok, pattern.MatchString(tc.keys) && len(tc.keys) >= *keys.MinLength)
+		})
+	}
+}
+
+func TestTemplateTimeoutExceedsTheStoreTimeout(t *testing.T) {
+	t.Parallel()
+	raw := openRawTemplate(t)
+	for name, r := range raw.Resources {
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		seconds := raw.Globals.Function.Timeout
+		if r.Properties.Timeout != nil {
+			seconds = *r.Properties.Timeout
+		}
+		// A store call that runs out of time answers 503 with Retry-After
+		// only if Lambda has not ended the invocation first.
+		assert.Greater(t, time.Duration(seconds)*time.Second, dynamostore.DefaultTimeout, name)
 	}
 }

@@ -5,6 +5,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/adcount/impression-counter/shared/config"
@@ -13,9 +14,17 @@ import (
 	"github.com/adcount/impression-counter/shared/stores"
 )
 
+// errNoAdminKeys is returned by Run when ADMIN_API_KEYS holds no key. A
+// function sits behind a public API, and every function serves the whole
+// handler, admin routes included, so it refuses to start rather than serve
+// campaigns and stats to anyone. The local server, which is for
+// development, starts open instead and warns.
+var errNoAdminKeys = errors.New("serve: ADMIN_API_KEYS holds no key: a Lambda function will not serve the admin routes open; set one or more comma-separated keys")
+
 // Run reads the settings through getenv once, at init, opens the store and
-// serves the API handler on Lambda until Lambda stops the instance. It
-// returns only an error: a bad setting or a store that cannot be opened,
+// serves the API handler on Lambda until Lambda stops the instance, with
+// the admin routes behind the keys of ADMIN_API_KEYS. It returns only an
+// error: a bad setting, no admin key or a store that cannot be opened,
 // which the caller reports before exiting.
 func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
 	cfg, err := config.Load(getenv)
@@ -26,9 +35,13 @@ func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	if len(cfg.AdminKeys) == 0 {
+		return errNoAdminKeys
+	}
 	store, err := stores.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	return lambdaproxy.Start(httpapi.NewHandler(store, httpapi.WithLogger(logger)), payload)
+	h := httpapi.NewHandler(store, httpapi.WithLogger(logger), httpapi.WithAdminKeys(cfg.AdminKeys))
+	return lambdaproxy.Start(h, payload)
 }

@@ -1,0 +1,129 @@
+//go:build linux
+
+package functions_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/apigwtest"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
+	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/lambdaproxy"
+)
+
+// TestDynamoDBUnderEmulator runs the functions as Lambda runs them, each
+// in its own process with its own DynamoDB client, against one table on the
+// in-process DynamoDB server: a campaign created through create-campaign
+// is counted by two concurrent track-impression instances and read through
+// get-stats, and every count agrees exactly.
+func TestDynamoDBUnderEmulator(t *testing.T) {
+	t.Parallel()
+	gw := apigwtest.NewGateway(httpapi.Routes())
+	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
+		t.Run("Payload"+string(p), func(t *testing.T) {
+			t.Parallel()
+			// The server listens on a loopback port, which the bootstraps,
+			// in other processes, reach through the SDK's endpoint setting.
+			endpoint := dynamotest.Start(t)
+			const table = "impressions"
+			_, err := dynamostore.CreateTable(context.Background(), dynamotest.Client(t, endpoint, nil), table)
+			require.NoError(t, err)
+			env := []string{"STORE=dynamodb", "DYNAMODB_TABLE=" + table, "DYNAMODB_COUNTER_SHARDS=3", lambdaproxy.PayloadEnv + "=" + string(p)}
+			for k, v := range dynamotest.Env(endpoint) {
+				env = append(env, k+"="+v)
+			}
+			campaigns := startFunction(t, "create-campaign", env...)
+			trackers := []*function{startFunction(t, "track-impression", env...), startFunction(t, "track-impression", env...)}
+			stats := startFunction(t, "get-stats", env...)
+
+			// A campaign counts from its start, so it started an hour ago.
+			start := time.Now().Add(-time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+			created := campaigns.call(t, gw, p, asAdmin(apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns",
+				Body: `{"name":"Launch","start_time":"` + start + `"}`}))
+			require.Equal(t, http.StatusCreated, created.Status, created.Body)
+			id, _ := created.jsonBody(t)["id"].(string)
+			require.NotEmpty(t, id)
+			got := campaigns.call(t, gw, p, asAdmin(apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + id}))
+			require.Equal(t, http.StatusOK, got.Status, got.Body)
+
+			readStats := func(t *testing.T) map[string]any {
+				t.Helper()
+				r := stats.call(t, gw, p, asAdmin(apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + id + "/stats"}))
+				require.Equal(t, http.StatusOK, r.Status, r.Body)
+				return r.jsonBody(t)
+			}
+			// get-stats sees the campaign another process created: the
+			// table is shared, not a memory store.
+			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 0.0, "total": 0.0}, readStats(t))
+
+			// Ten distinct (user, ad) pairs, each sent twice to each of the
+			// two instances, which run at the same time: forty requests
+			// of which exactly ten count.
+			type key struct{ user, ad string }
+			var keys []key
+			for u := range 5 {
+				for a := range 2 {
+					keys = append(keys, key{fmt.Sprintf("user-%d", u), fmt.Sprintf("ad-%d", a)})
+				}
+			}
+			counted := make([]map[key]int, len(trackers))
+			t.Run("Record", func(t *testing.T) {
+				for i, f := range trackers {
+					counted[i] = map[key]int{}
+					t.Run(fmt.Sprintf("Instance%d", i), func(t *testing.T) {
+						t.Parallel()
+						for range 2 {
+							for _, k := range keys {
+								r := f.call(t, gw, p, apigwtest.Request{Method: "POST", Target: "/api/v1/impressions",
+									Header: http.Header{"Content-Type": {"application/json"}},
+									Body:   fmt.Sprintf(`{"campaign_id":%q,"user_id":%q,"ad_id":%q}`, id, k.user, k.ad)})
+								require.Equal(t, http.StatusOK, r.Status, r.Body)
+								if r.jsonBody(t)["counted"] == true {
+									counted[i][k]++
+								}
+							}
+						}
+					})
+				}
+			})
+			for _, k := range keys {
+				assert.Equal(t, 1, counted[0][k]+counted[1][k], "%v counts once across both instances", k)
+			}
+
+			// Impressions that must change nothing.
+			tomorrow := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+			future := campaigns.call(t, gw, p, asAdmin(apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns",
+				Body: `{"name":"Next week","start_time":"` + tomorrow + `"}`}))
+			require.Equal(t, http.StatusCreated, future.Status, future.Body)
+			futureID, _ := future.jsonBody(t)["id"].(string)
+			for _, tc := range []struct {
+				name, campaign string
+				status         int
+			}{
+				// No such campaign: 404.
+				{"UnknownCampaignIs404", "no-such-campaign", http.StatusNotFound},
+				// The campaign's start is checked inside the transaction.
+				{"NotStartedIs409", futureID, http.StatusConflict},
+				// A repeat of a counted impression, much later in the test.
+				{"RepeatIsNotCounted", id, http.StatusOK},
+			} {
+				r := trackers[0].call(t, gw, p, apigwtest.Request{Method: "POST", Target: "/api/v1/impressions",
+					Body: fmt.Sprintf(`{"campaign_id":%q,"user_id":"user-0","ad_id":"ad-0"}`, tc.campaign)})
+				assert.Equal(t, tc.status, r.Status, "%s: %s", tc.name, r.Body)
+				assert.NotEqual(t, true, r.jsonBody(t)["counted"], tc.name)
+			}
+
+			want := float64(len(keys))
+			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want}, readStats(t),
+				"get-stats reports exactly what track-impression counted")
+		})
+	}
+}
