@@ -143,7 +143,7 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 			"--runtime-api-address", apiAddr,
 			bin)
 		// Later entries win, so env overrides these.
-		cmd.Env = append(os.Environ(), "STORE=memory", "ADMIN_API_KEYS="+adminKey, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
+		cmd.Env = append(os.Environ(), "STORE=memory", "ADMIN_API_KEYS="+adminKey, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=info")
 		cmd.Env = append(cmd.Env, env...)
 		cmd.Stdout, cmd.Stderr = out, out
 		// Its own process group, so that stopping it also stops the
@@ -374,6 +374,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 					createThenGet(t, f, gw, p)
 				case "track-impression":
 					preflight(t, f, gw, p)
+					emitsMetrics(t, f)
 				}
 			})
 		}
@@ -389,6 +390,37 @@ func preflight(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.P
 	require.Equal(t, http.StatusNoContent, r.Status, r.Body)
 	assert.Equal(t, "*", r.Header.Get("Access-Control-Allow-Origin"))
 	assert.Contains(t, r.Header.Get("Access-Control-Allow-Methods"), "POST")
+}
+
+// emitsMetrics checks that the function's log holds its request lines as
+// CloudWatch Embedded Metric Format documents: the impressions it refused
+// above are counted under the AdCount namespace with their reason.
+func emitsMetrics(t *testing.T, f *function) {
+	t.Helper()
+	found := false
+	for _, raw := range strings.Split(f.output.String(), "\n") {
+		var line map[string]any
+		if json.Unmarshal([]byte(raw), &line) != nil || line["msg"] != "request" || line["impression_reason"] != "not_found" {
+			continue
+		}
+		found = true
+		aws, ok := line["_aws"].(map[string]any)
+		require.True(t, ok, "an EMF _aws block: %s", raw)
+		assert.IsType(t, float64(0), aws["Timestamp"])
+		directives := aws["CloudWatchMetrics"].([]any)
+		var names []string
+		for _, d := range directives {
+			d := d.(map[string]any)
+			assert.Equal(t, "AdCount", d["Namespace"])
+			for _, m := range d["Metrics"].([]any) {
+				names = append(names, m.(map[string]any)["Name"].(string))
+			}
+		}
+		assert.Subset(t, names, []string{"requests", "duration_ms", "impressions"})
+		assert.Equal(t, "rejected", line["impression_outcome"])
+		assert.Equal(t, 1.0, line["impressions"])
+	}
+	assert.True(t, found, "a request line for the refused impression: %s", f.output.String())
 }
 
 // createThenGet creates a campaign and reads it back through the same

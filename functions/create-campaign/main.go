@@ -12,12 +12,12 @@ import (
 	"github.com/adcount/impression-counter/functions/internal/serve"
 )
 
-// main logs to stdout as JSON, which Lambda sends to CloudWatch Logs, and
-// exits non-zero if the function cannot start.
+// main serves until Lambda stops the instance, and logs why and exits
+// non-zero if the function cannot start. Logs go to stdout as JSON, which
+// Lambda sends to CloudWatch Logs.
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	if err := serve.Run(context.Background(), os.Getenv, logger); err != nil {
-		logger.Error("create-campaign cannot start", "err", err)
+	if err := serve.Run(context.Background(), os.Getenv, os.Stdout); err != nil {
+		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("create-campaign cannot start", "err", err)
 		os.Exit(1)
 	}
 }

@@ -6,9 +6,11 @@ package serve
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 
 	"github.com/adcount/impression-counter/shared/config"
+	"github.com/adcount/impression-counter/shared/emf"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 	"github.com/adcount/impression-counter/shared/stores"
@@ -21,16 +23,22 @@ import (
 // development, starts open instead and warns.
 var errNoAdminKeys = errors.New("serve: ADMIN_API_KEYS holds no key: a Lambda function will not serve the admin routes open; set one or more comma-separated keys")
 
+// MetricsNamespace is the CloudWatch namespace of the functions' metrics.
+const MetricsNamespace = "AdCount"
+
 // Run reads the settings through getenv once, at init, opens the store and
 // serves the API handler on Lambda until Lambda stops the instance, with
-// the admin routes behind the keys of ADMIN_API_KEYS. It returns only an
-// error: a bad setting, no admin key or a store that cannot be opened,
-// which the caller reports before exiting.
-func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
+// the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON lines to
+// stdout at LOG_LEVEL; each request's line is also a CloudWatch Embedded
+// Metric Format document, so the function publishes its metrics with no API
+// call. It returns only an error: a bad setting, no admin key or a store
+// that cannot be opened, which the caller reports before exiting.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
+	logger := slog.New(emf.NewHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}), MetricsNamespace))
 	payload, err := lambdaproxy.ParsePayload(getenv(lambdaproxy.PayloadEnv))
 	if err != nil {
 		return err
