@@ -26,9 +26,14 @@ import (
 	"github.com/adcount/impression-counter/shared/httpapi"
 )
 
-// parseTemplate parses template.yaml once: goformation's parser is not safe
-// for concurrent use.
+// goformationMu serialises every call into goformation: its YAML
+// processing writes a package-level map, so two parses at once race.
+var goformationMu sync.Mutex
+
+// parseTemplate parses template.yaml once.
 var parseTemplate = sync.OnceValues(func() (*cloudformation.Template, error) {
+	goformationMu.Lock()
+	defer goformationMu.Unlock()
 	return goformation.Open("../template.yaml")
 })
 
@@ -213,7 +218,9 @@ var parseRawTemplate = sync.OnceValues(func() (*rawTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
+	goformationMu.Lock()
 	j, err := intrinsics.ProcessYAML(b, &intrinsics.ProcessorOptions{NoProcess: true})
+	goformationMu.Unlock()
 	if err != nil {
 		return nil, err
 	}

@@ -57,28 +57,29 @@ type operations struct {
 	openapi []byte
 }
 
-// WithIDGenerator sets how campaign and request IDs are made. The default makes random
+// WithIDGenerator sets how campaign IDs are made. The default makes random
 // (version 4) UUIDs; tests may want predictable ones.
 func WithIDGenerator(newID func() string) Option {
 	return func(a *api) { a.newID = newID }
 }
 
 type api struct {
-	store   adcount.Store
-	logger  *slog.Logger
-	newID   func() string
-	keys    adminKeys
-	metrics Metrics
-	ops     *operations
-	mux     *http.ServeMux
-	root    http.Handler
+	store      adcount.Store
+	logger     *slog.Logger
+	newID      func() string
+	requestIDs *requestIDs
+	keys       adminKeys
+	metrics    Metrics
+	ops        *operations
+	mux        *http.ServeMux
+	root       http.Handler
 }
 
 // NewHandler returns the API over store. The handler is safe for concurrent
 // use and holds no state of its own, so any number of copies may serve the
 // same store.
 func NewHandler(store adcount.Store, opts ...Option) http.Handler {
-	a := &api{store: store, logger: slog.Default(), newID: newUUID, metrics: nopMetrics{}, mux: http.NewServeMux()}
+	a := &api{store: store, logger: slog.Default(), newID: newUUID, requestIDs: newRequestIDs(), metrics: nopMetrics{}, mux: http.NewServeMux()}
 	for _, opt := range opts {
 		opt(a)
 	}

@@ -2,8 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,9 +34,27 @@ func (nopMetrics) ObserveImpression(string, string)          {}
 func (nopMetrics) ObserveStoreError(string)                  {}
 
 // RequestIDHeader carries the request ID. A valid ID from the client, or
-// from API Gateway on Lambda, is kept; otherwise one is generated. It is
+// from API Gateway on Lambda, is kept; otherwise one is generated, unique
+// across processes: a random prefix and a counter. It is
 // echoed in the response and logged with the request.
 const RequestIDHeader = "X-Request-Id"
+
+// requestIDs makes request IDs that are unique without costing a random
+// read per request: a random prefix per handler, then a counter.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (g *requestIDs) next() string {
+	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
+}
 
 // requestInfo is what handlers tell the request log about a request.
 type requestInfo struct {
@@ -98,7 +120,7 @@ func (a *api) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
 		if !validRequestID(id) {
-			id = a.newID()
+			id = a.requestIDs.next()
 		}
 		w.Header().Set(RequestIDHeader, id)
 		info := &requestInfo{}

@@ -55,8 +55,9 @@ func TestRequestLog(t *testing.T) {
 	assert.Equal(t, "POST /api/v1/campaigns", line["route"])
 	assert.Equal(t, 201.0, line["status"])
 	assert.Contains(t, line, "duration_ms")
-	assert.Len(t, line["request_id"], 36, "generated when the client sent none")
+	assert.Regexp(t, `^[0-9a-f]{16}-[0-9a-z]+$`, line["request_id"], "generated when the client sent none")
 	assert.Equal(t, line["request_id"], rec.Header().Get("X-Request-Id"), "echoed")
+	first := line["request_id"]
 
 	cases := []struct {
 		name      string
@@ -94,7 +95,8 @@ func TestRequestLog(t *testing.T) {
 		if tc.requestID != "" {
 			assert.Equal(t, tc.requestID, line["request_id"], tc.name)
 		} else {
-			assert.Len(t, line["request_id"], 36, tc.name)
+			assert.Regexp(t, `^[0-9a-f]{16}-[0-9a-z]+$`, line["request_id"], tc.name)
+			assert.NotEqual(t, first, line["request_id"], "%s: every request gets its own ID", tc.name)
 		}
 		assert.Equal(t, line["request_id"], rec.Header().Get("X-Request-Id"), tc.name)
 		raw, err := json.Marshal(line)
