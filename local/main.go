@@ -103,7 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir)
+	// Where the server listens is always logged, whatever LOG_LEVEL says:
+	// operators and scripts read it to find the server.
+	slog.New(slog.NewJSONHandler(stdout, nil)).Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir)
 	if len(cfg.AdminKeys) == 0 {
 		logger.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
 	}

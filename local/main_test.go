@@ -144,6 +144,17 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// TestListeningLineAtAnyLevel: the line that says where the server listens
+// is written even when LOG_LEVEL hides info lines; startServer reads it.
+func TestListeningLineAtAnyLevel(t *testing.T) {
+	t.Parallel()
+	base := startServer(t, map[string]string{"LOG_LEVEL": "error"}, nil)
+	resp, err := http.Get(base + "/api/v1/campaigns/x/stats")
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
 func TestAdminKeyWarning(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

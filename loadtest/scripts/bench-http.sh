@@ -13,13 +13,16 @@
 # cores, and such runs collapsed (p99 in seconds, throughput far below the
 # rate) for the floor as often as for the service.
 #   DURATION (10s), WORKERS (32), CONNECTIONS (64), ROUNDS (1)
+#   SERVICE_ENV: extra VAR=VALUE settings for the service, space-separated,
+#   such as "LOG_LEVEL=warn" to see what the per-request log line costs.
 source "$(dirname "$0")/server.sh"
 duration="${DURATION:-10s}" workers="${WORKERS:-32}" rounds="${ROUNDS:-1}" connections="${CONNECTIONS:-64}"
 build
 start_server floor bin/floor
 floor_url="$SERVER_URL"
 key="$(new_key)"
-start_server service bin/local ADMIN_API_KEYS="$key"
+read -r -a service_env <<<"${SERVICE_ENV:-}"
+start_server service bin/local ADMIN_API_KEYS="$key" "${service_env[@]}"
 service_url="$SERVER_URL"
 root="out/loadtest/bench-http-$(stamp)"
 common=(-duration "$duration" -connections "$connections" -campaigns 1 -users 100000000 -ads 1 -dup 0 -reads 0 -timeout 5s -progress 0)
