@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	store, err := stores.Open(ctx, cfg)
+	store, err := stores.Open(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

@@ -33,14 +33,8 @@ func startServer(t *testing.T, env map[string]string, logLines chan<- string) st
 		done <- run(ctx, nil, func(k string) string { return env[k] }, logw)
 		logw.Close()
 	}()
-	// The first log line says where the server listens.
 	lines := bufio.NewScanner(logs)
-	require.True(t, lines.Scan(), "no log line: %v", lines.Err())
-	var first struct{ Msg, Addr string }
-	require.NoError(t, json.Unmarshal(lines.Bytes(), &first))
-	require.Equal(t, "listening", first.Msg)
-	_, port, err := net.SplitHostPort(first.Addr)
-	require.NoError(t, err)
+	port := listeningPort(t, lines)
 	go func() {
 		for lines.Scan() {
 			select {
@@ -57,6 +51,24 @@ func startServer(t *testing.T, env map[string]string, logLines chan<- string) st
 		assert.NoError(t, <-done, "a graceful shutdown returns nil")
 	})
 	return "http://127.0.0.1:" + port
+}
+
+// listeningPort reads log lines until the one that says where the server
+// listens, which comes after any lines about restoring its data, and
+// returns its port.
+func listeningPort(t *testing.T, lines *bufio.Scanner) string {
+	t.Helper()
+	for lines.Scan() {
+		var line struct{ Msg, Addr string }
+		require.NoError(t, json.Unmarshal(lines.Bytes(), &line), lines.Text())
+		if line.Msg == "listening" {
+			_, port, err := net.SplitHostPort(line.Addr)
+			require.NoError(t, err)
+			return port
+		}
+	}
+	require.FailNow(t, "the server stopped before it listened", "%v", lines.Err())
+	return ""
 }
 
 func post(t *testing.T, url, body string) map[string]any {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -103,12 +102,7 @@ func startProcess(t *testing.T, dataDir string) *process {
 	})
 
 	lines := bufio.NewScanner(stdout)
-	require.True(t, lines.Scan(), "no log line; stderr:\n%s", p.stderr.String())
-	var first struct{ Msg, Addr string }
-	require.NoError(t, json.Unmarshal(lines.Bytes(), &first), lines.Text())
-	require.Equal(t, "listening", first.Msg)
-	_, port, err := net.SplitHostPort(first.Addr)
-	require.NoError(t, err)
+	port := listeningPort(t, lines)
 	go func() {
 		for lines.Scan() {
 		}

@@ -6,6 +6,7 @@ package stores
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -25,7 +26,10 @@ import (
 // AWS_REGION, credentials, and AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local
 // or another endpoint. Open makes no call to DynamoDB, so a missing table
 // shows on the first request.
-func Open(ctx context.Context, cfg config.Config) (adcount.Store, error) {
+//
+// logger receives what a persistent memory store reports as it opens, such
+// as what it restored and a torn log tail it dropped.
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (adcount.Store, error) {
 	switch cfg.Store {
 	case config.StoreMemory:
 		var s *memstore.Store
@@ -37,7 +41,8 @@ func Open(ctx context.Context, cfg config.Config) (adcount.Store, error) {
 				memstore.WithDedupTTL(cfg.DedupTTL),
 				memstore.WithFsyncInterval(cfg.FsyncInterval),
 				memstore.WithFsyncBatch(cfg.FsyncBatch),
-				memstore.WithSnapshotInterval(cfg.SnapshotInterval))
+				memstore.WithSnapshotInterval(cfg.SnapshotInterval),
+				memstore.WithLogger(logger))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stores: open memory store: %w", err)

@@ -3,6 +3,7 @@ package stores_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -19,24 +20,24 @@ import (
 
 func TestOpen(t *testing.T) {
 	t.Parallel()
-	s, err := stores.Open(context.Background(), config.Config{Store: config.StoreMemory, DedupTTL: time.Hour})
+	s, err := stores.Open(context.Background(), config.Config{Store: config.StoreMemory, DedupTTL: time.Hour}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	assert.IsType(t, &memstore.Store{}, s)
 
-	_, err = stores.Open(context.Background(), config.Config{Store: "nope", DedupTTL: time.Hour})
+	_, err = stores.Open(context.Background(), config.Config{Store: "nope", DedupTTL: time.Hour}, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "unknown store")
-	_, err = stores.Open(context.Background(), config.Config{Store: config.StoreMemory})
+	_, err = stores.Open(context.Background(), config.Config{Store: config.StoreMemory}, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "TTL", "the store's own limits are enforced")
 }
 
 func TestOpenWithDataDirPersists(t *testing.T) {
 	t.Parallel()
 	cfg := config.Config{Store: config.StoreMemory, DedupTTL: time.Hour, DataDir: t.TempDir(), FsyncBatch: 16, SnapshotInterval: time.Minute}
-	s, err := stores.Open(context.Background(), cfg)
+	s, err := stores.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	c, ok := s.(io.Closer)
 	require.True(t, ok, "a store with files to close says so")
-	_, err = stores.Open(context.Background(), cfg)
+	_, err = stores.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "in use", "the settings reached the store")
 	require.NoError(t, c.Close())
 }
@@ -55,7 +56,7 @@ func TestOpenDynamoDB(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, created)
 
-	s, err := stores.Open(ctx, cfg)
+	s, err := stores.Open(ctx, cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	assert.IsType(t, &dynamostore.Store{}, s)
 	c, err := adcount.NewCampaign("c1", "Launch", time.Now().Add(-time.Minute))
@@ -65,7 +66,7 @@ func TestOpenDynamoDB(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, counted)
 
-	_, err = stores.Open(ctx, config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 1000})
+	_, err = stores.Open(ctx, config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 1000}, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "shards", "the store's own limits are enforced")
 	_, err = stores.CreateTable(ctx, config.Config{Store: config.StoreDynamoDB})
 	assert.ErrorContains(t, err, "DYNAMODB_TABLE")
