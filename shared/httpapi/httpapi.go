@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/adcount/impression-counter/shared/adcount"
@@ -93,19 +94,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.root.ServeHTTP(w, r)
 }
 
-// dispatch hands the request to its route, and answers a request that no
-// route takes with a JSON 404, or a JSON 405 with the Allow header the router
-// computed, instead of the router's plain-text replies. A path that is not in
-// canonical form, such as one with "//" or "..", is a 404 too: the router
+// dispatch hands the request to the router. A path that is not in
+// canonical form, such as one with "//" or "..", is a JSON 404: the router
 // would redirect it with an HTML body, and API clients gain nothing from
 // following that.
 func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p != canonicalPath(p) {
 		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+p+"; paths must be in canonical form")
-		return
-	}
-	if h, pattern := a.mux.Handler(r); pattern == "" {
-		a.unrouted(w, r, h)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -124,36 +119,33 @@ func canonicalPath(p string) string {
 	return clean
 }
 
-// unrouted runs the router's own reply for a request no route takes into a
-// recorder, and rewrites it as a JSON error.
-func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
-	rec := &headerRecorder{header: make(http.Header)}
-	h.ServeHTTP(rec, r)
-	if rec.status == http.StatusMethodNotAllowed {
-		allow := rec.header.Get("Allow")
-		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
+// probeMethods are the methods unrouted tries to find which ones a path
+// takes.
+var probeMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+}
+
+// unrouted answers a request that no route takes, being the router's
+// catch-all "/" route: a JSON 405 with an Allow header if the path takes
+// other methods, else a JSON 404. The catch-all replaces the router's
+// plain-text replies without matching every request twice; only unrouted
+// requests pay for the probing.
+func (a *api) unrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	probe := *r
+	for _, m := range probeMethods {
+		probe.Method = m
+		if _, pattern := a.mux.Handler(&probe); pattern != routeUnmatched {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 		return
 	}
-	writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
-}
-
-// headerRecorder keeps the status and headers of a reply and discards its
-// body.
-type headerRecorder struct {
-	header http.Header
-	status int
-}
-
-func (r *headerRecorder) Header() http.Header { return r.header }
-
-func (r *headerRecorder) WriteHeader(status int) {
-	if r.status == 0 {
-		r.status = status
-	}
-}
-
-func (r *headerRecorder) Write(p []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	return len(p), nil
+	slices.Sort(allow)
+	list := strings.Join(allow, ", ")
+	w.Header().Set("Allow", list)
+	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+list)
 }

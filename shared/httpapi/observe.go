@@ -130,7 +130,7 @@ func (a *api) observe(next http.Handler) http.Handler {
 
 		elapsed := time.Since(start)
 		route := r.Pattern
-		if route == "" {
+		if route == "" || route == routeUnmatched {
 			route = "unmatched"
 		}
 		a.metrics.ObserveRequest(route, sw.status, elapsed)

@@ -30,6 +30,10 @@ const (
 	RouteOpenAPI = "GET /api/v1/openapi.yaml"
 )
 
+// routeUnmatched is the router's catch-all: every request that no route
+// takes, answered with a JSON 404 or 405.
+const routeUnmatched = "/"
+
 // Routes returns every API route pattern the handler serves.
 func Routes() []string {
 	return []string{RouteCreateCampaign, RouteGetCampaign, RouteRecordImpression, RoutePreflightImpression, RouteGetStats}
@@ -43,6 +47,7 @@ func (a *api) routes() {
 	a.mux.Handle(RouteRecordImpression, crossOrigin(a.handleRecordImpression()))
 	a.mux.Handle(RoutePreflightImpression, crossOrigin(handlePreflight()))
 	a.mux.Handle(RouteGetStats, a.admin(a.handleGetStats()))
+	a.mux.Handle(routeUnmatched, http.HandlerFunc(a.unrouted))
 	if a.ops != nil {
 		a.mux.Handle(RouteHealth, handleHealth())
 		a.mux.Handle(RouteReady, a.handleReady())
