@@ -65,8 +65,9 @@ func WithDedupTTL(ttl time.Duration) Option {
 	return func(s *Store) { s.ttl = ttl }
 }
 
-// New returns an empty store that keeps nothing on disk. It fails for a TTL shorter than a millisecond,
-// the dedup resolution, or longer than MaxDedupTTL.
+// New returns an empty store that keeps nothing on disk. It fails for a TTL
+// shorter than a millisecond, the dedup resolution, or longer than
+// MaxDedupTTL.
 func New(opts ...Option) (*Store, error) {
 	s := &Store{now: time.Now, ttl: adcount.DefaultDedupTTL}
 	for _, opt := range opts {
