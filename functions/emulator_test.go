@@ -30,6 +30,7 @@ import (
 	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
+	"github.com/adcount/impression-counter/shared/syncbuf"
 )
 
 // The functions, by directory under functions/.
@@ -101,28 +102,10 @@ func rie(tb testing.TB) string {
 	return abs
 }
 
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // function is one bootstrap running under its own emulator.
 type function struct {
 	invocations string
-	output      *lockedBuffer
+	output      *syncbuf.Buffer
 }
 
 // startFunction runs the function in dir under the emulator with env on
@@ -137,7 +120,7 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 	// emulator then exits, and a fresh pair of ports is tried.
 	for range 3 {
 		addr, apiAddr := freeAddr(tb), freeAddr(tb)
-		out := &lockedBuffer{}
+		out := &syncbuf.Buffer{}
 		cmd := exec.Command(emulator,
 			"--runtime-interface-emulator-address", addr,
 			"--runtime-api-address", apiAddr,

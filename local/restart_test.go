@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/syncbuf"
 )
 
 // The restart tests run the real binary, because what they test is what
@@ -61,25 +62,8 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd    *exec.Cmd
 	base   string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startProcess starts the binary on a free port with its state in dataDir
@@ -90,7 +74,7 @@ func startProcess(t *testing.T, dataDir string) *process {
 	cmd.Env = []string{"PORT=0", "DATA_DIR=" + dataDir, "SHUTDOWN_TIMEOUT=10s"}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &process{cmd: cmd, stderr: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	require.NoError(t, cmd.Start())
 	go func() { p.exited <- cmd.Wait() }()
@@ -279,7 +263,7 @@ func TestRunClosesTheStore(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		env := map[string]string{"PORT": "0", "DATA_DIR": dir}
 		done := make(chan error, 1)
-		go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &syncBuffer{}) }()
+		go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &syncbuf.Buffer{}) }()
 		cancel()
 		require.NoError(t, <-done)
 	}

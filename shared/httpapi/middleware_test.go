@@ -1,13 +1,11 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,6 +15,7 @@ import (
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/storetest"
+	"github.com/adcount/impression-counter/shared/syncbuf"
 )
 
 func TestAdminKeys(t *testing.T) {
@@ -139,8 +138,8 @@ func TestPanicIsRecovered(t *testing.T) {
 	t.Parallel()
 	mem, err := memstore.New()
 	require.NoError(t, err)
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil))
+	var logs syncbuf.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	srv := httptest.NewServer(httpapi.NewHandler(panickingStore{mem}, httpapi.WithLogger(logger)))
 	t.Cleanup(srv.Close)
 	s := &server{Server: srv}
@@ -155,16 +154,4 @@ func TestPanicIsRecovered(t *testing.T) {
 	out := logs.String()
 	assert.Contains(t, out, "bug in the store")
 	assert.Contains(t, out, "middleware.go", "the log has the stack")
-}
-
-// syncWriter serialises writes from concurrent handlers into one buffer.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

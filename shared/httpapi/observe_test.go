@@ -15,6 +15,7 @@ import (
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/storetest"
+	"github.com/adcount/impression-counter/shared/syncbuf"
 )
 
 // TestRequestLog checks the one line written per request: its fields, the
@@ -24,8 +25,8 @@ func TestRequestLog(t *testing.T) {
 	clock := storetest.NewClock(storetest.Epoch)
 	store, err := memstore.New(memstore.WithClock(clock.Now))
 	require.NoError(t, err)
-	var buf bytes.Buffer
-	logs := &syncWriter{w: &buf}
+	var buf syncbuf.Buffer
+	logs := &buf
 	h := httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{"s3cret-key"}),
 		httpapi.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 
