@@ -63,11 +63,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("PORT must be a port number, got %q", port)
 	}
-	shutdownTimeout, err := durationEnv(getenv, "SHUTDOWN_TIMEOUT", 10*time.Second)
+	shutdownTimeout, err := config.Duration(getenv, "SHUTDOWN_TIMEOUT", 10*time.Second, time.Nanosecond, config.MaxDuration)
 	if err != nil {
 		return err
 	}
-	readHeaderTimeout, err := durationEnv(getenv, "READ_HEADER_TIMEOUT", 5*time.Second)
+	readHeaderTimeout, err := config.Duration(getenv, "READ_HEADER_TIMEOUT", 5*time.Second, time.Nanosecond, config.MaxDuration)
 	if err != nil {
 		return err
 	}
@@ -143,19 +143,6 @@ func createTable(ctx context.Context, cfg config.Config, stdout io.Writer) error
 		fmt.Fprintf(stdout, "table %s already exists\n", cfg.DynamoDBTable)
 	}
 	return nil
-}
-
-// durationEnv reads a positive Go duration from the environment.
-func durationEnv(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
-	v := getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s must be a positive Go duration such as 10s, got %q", name, v)
-	}
-	return d, nil
 }
 
 // newHandler is the API with the routes a long-running server adds: health,

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -96,19 +97,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if cfg.Store == StoreDynamoDB && cfg.DynamoDBTable == "" {
 		return Config{}, fmt.Errorf("config: DYNAMODB_TABLE is required when STORE=%s", StoreDynamoDB)
 	}
-	if v := getenv("DYNAMODB_COUNTER_SHARDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return Config{}, fmt.Errorf("config: DYNAMODB_COUNTER_SHARDS must be a positive whole number, got %q", v)
-		}
-		cfg.CounterShards = n
+	var err error
+	if cfg.CounterShards, err = positiveInt(getenv, "DYNAMODB_COUNTER_SHARDS", cfg.CounterShards); err != nil {
+		return Config{}, err
 	}
-	if v := getenv("DEDUP_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("config: DEDUP_TTL must be a positive Go duration such as 1h or 30m, got %q", v)
-		}
-		cfg.DedupTTL = d
+	if cfg.DedupTTL, err = Duration(getenv, "DEDUP_TTL", cfg.DedupTTL, time.Nanosecond, MaxDuration); err != nil {
+		return Config{}, err
 	}
 	for _, k := range strings.Split(getenv("ADMIN_API_KEYS"), ",") {
 		if k = strings.TrimSpace(k); k != "" {
@@ -124,26 +118,54 @@ func Load(getenv func(string) string) (Config, error) {
 // loadPersistence reads the memory store's persistence settings.
 func loadPersistence(getenv func(string) string, cfg *Config) error {
 	cfg.DataDir = getenv("DATA_DIR")
-	if v := getenv("FSYNC_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > time.Second {
-			return fmt.Errorf("config: FSYNC_INTERVAL must be a Go duration from 0s to 1s such as 2ms, got %q", v)
-		}
-		cfg.FsyncInterval = d
+	var err error
+	if cfg.FsyncInterval, err = Duration(getenv, "FSYNC_INTERVAL", cfg.FsyncInterval, 0, time.Second); err != nil {
+		return err
 	}
-	if v := getenv("FSYNC_BATCH"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("config: FSYNC_BATCH must be a positive whole number, got %q", v)
-		}
-		cfg.FsyncBatch = n
+	if cfg.FsyncBatch, err = positiveInt(getenv, "FSYNC_BATCH", cfg.FsyncBatch); err != nil {
+		return err
 	}
-	if v := getenv("SNAPSHOT_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second {
-			return fmt.Errorf("config: SNAPSHOT_INTERVAL must be a Go duration of at least 1s such as 5m, got %q", v)
-		}
-		cfg.SnapshotInterval = d
+	cfg.SnapshotInterval, err = Duration(getenv, "SNAPSHOT_INTERVAL", cfg.SnapshotInterval, time.Second, MaxDuration)
+	return err
+}
+
+// MaxDuration is the longest time.Duration, for a Duration with no upper
+// bound.
+const MaxDuration = time.Duration(math.MaxInt64)
+
+// Duration reads the Go duration in the variable name, or returns def when
+// it is unset. A value that does not parse or lies outside [lo, hi] is an
+// error naming the variable. Entry points use it for their own settings
+// too, so every duration setting is read and refused the same way.
+func Duration(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
 	}
-	return nil
+	d, err := time.ParseDuration(v)
+	if err == nil && d >= lo && d <= hi {
+		return d, nil
+	}
+	switch {
+	case hi != MaxDuration:
+		return 0, fmt.Errorf("config: %s must be a Go duration from %v to %v, got %q", name, lo, hi, v)
+	case lo <= time.Nanosecond:
+		return 0, fmt.Errorf("config: %s must be a positive Go duration such as 10s or 1h, got %q", name, v)
+	default:
+		return 0, fmt.Errorf("config: %s must be a Go duration of at least %v, got %q", name, lo, v)
+	}
+}
+
+// positiveInt reads the whole number in the variable name, or returns def
+// when it is unset.
+func positiveInt(getenv func(string) string, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("config: %s must be a positive whole number, got %q", name, v)
+	}
+	return n, nil
 }

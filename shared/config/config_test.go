@@ -11,6 +11,41 @@ import (
 	"github.com/adcount/impression-counter/shared/config"
 )
 
+func TestDuration(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		value   string
+		lo, hi  time.Duration
+		want    time.Duration
+		wantErr string
+	}{
+		// Unset takes the default.
+		{"Unset", "", time.Nanosecond, config.MaxDuration, 7 * time.Second, ""},
+		{"InRange", "2ms", 0, time.Second, 2 * time.Millisecond, ""},
+		// The bounds themselves are allowed.
+		{"AtLow", "0s", 0, time.Second, 0, ""},
+		{"AtHigh", "1s", 0, time.Second, time.Second, ""},
+		{"AboveHigh", "2s", 0, time.Second, 0, "from 0s to 1s"},
+		{"BelowLow", "500ms", time.Second, config.MaxDuration, 0, "at least 1s"},
+		{"NotPositive", "0s", time.Nanosecond, config.MaxDuration, 0, "positive"},
+		{"NotADuration", "soon", time.Nanosecond, config.MaxDuration, 0, "X_TIMEOUT"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.Duration(func(string) string { return tc.value }, "X_TIMEOUT", 7*time.Second, tc.lo, tc.hi)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				assert.ErrorContains(t, err, "X_TIMEOUT", "the message names the variable")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
 func TestLoadLogLevel(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
