@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/memstore"
+	"github.com/adcount/impression-counter/shared/memstore/wal"
 )
 
 // Store names, the values STORE accepts.
@@ -77,8 +79,8 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg := Config{
 		Store:            StoreMemory,
 		DedupTTL:         adcount.DefaultDedupTTL,
-		FsyncBatch:       1024,
-		SnapshotInterval: time.Minute,
+		FsyncBatch:       wal.DefaultFsyncBatch,
+		SnapshotInterval: memstore.DefaultSnapshotInterval,
 		CounterShards:    DefaultCounterShards,
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
