@@ -11,9 +11,29 @@ import (
 	"time"
 )
 
-// DefaultDedupTTL is how long a repeat of the same (campaign, user, ad) is
-// ignored when no other window is configured.
-const DefaultDedupTTL = time.Hour
+// Dedup windows. Every store and every setting accepts exactly the windows
+// from MinDedupTTL to MaxDedupTTL, so that a deployment behaves the same
+// whichever store it uses.
+const (
+	// DefaultDedupTTL is how long a repeat of the same (campaign, user, ad)
+	// is ignored when no other window is configured.
+	DefaultDedupTTL = time.Hour
+	// MinDedupTTL is the shortest window: dedup is exact to the millisecond.
+	MinDedupTTL = time.Millisecond
+	// MaxDedupTTL is the longest window. A week covers every frequency cap
+	// in practice and bounds the dedup state a store must keep.
+	MaxDedupTTL = 7 * 24 * time.Hour
+)
+
+// CheckDedupTTL returns a *FieldError, matching ErrInvalid, unless ttl lies
+// from MinDedupTTL to MaxDedupTTL. Stores and settings call it so that the
+// rule lives in one place.
+func CheckDedupTTL(ttl time.Duration) error {
+	if ttl < MinDedupTTL || ttl > MaxDedupTTL {
+		return fieldError("dedup_ttl", "must be from %v to %v, got %v", MinDedupTTL, MaxDedupTTL, ttl)
+	}
+	return nil
+}
 
 // Campaign is an advertising campaign. Impressions count only from its
 // StartTime on.

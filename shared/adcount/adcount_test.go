@@ -143,3 +143,34 @@ func TestCampaignStarted(t *testing.T) {
 	assert.True(t, c.Started(start))
 	assert.True(t, c.Started(start.Add(time.Nanosecond)))
 }
+
+func TestCheckDedupTTL(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		ttl  time.Duration
+		ok   bool
+	}{
+		// Dedup is exact to the millisecond, so that is the shortest window.
+		{"Millisecond", time.Millisecond, true},
+		{"UnderAMillisecond", time.Millisecond - 1, false},
+		{"Zero", 0, false},
+		{"Negative", -time.Hour, false},
+		{"Default", adcount.DefaultDedupTTL, true},
+		// A week is the longest window any store keeps.
+		{"AWeek", 168 * time.Hour, true},
+		{"OverAWeek", 200 * time.Hour, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := adcount.CheckDedupTTL(tc.ttl)
+			if tc.ok {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, adcount.ErrInvalid)
+			assert.ErrorContains(t, err, "168h")
+		})
+	}
+}

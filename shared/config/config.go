@@ -103,7 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if cfg.CounterShards, err = positiveInt(getenv, "DYNAMODB_COUNTER_SHARDS", cfg.CounterShards); err != nil {
 		return Config{}, err
 	}
-	if cfg.DedupTTL, err = Duration(getenv, "DEDUP_TTL", cfg.DedupTTL, time.Nanosecond, MaxDuration); err != nil {
+	if cfg.DedupTTL, err = Duration(getenv, "DEDUP_TTL", cfg.DedupTTL, adcount.MinDedupTTL, adcount.MaxDedupTTL); err != nil {
 		return Config{}, err
 	}
 	for _, k := range strings.Split(getenv("ADMIN_API_KEYS"), ",") {

@@ -119,6 +119,11 @@ func TestLoad(t *testing.T) {
 		{"NotADuration", map[string]string{"DEDUP_TTL": "1 hour"}, 0, "", "DEDUP_TTL"},
 		{"Zero", map[string]string{"DEDUP_TTL": "0s"}, 0, "", "DEDUP_TTL"},
 		{"Negative", map[string]string{"DEDUP_TTL": "-1h"}, 0, "", "DEDUP_TTL"},
+		// The documented range is 1ms to 168h for every store; the DynamoDB
+		// store once took 200h.
+		{"OverAWeek", map[string]string{"DEDUP_TTL": "200h", "STORE": "dynamodb", "DYNAMODB_TABLE": "t"}, 0, "", "DEDUP_TTL must be a Go duration from 1ms to 168h0m0s"},
+		{"UnderAMillisecond", map[string]string{"DEDUP_TTL": "999us"}, 0, "", "DEDUP_TTL"},
+		{"AWeek", map[string]string{"DEDUP_TTL": "168h"}, 168 * time.Hour, "memory", ""},
 		// An unknown store must not quietly become the memory store.
 		{"UnknownStore", map[string]string{"STORE": "redis"}, 0, "", "STORE"},
 		{"DynamoDB", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}, time.Hour, "dynamodb", ""},

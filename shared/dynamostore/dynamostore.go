@@ -38,8 +38,6 @@ const (
 	// DefaultTimeout bounds each store call, SDK retries included, unless
 	// WithTimeout says otherwise.
 	DefaultTimeout = 5 * time.Second
-	// MaxDedupTTL is the longest dedup window the store accepts.
-	MaxDedupTTL = 366 * 24 * time.Hour
 )
 
 // Client is the part of the DynamoDB API that the store calls; each method
@@ -93,20 +91,21 @@ func WithTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d
 
 // New returns a store over the named table, which must have the key schema
 // and TTL attribute that Schema describes. It fails for an empty table
-// name, a dedup TTL outside 1ms to MaxDedupTTL, or a shard count outside 1
+// name, a dedup TTL that adcount.CheckDedupTTL refuses, or a shard count outside 1
 // to MaxCounterShards. It makes no call to DynamoDB.
 func New(db Client, table string, opts ...Option) (*Store, error) {
 	s := &Store{db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL, shards: DefaultCounterShards, timeout: DefaultTimeout}
 	for _, opt := range opts {
 		opt(s)
 	}
+	if err := adcount.CheckDedupTTL(s.ttl); err != nil {
+		return nil, fmt.Errorf("dynamostore: %w", err)
+	}
 	switch {
 	case db == nil:
 		return nil, errors.New("dynamostore: a DynamoDB client is required")
 	case table == "":
 		return nil, errors.New("dynamostore: a table name is required")
-	case s.ttl < time.Millisecond || s.ttl > MaxDedupTTL:
-		return nil, fmt.Errorf("dynamostore: dedup TTL must be between 1ms and %v, got %v", MaxDedupTTL, s.ttl)
 	case s.shards < 1 || s.shards > MaxCounterShards:
 		return nil, fmt.Errorf("dynamostore: counter shards must be between 1 and %d, got %d", MaxCounterShards, s.shards)
 	case s.timeout < 0:

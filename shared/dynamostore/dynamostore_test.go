@@ -38,8 +38,8 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		// Without a table there is nowhere to count.
 		{"NoTable", "", nil, "table name"},
 		// Dedup is exact to the millisecond; a shorter window cannot be kept.
-		{"TTLUnderAMillisecond", "t", []dynamostore.Option{dynamostore.WithDedupTTL(time.Microsecond)}, "dedup TTL"},
-		{"TTLTooLong", "t", []dynamostore.Option{dynamostore.WithDedupTTL(dynamostore.MaxDedupTTL + time.Millisecond)}, "dedup TTL"},
+		{"TTLUnderAMillisecond", "t", []dynamostore.Option{dynamostore.WithDedupTTL(time.Microsecond)}, "dedup_ttl"},
+		{"TTLTooLong", "t", []dynamostore.Option{dynamostore.WithDedupTTL(adcount.MaxDedupTTL + time.Millisecond)}, "dedup_ttl"},
 		// Zero shards would leave nowhere to add; too many make stats reads costly.
 		{"NoShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(0)}, "shards"},
 		{"TooManyShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(dynamostore.MaxCounterShards + 1)}, "shards"},

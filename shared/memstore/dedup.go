@@ -13,11 +13,10 @@ import (
 // wait for one another; 64 is far more than the cores this runs on.
 const dedupShards = 64
 
-// MaxDedupTTL is the longest dedup window the store accepts. Expiries are
-// kept as 32-bit millisecond offsets within a generation that spans two
-// TTLs, which is what keeps a live key near 40 bytes; a week leaves ample
-// room.
-const MaxDedupTTL = 7 * 24 * time.Hour
+// Expiries are kept as 32-bit millisecond offsets within a generation that
+// spans two TTLs, which is what keeps a live key near 40 bytes; two of
+// adcount.MaxDedupTTL fit with ample room.
+var _ [math.MaxUint32 - 2*int64(adcount.MaxDedupTTL/time.Millisecond)]struct{}
 
 // generation is one map of dedup keys. Every key in it was added at or after
 // base, and its value is its expiry in milliseconds after base.

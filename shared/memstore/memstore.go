@@ -66,15 +66,14 @@ func WithDedupTTL(ttl time.Duration) Option {
 }
 
 // New returns an empty store that keeps nothing on disk. It fails for a TTL
-// shorter than a millisecond, the dedup resolution, or longer than
-// MaxDedupTTL.
+// that adcount.CheckDedupTTL refuses.
 func New(opts ...Option) (*Store, error) {
 	s := &Store{now: time.Now, ttl: adcount.DefaultDedupTTL}
 	for _, opt := range opts {
 		opt(s)
 	}
-	if s.ttl < time.Millisecond || s.ttl > MaxDedupTTL {
-		return nil, fmt.Errorf("memstore: dedup TTL must be between 1ms and %v, got %v", MaxDedupTTL, s.ttl)
+	if err := adcount.CheckDedupTTL(s.ttl); err != nil {
+		return nil, fmt.Errorf("memstore: %w", err)
 	}
 	return s, nil
 }

@@ -33,7 +33,7 @@ func TestConformance(t *testing.T) {
 
 func TestNewRejectsNonPositiveTTL(t *testing.T) {
 	t.Parallel()
-	for _, ttl := range []time.Duration{0, -time.Second, time.Microsecond, memstore.MaxDedupTTL + time.Millisecond} {
+	for _, ttl := range []time.Duration{0, -time.Second, time.Microsecond, adcount.MaxDedupTTL + time.Millisecond} {
 		_, err := memstore.New(memstore.WithDedupTTL(ttl))
 		assert.Error(t, err, "ttl %v", ttl)
 	}
