@@ -15,6 +15,10 @@
 #   DURATION (10s), WORKERS (32), CONNECTIONS (64), ROUNDS (1)
 #   SERVICE_ENV: extra VAR=VALUE settings for the service, space-separated,
 #   such as "LOG_LEVEL=warn" to see what the per-request log line costs.
+#   BASELINE: a git revision, such as main~3. Its local server is built
+#   too and measured in every round right after this tree's, with the same
+#   settings, so that a change is judged against the code before it in the
+#   same run; the summary gives the medians of the paired ratios.
 source "$(dirname "$0")/server.sh"
 duration="${DURATION:-10s}" workers="${WORKERS:-32}" rounds="${ROUNDS:-1}" connections="${CONNECTIONS:-64}"
 build
@@ -24,6 +28,12 @@ key="$(new_key)"
 read -r -a service_env <<<"${SERVICE_ENV:-}"
 start_server service bin/local ADMIN_API_KEYS="$key" "${service_env[@]}"
 service_url="$SERVER_URL"
+baseline_url=""
+if [ -n "${BASELINE:-}" ]; then
+	build_revision "$BASELINE" bin/local-baseline
+	start_server baseline bin/local-baseline ADMIN_API_KEYS="$key" "${service_env[@]}"
+	baseline_url="$SERVER_URL"
+fi
 root="out/loadtest/bench-http-$(stamp)"
 common=(-duration "$duration" -connections "$connections" -campaigns 1 -users 100000000 -ads 1 -dup 0 -reads 0 -timeout 5s -progress 0)
 
@@ -53,6 +63,20 @@ for round in $(seq 1 "$rounds"); do
 	f_otput="$TPUT" f_p99="$P99" f_ook="$OK"
 	measure "r$round-service-open" "$service_url" -rate "$half" -workers "$workers"
 	s_otput="$TPUT" s_p99="$P99" s_ook="$OK"
+	if [ -n "$baseline_url" ]; then
+		measure "r$round-baseline-closed" "$baseline_url" -rate 0 -workers "$workers" -max-workers "$workers"
+		b_tput="$TPUT"
+		measure "r$round-baseline-open" "$baseline_url" -rate "$half" -workers "$workers"
+		b_p99="$P99"
+		# One line per round for the medians: service/floor, baseline/floor
+		# and service/baseline, for throughput and for the open-model p99.
+		awk -v ft="$f_tput" -v st="$s_tput" -v bt="$b_tput" -v fp="$f_p99" -v sp="$s_p99" -v bp="$b_p99" \
+			'BEGIN { printf "%.4f %.4f %.4f %.4f %.4f %.4f\n", st/ft, bt/ft, st/bt, sp/fp, bp/fp, sp/bp }' >>"$root/paired.txt"
+		awk -v bt="$b_tput" -v bp="$b_p99" -v st="$s_tput" -v sp="$s_p99" 'BEGIN {
+			printf "  %-32s %12.0f/s  service/baseline %.3f\n", "baseline closed: throughput", bt, st / bt
+			printf "  %-32s %12.3fms  service/baseline %.2fx\n", "baseline open: p99", bp / 1e6, sp / bp
+		}' | tee -a "$root/summary.txt"
+	fi
 	awk -v r="$round" -v ft="$f_tput" -v st="$s_tput" -v fcp="$f_cp99" -v scp="$s_cp99" -v half="$half" \
 		-v fot="$f_otput" -v sot="$s_otput" -v fp="$f_p99" -v sp="$s_p99" \
 		-v fs="$f_cok" -v ss="$s_cok" -v fos="$f_ook" -v sos="$s_ook" 'BEGIN {
@@ -67,4 +91,13 @@ for round in $(seq 1 "$rounds"); do
 		printf "  %-32s %13.2f%% %13.2f%%\n", "success open", fos * 100, sos * 100
 	}' | tee -a "$root/summary.txt"
 done
+if [ -n "$baseline_url" ]; then
+	# median COLUMN prints the median of one column of paired.txt.
+	median() { cut -d' ' -f"$1" "$root/paired.txt" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+	{
+		echo "Medians over $rounds paired rounds (baseline: $BASELINE)"
+		echo "  closed throughput: service/floor $(median 1), baseline/floor $(median 2), service/baseline $(median 3)"
+		echo "  open p99:          service/floor $(median 4), baseline/floor $(median 5), service/baseline $(median 6)"
+	} | tee -a "$root/summary.txt"
+fi
 echo "Files: $root/summary.txt and $root/r*-{floor,service}-{closed,open}{.txt,/report.json,/histogram.hdr,/plot.html}"

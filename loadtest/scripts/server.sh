@@ -25,6 +25,16 @@ build() {
 	go build -o bin/loadtest ./loadtest
 }
 
+# build_revision REV OUT builds the local server as it was at git revision
+# REV into OUT, from a temporary checkout that is removed afterwards.
+build_revision() {
+	local rev="$1" out="$2" tmp
+	tmp="$(mktemp -d)"
+	git worktree add --quiet --detach "$tmp" "$rev"
+	(cd "$tmp" && go build -o "$OLDPWD/$out" ./local) || { git worktree remove --force "$tmp"; exit 1; }
+	git worktree remove --force "$tmp"
+}
+
 # start_server NAME BIN [VAR=VALUE...] starts BIN on a free port with the
 # variables added, logging to out/loadtest/NAME.log, waits until it listens
 # and sets SERVER_URL and SERVER_PID.
