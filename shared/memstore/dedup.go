@@ -63,16 +63,11 @@ type dedupState struct {
 	prev generation
 }
 
-// admit reports whether key counts at now, and if so remembers it until
-// now+ttl. Both are in Unix milliseconds. A key is a duplicate while now is
-// before its expiry, so a repeat exactly one TTL later counts again.
-func (s *dedupShard) admit(key adcount.DedupKey, now, ttl int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.admitLocked(key, now, ttl)
-}
-
-// admitLocked is admit for a caller that holds s.mu.
+// admitLocked reports whether key counts at now, and if so remembers it
+// until now+ttl. Both are in Unix milliseconds. A key is a duplicate while
+// now is before its expiry, so a repeat exactly one TTL later counts again.
+// The caller holds s.mu, and keeps holding it until the impression is
+// applied or forgotten.
 func (s *dedupShard) admitLocked(key adcount.DedupKey, now, ttl int64) bool {
 	s.rotate(now, ttl)
 	if exp, ok := s.cur.expiry(key); ok && now < exp {

@@ -24,36 +24,46 @@ type persistOptions struct {
 	fsyncBatch       int
 	snapshotInterval time.Duration
 	logger           *slog.Logger
+
+	given []string // the names of the options above that were passed, for New's error
+}
+
+func (p *persistOptions) set(name string) {
+	if !slices.Contains(p.given, name) {
+		p.given = append(p.given, name)
+	}
 }
 
 // WithFsyncInterval sets how long the log gathers records before one fsync
 // makes them all durable; see wal.Options.FsyncInterval. The default, zero,
 // starts each fsync as soon as the previous one ends. Only Open uses it.
 func WithFsyncInterval(d time.Duration) Option {
-	return func(s *Store) { s.persist.fsyncInterval = d }
+	return func(s *Store) { s.persist.fsyncInterval = d; s.persist.set("WithFsyncInterval") }
 }
 
 // WithFsyncBatch sets how many pending records start an fsync without
 // waiting for the interval; the default is wal.DefaultFsyncBatch. Only Open
 // uses it.
 func WithFsyncBatch(n int) Option {
-	return func(s *Store) { s.persist.fsyncBatch = n }
+	return func(s *Store) { s.persist.fsyncBatch = n; s.persist.set("WithFsyncBatch") }
 }
 
 // WithSnapshotInterval sets how often Open's store writes a snapshot; the
 // default is DefaultSnapshotInterval.
 func WithSnapshotInterval(d time.Duration) Option {
-	return func(s *Store) { s.persist.snapshotInterval = d }
+	return func(s *Store) { s.persist.snapshotInterval = d; s.persist.set("WithSnapshotInterval") }
 }
 
 // WithLogger sets where Open's store reports what it restored, a torn log
 // tail it dropped and snapshots that failed. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option {
-	return func(s *Store) { s.persist.logger = l }
+	return func(s *Store) { s.persist.logger = l; s.persist.set("WithLogger") }
 }
 
-// disk is what a store made by Open keeps on disk.
-type disk struct {
+// journal is what a store made by Open keeps on disk: the hook through
+// which every change is logged before it is applied. A store made by New
+// has a nil journal, whose methods log nothing and report success.
+type journal struct {
 	dir    string
 	lock   *wal.DirLock
 	log    *wal.Log
@@ -84,7 +94,7 @@ type disk struct {
 // returned, so it was never acknowledged, and it is dropped with a warning.
 // Only one process may use dir at a time. Call Close when done.
 func Open(dir string, opts ...Option) (*Store, error) {
-	s, err := New(opts...)
+	s, err := newStore(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +124,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("memstore: restore from %s: %w", dir, err)
 	}
-	s.disk = &disk{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
+	s.journal = &journal{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
 	p.logger.Info("memstore: restored", "dir", dir, "campaigns", r.campaigns, "impressions_replayed", r.impressions,
 		"snapshot_covers_log_through", r.cut, "took", time.Since(start).String())
 	go s.snapshotLoop(p.snapshotInterval)
@@ -126,7 +136,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 // the first one's result. A store made by New has nothing to close.
 // Nothing may use the store during or after Close.
 func (s *Store) Close() error {
-	d := s.disk
+	d := s.journal
 	if d == nil {
 		return nil
 	}
@@ -140,7 +150,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) snapshotLoop(every time.Duration) {
-	d := s.disk
+	d := s.journal
 	defer close(d.stopped)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -163,7 +173,7 @@ func (s *Store) snapshotLoop(every time.Duration) {
 // keep flowing meanwhile: each campaign and each dedup shard is locked only
 // while it is copied. It does nothing for a store made by New.
 func (s *Store) Snapshot() error {
-	d := s.disk
+	d := s.journal
 	if d == nil {
 		return nil
 	}
@@ -225,7 +235,7 @@ func (s *Store) Snapshot() error {
 func (s *Store) cutLog() (uint64, []*campaignState, error) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	cut, err := s.disk.log.Rotate()
+	cut, err := s.journal.log.Rotate()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -237,71 +247,36 @@ func (s *Store) cutLog() (uint64, []*campaignState, error) {
 	return cut, states, nil
 }
 
-// createDurably is CreateCampaign for a store made by Open. The campaign is
-// published only once its record is durable, so no impression can be
-// logged for a campaign that a crash could lose. Creating campaigns is rare,
-// so one lock serialises it.
-func (s *Store) createDurably(c adcount.Campaign) error {
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
-	if _, ok := s.campaigns.Load(c.ID); ok {
-		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
+// campaign logs the creation of c and waits until it is durable.
+func (j *journal) campaign(c adcount.Campaign) error {
+	if j == nil {
+		return nil
 	}
-	_, commit, err := s.disk.log.Append(encodeCampaign(c))
-	if err == nil {
-		err = commit.Wait()
-	}
+	_, commit, err := j.log.Append(encodeCampaign(c))
 	if err != nil {
-		return fmt.Errorf("memstore: create campaign %s: %w: %w", c.ID, adcount.ErrUnavailable, err)
+		return err
 	}
-	s.campaigns.Store(c.ID, &campaignState{campaign: c})
-	return nil
+	return commit.Wait()
 }
 
-// recordDurably is RecordImpression for a store made by Open, from the
-// dedup decision on. It answers only once the outcome is durable.
-//
-// The dedup shard's lock is held from the decision until the record is in
-// the log, and the campaign's lock from the append until the counters
-// change. So the log orders each key's records as the dedup decisions
-// were made, and each campaign's as its counters changed, which is what
-// replay and snapshots rely on. The log's own mutex, held only to copy the
-// record into its buffer, is the one lock all impressions share: group
-// commit needs one order of records.
-func (s *Store) recordDurably(cs *campaignState, campaignID string, key adcount.DedupKey, now time.Time) (bool, error) {
-	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
-	shard := &s.dedup[key[0]%dedupShards]
-	shard.mu.Lock()
-	if !shard.admitLocked(key, t, ttl) {
-		shard.mu.Unlock()
-		// The record that made this a duplicate may still be on its way
-		// to disk; answer "duplicate" only once it is there.
-		if err := s.disk.log.Barrier().Wait(); err != nil {
-			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
-		}
-		return false, nil
+// impression appends an impression's record and returns its number and the
+// Commit that makes it durable; without a journal, 0 and nil. The caller
+// holds the key's dedup shard and the campaign's lock, which fixes the
+// record's place in the log.
+func (j *journal) impression(campaignID string, key adcount.DedupKey, t, expiry int64) (uint64, *wal.Commit, error) {
+	if j == nil {
+		return 0, nil, nil
 	}
 	var buf [maxImpressionPayload]byte
-	payload := appendImpression(buf[:0], campaignID, key, t, t+ttl)
-	cs.mu.Lock()
-	lsn, commit, err := s.disk.log.Append(payload)
-	if err == nil {
-		cs.total++
-		cs.ring.add(adcount.Bucket(now), 1)
-		cs.lsn = lsn
+	return j.log.Append(appendImpression(buf[:0], campaignID, key, t, expiry))
+}
+
+// barrier waits until every record appended so far is durable.
+func (j *journal) barrier() error {
+	if j == nil {
+		return nil
 	}
-	cs.mu.Unlock()
-	if err != nil {
-		shard.forget(key)
-	}
-	shard.mu.Unlock()
-	if err == nil {
-		err = commit.Wait()
-	}
-	if err != nil {
-		return false, fmt.Errorf("memstore: record impression for %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
-	}
-	return true, nil
+	return j.log.Barrier().Wait()
 }
 
 // restorer rebuilds a store from its snapshot and log. It runs before the
@@ -328,7 +303,9 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 		if err != nil {
 			return err
 		}
-		r.s.campaigns.Store(c.campaign.ID, &campaignState{campaign: c.campaign, total: c.total, ring: c.ring, lsn: c.lsn})
+		if !r.s.publish(&campaignState{campaign: c.campaign, total: c.total, ring: c.ring, lsn: c.lsn}) {
+			return fmt.Errorf("campaign %s is listed twice", c.campaign.ID)
+		}
 		r.campaigns++
 		return nil
 	case recDedup:
@@ -362,7 +339,7 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= r.cut {
 			return nil
 		}
-		if _, loaded := r.s.campaigns.LoadOrStore(c.ID, &campaignState{campaign: c}); loaded {
+		if !r.s.publish(&campaignState{campaign: c}) {
 			return fmt.Errorf("campaign %s is created twice", c.ID)
 		}
 		r.campaigns++
@@ -384,9 +361,7 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= cs.lsn {
 			return nil
 		}
-		cs.total++
-		cs.ring.add(adcount.Bucket(time.UnixMilli(t)), 1)
-		cs.lsn = lsn
+		cs.count(time.UnixMilli(t), lsn)
 		r.impressions++
 		return nil
 	}
