@@ -1,6 +1,16 @@
 package memstore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/adcount/impression-counter/shared/memstore/wal"
+)
+
+// WithFS makes Open's store write through fs, so that a test can make an
+// open, a write or an fsync fail.
+func WithFS(fs wal.FS) Option {
+	return func(s *Store) { s.persist.fs = fs; s.persist.set("WithFS") }
+}
 
 // Crash lets go of the directory as a killed process would, without the
 // final snapshot that Close writes. Every acknowledged record is already

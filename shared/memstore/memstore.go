@@ -208,6 +208,12 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 
 // Stats returns the campaign's counts as of the store's clock, or
 // ErrNotFound.
+//
+// A store made by Open counts an impression in memory when its record is
+// appended, before the record is durable. Stats answer only once every
+// impression they include is durable, and with ErrUnavailable if the log
+// failed before that: so a count is never shown that a failed fsync could
+// take back, and totals never fall across a restart.
 func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
 	cs, err := s.load(ctx, "stats", campaignID)
 	if err != nil {
@@ -215,13 +221,18 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 	}
 	now := s.now()
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return adcount.Stats{
+	st := adcount.Stats{
 		CampaignID: campaignID,
 		LastHour:   cs.ring.sum(adcount.LastHour(now)),
 		LastDay:    cs.ring.sum(adcount.LastDay(now)),
 		Total:      cs.total,
-	}, nil
+	}
+	lsn := cs.lsn
+	cs.mu.Unlock()
+	if err := s.journal.durableThrough(ctx, lsn); err != nil {
+		return adcount.Stats{}, fmt.Errorf("memstore: stats %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
+	}
+	return st, nil
 }
 
 // DedupEntries returns how many dedup keys the store holds in memory: the

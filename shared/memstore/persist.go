@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ type persistOptions struct {
 	fsyncBatch       int
 	snapshotInterval time.Duration
 	logger           *slog.Logger
+	fs               wal.FS // nil for the operating system's
+	acceptLoss       bool
 
 	given []string // the names of the options above that were passed, for New's error
 }
@@ -59,6 +62,21 @@ func WithSnapshotInterval(d time.Duration) Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) { s.persist.logger = l; s.persist.set("WithLogger") }
 }
+
+// WithAcceptLoss lets Open start from a data directory whose log ends
+// before records it had acknowledged as durable (a log file truncated,
+// zeroed or deleted), logging what is lost. Without it such a directory is
+// refused with an error that names the file and the missing records, as
+// every other kind of damage is. It is for an operator who has decided,
+// for one start, that the remaining data is better than none; once started,
+// the store records the shorter log as its new starting point.
+func WithAcceptLoss(accept bool) Option {
+	return func(s *Store) { s.persist.acceptLoss = accept; s.persist.set("WithAcceptLoss") }
+}
+
+// snapshotRetryMin is the first wait before a failed snapshot is retried;
+// each failure doubles it, up to the snapshot interval.
+const snapshotRetryMin = time.Second
 
 // journal is what a store made by Open keeps on disk: the hook through
 // which every change is logged before it is applied. A store made by New
@@ -119,9 +137,16 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		FsyncInterval: p.fsyncInterval,
 		FsyncBatch:    p.fsyncBatch,
 		Logger:        p.logger,
+		FS:            p.fs,
+		Durable:       r.durable,
+		AcceptLoss:    p.acceptLoss,
 	}, r.logRecord)
 	if err != nil {
 		lock.Close()
+		var loss *wal.LossError
+		if errors.As(err, &loss) {
+			return nil, fmt.Errorf("memstore: restore from %s: %w; restore the files from a backup, or start once with the loss accepted (WithAcceptLoss)", dir, err)
+		}
 		return nil, fmt.Errorf("memstore: restore from %s: %w", dir, err)
 	}
 	s.journal = &journal{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
@@ -149,22 +174,53 @@ func (s *Store) Close() error {
 	return d.closeErr
 }
 
+// snapshotLoop takes a snapshot every interval, and when the log has grown
+// large. A failed snapshot, such as one that could not open a file while
+// the process was out of descriptors or the directory was read-only, is
+// retried after a backoff that doubles from snapshotRetryMin up to the
+// interval; meanwhile the log keeps every record and writes go on.
 func (s *Store) snapshotLoop(every time.Duration) {
 	d := s.journal
 	defer close(d.stopped)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	full := d.log.Full()
+	var retry <-chan time.Time
+	var backoff time.Duration
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-tick.C:
-		case <-d.log.Full():
+		case <-full:
+		case <-retry:
 		}
 		if err := s.Snapshot(); err != nil {
-			d.logger.Error("memstore: snapshot failed; the log keeps every record until one succeeds", "dir", d.dir, "err", err)
+			backoff = min(max(2*backoff, snapshotRetryMin), every)
+			d.logger.Error("memstore: snapshot failed; the log keeps every record until one succeeds", "dir", d.dir, "retry_in", backoff.String(), "err", err)
+			full, retry = nil, time.After(backoff)
+			continue
 		}
+		backoff, full, retry = 0, d.log.Full(), nil
 	}
+}
+
+// Ping reports whether the store can record impressions: for a store made
+// by Open, an error matching adcount.ErrUnavailable once its log has failed
+// and refuses every write until a restart; nil otherwise. A store made by
+// New cannot fail this way and always answers nil. Readiness checks call
+// it, so that a server whose writes all fail is taken out of service.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: ping: %w", err)
+	}
+	if s.journal == nil {
+		return nil
+	}
+	if err := s.journal.log.Err(); err != nil {
+		return fmt.Errorf("memstore: ping %s: %w: %w", s.journal.dir, adcount.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Snapshot writes the store's state to a new snapshot, replacing the old one
@@ -185,7 +241,7 @@ func (s *Store) Snapshot() error {
 		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
 	}
 	now := s.now().UnixMilli()
-	err = wal.WriteSnapshot(d.dir, func(w *wal.SnapshotWriter) error {
+	err = wal.WriteSnapshot(s.persist.fs, d.dir, func(w *wal.SnapshotWriter) error {
 		buf := binary.LittleEndian.AppendUint64([]byte{recSnapshotHeader}, cut)
 		if err := w.Add(buf); err != nil {
 			return err
@@ -214,7 +270,10 @@ func (s *Store) Snapshot() error {
 		}
 		// Every key and count copied above has its record in the log; the
 		// snapshot may replace those records only once they are durable.
-		return d.log.Barrier().Wait()
+		if err := d.log.Barrier().Wait(); err != nil {
+			return err
+		}
+		return w.Add(binary.LittleEndian.AppendUint64([]byte{recSnapshotDurable}, d.log.Durable()))
 	})
 	if err != nil {
 		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
@@ -271,6 +330,22 @@ func (j *journal) impression(campaignID string, key adcount.DedupKey, t, expiry 
 	return j.log.Append(appendImpression(buf[:0], campaignID, key, t, expiry))
 }
 
+// durableThrough waits until record lsn is durable, or ctx ends. Stats
+// call it so that no count is shown before it is durable: one that a
+// failed fsync then took back would make a total fall after a restart.
+func (j *journal) durableThrough(ctx context.Context, lsn uint64) error {
+	if j == nil || lsn <= j.log.Durable() {
+		return nil
+	}
+	c := j.log.Barrier()
+	select {
+	case <-c.Done():
+		return c.Wait()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // barrier waits until every record appended so far is durable.
 func (j *journal) barrier() error {
 	if j == nil {
@@ -285,6 +360,7 @@ type restorer struct {
 	s           *Store
 	now, ttl    int64 // Unix milliseconds, milliseconds
 	cut         uint64
+	durable     uint64 // the log must reach this record
 	campaigns   int
 	impressions int
 }
@@ -297,6 +373,9 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 	switch payload[0] {
 	case recSnapshotHeader:
 		r.cut = d.u64()
+		return d.done()
+	case recSnapshotDurable:
+		r.durable = d.u64()
 		return d.done()
 	case recCounters:
 		c, err := decodeCounters(d)
