@@ -213,14 +213,14 @@ func TestDamagedLog(t *testing.T) {
 			name:    "TruncatedLastRecordIsDropped",
 			damage:  func(d []byte, off []int64) []byte { return d[:len(d)-3] },
 			durable: 4,
-			want:   []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
+			want:    []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
 		},
 		{
 			// The crash came while the header itself was being written.
 			name:    "TruncatedHeaderIsDropped",
 			damage:  func(d []byte, off []int64) []byte { return d[:off[4]+5] },
 			durable: 4,
-			want:   []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
+			want:    []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
 		},
 		{
 			// Power loss after the file grew but before its pages were
@@ -228,7 +228,7 @@ func TestDamagedLog(t *testing.T) {
 			name:    "ZeroFilledTailIsDropped",
 			damage:  func(d []byte, off []int64) []byte { return append(d[:off[3]], make([]byte, 100)...) },
 			durable: 3,
-			want:   []string{"1:record-1", "2:record-2", "3:record-3"},
+			want:    []string{"1:record-1", "2:record-2", "3:record-3"},
 		},
 		{
 			// A damaged record followed by good ones cannot be a torn write.
