@@ -45,7 +45,10 @@ type Store struct {
 	journal *journal // nil unless made by Open
 }
 
-var _ adcount.Store = (*Store)(nil)
+var (
+	_ adcount.Store  = (*Store)(nil)
+	_ adcount.Pinger = (*Store)(nil)
+)
 
 type campaignState struct {
 	campaign adcount.Campaign

@@ -175,6 +175,9 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 	}
 	last, prevSeg := after, uint64(0)
 	lastFile := filepath.Join(dir, "(no log file)")
+	if hasWM {
+		lastFile = filepath.Join(dir, segmentName(wm.first)) + ", which is missing"
+	}
 	for i, seg := range segs {
 		if seg.first > last+1 {
 			return nil, fmt.Errorf("wal: %s starts at record %d but the records before it end at %d: a log file is missing", seg.path, seg.first, last)
@@ -188,6 +191,11 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 			limit = wm.size // written after a failed write: never acknowledged
 		}
 		segLast, torn, err := replaySegment(seg, prevSeg, limit, apply)
+		var corrupt *CorruptError
+		if isLast && opts.AcceptLoss && errors.As(err, &corrupt) {
+			// The operator accepts losing what follows the damage.
+			torn, err = &tornError{corrupt.Offset, corrupt.Reason}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -334,7 +342,7 @@ func replaySegment(seg segment, prev uint64, limit int64, apply func(uint64, []b
 			return lsn, torn, nil
 		case errors.As(err, &corrupt):
 			corrupt.File = seg.path
-			return 0, nil, corrupt
+			return lsn, nil, corrupt
 		case err != nil:
 			return 0, nil, fmt.Errorf("wal: read %s: %w", seg.path, err)
 		}
