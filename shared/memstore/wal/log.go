@@ -119,8 +119,9 @@ type Log struct {
 	// Owned by the flushing goroutine.
 	fs     FS
 	f      File
-	wm     File   // the watermark file
-	wmWarn bool   // a failed watermark write has been logged
+	wm     File // the watermark file
+	wmWarn bool // a failed watermark write has been logged
+	wmBuf  []byte
 	first  uint64 // number of the current segment's first record
 	size   int64  // the current segment's durable size
 	spare  []byte
@@ -704,7 +705,8 @@ func (l *Log) mark(sync bool) error {
 }
 
 func (l *Log) writeMark(w watermark, sync bool) error {
-	if _, err := l.wm.WriteAt(w.encode(), 0); err != nil {
+	l.wmBuf = w.encode(l.wmBuf[:0])
+	if _, err := l.wm.WriteAt(l.wmBuf, 0); err != nil {
 		return fmt.Errorf("wal: write %s: %w", l.wm.Name(), err)
 	}
 	if sync {

@@ -316,7 +316,7 @@ func TestDamagedLog(t *testing.T) {
 // would have left it.
 func setWatermark(t *testing.T, dir string, w watermark) {
 	t.Helper()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, WatermarkFile), w.encode(), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, WatermarkFile), w.encode(nil), 0o644))
 }
 
 func TestLostLogFilesAreRefusedUnlessAccepted(t *testing.T) {

@@ -30,8 +30,10 @@ type watermark struct {
 	failed bool   // a write after size failed: nothing from size on was acknowledged
 }
 
-func (w watermark) encode() []byte {
-	p := []byte(watermarkMagic)
+// encode returns the watermark's frame, appended to dst.
+func (w watermark) encode(dst []byte) []byte {
+	var buf [len(watermarkMagic) + 25]byte
+	p := append(buf[:0], watermarkMagic...)
 	p = binary.LittleEndian.AppendUint64(p, w.first)
 	p = binary.LittleEndian.AppendUint64(p, uint64(w.size))
 	p = binary.LittleEndian.AppendUint64(p, w.lsn)
@@ -39,7 +41,7 @@ func (w watermark) encode() []byte {
 	if w.failed {
 		flag = 1
 	}
-	return appendFrame(nil, 0, append(p, flag))
+	return appendFrame(dst, 0, append(p, flag))
 }
 
 // readWatermark reads dir's watermark. It reports false if there is none,
