@@ -108,8 +108,16 @@ type journal struct {
 //
 // A damaged file stops Open with an error naming the file and offset; it
 // never starts from less than the files hold. The one exception is a record
-// at the very end of the log that a crash cut short: its fsync never
-// returned, so it was never acknowledged, and it is dropped with a warning.
+// at the very end of the log, past the last record the log knew durable
+// (its watermark), that a crash or a failed write cut short: its fsync
+// never returned, so it was never acknowledged, and it is dropped with a
+// warning. A log that ends before that point has lost acknowledged
+// impressions and stops Open with a *wal.LossError, unless WithAcceptLoss.
+//
+// Once a write or fsync of the log fails, every later write returns
+// ErrUnavailable and Ping reports it, until a restart recovers what was
+// durable. A snapshot that fails (a file that cannot be opened, say) is
+// retried with a backoff, and writes go on meanwhile.
 // Only one process may use dir at a time. Call Close when done.
 func Open(dir string, opts ...Option) (*Store, error) {
 	s, err := newStore(opts)

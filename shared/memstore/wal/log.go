@@ -200,6 +200,14 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 		if err != nil {
 			return nil, err
 		}
+		if segLast < seg.first && prevSeg > 0 && seg.first <= prevSeg {
+			// A segment without records that overlaps the one before: a
+			// rotation that failed after creating it. Its name is free.
+			if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("wal: remove empty %s: %w", seg.path, err)
+			}
+			continue
+		}
 		switch {
 		case torn != nil && !isLast:
 			return nil, &CorruptError{File: seg.path, Offset: torn.offset, Reason: torn.reason + " in a log file that is not the last"}
@@ -210,15 +218,7 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 				return nil, err
 			}
 		}
-		if segLast < seg.first && prevSeg > 0 && seg.first <= prevSeg {
-			// A segment without records that overlaps the one before: a
-			// rotation that failed after creating it. Its name is free.
-			if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("wal: remove empty %s: %w", seg.path, err)
-			}
-			continue
-		}
-		last, lastFile, prevSeg = max(segLast, after), seg.path, segLast
+		last, lastFile, prevSeg = max(segLast, last), seg.path, segLast
 	}
 	if last < need {
 		loss := &LossError{Dir: dir, File: lastFile, Have: last, Want: need}
@@ -349,12 +349,12 @@ func replaySegment(seg segment, prev uint64, limit int64, apply func(uint64, []b
 		}
 		if i == 0 {
 			if err := checkSegmentHeader(seq, payload, seg.first); err != nil {
-				return 0, nil, &CorruptError{File: seg.path, Offset: 0, Reason: err.Error()}
+				return lsn, nil, &CorruptError{File: seg.path, Offset: 0, Reason: err.Error()}
 			}
 			continue
 		}
 		if seq != lsn+1 || seq <= prev {
-			return 0, nil, &CorruptError{File: seg.path, Offset: fr.off, Reason: fmt.Sprintf("record %d follows record %d", seq, max(lsn, prev))}
+			return lsn, nil, &CorruptError{File: seg.path, Offset: fr.off, Reason: fmt.Sprintf("record %d follows record %d", seq, max(lsn, prev))}
 		}
 		lsn = seq
 		if err := apply(seq, payload); err != nil {

@@ -364,6 +364,17 @@ func TestLostLogFilesAreRefusedUnlessAccepted(t *testing.T) {
 	}
 }
 
+func TestLogShorterThanTheSnapshotSawIsLoss(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeLog(t, dir, 3)
+	_, _, err := openLog(t, dir, 0, Options{Durable: 5})
+	var loss *LossError
+	require.ErrorAs(t, err, &loss)
+	assert.Equal(t, uint64(3), loss.Have)
+	assert.Equal(t, uint64(5), loss.Want)
+}
+
 func TestTornRecordInAnEarlierSegmentIsCorruption(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
