@@ -647,6 +647,11 @@ func (l *Log) flush() uint64 {
 	}
 	c.err = err
 	close(c.done)
+	if err == nil {
+		// After the waiters are released: the watermark may lag the log,
+		// never lead it.
+		_ = l.mark(false) // best effort, as mark logs
+	}
 	return last
 }
 
@@ -661,7 +666,6 @@ func (l *Log) write(buf []byte, last uint64) error {
 	}
 	l.size += int64(len(buf))
 	l.durable.Store(last)
-	_ = l.mark(false) // best effort, as mark logs
 	if l.size > l.opts.SegmentBytes {
 		select {
 		case l.full <- struct{}{}:

@@ -19,10 +19,10 @@ const watermarkMagic = "adcount watermark v1\n"
 // watermark is how far the log was durable: after a process crash, a log
 // that ends before it has lost acknowledged records, which a torn write
 // cannot explain. It is rewritten in place after every fsync of the log,
-// without an fsync of its own (one at each rotation and at Close), so after
-// a crash of the process it is exact, and after a power cut it may be older
-// than the log, never newer: it is written only after the log's fsync
-// returned.
+// once that batch's waiters are released, without an fsync of its own (one
+// at each rotation and at Close). So after a crash of the process it lags
+// the log by at most one batch, and after a power cut it may be older than
+// the log, never newer: it is written only after the log's fsync returned.
 type watermark struct {
 	first  uint64 // the segment being written
 	size   int64  // its size after its last successful fsync
