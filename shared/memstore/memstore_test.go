@@ -301,6 +301,7 @@ func TestNewRefusesOptionsItWouldIgnore(t *testing.T) {
 		{"WithFsyncBatch", memstore.WithFsyncBatch(8)},
 		{"WithSnapshotInterval", memstore.WithSnapshotInterval(time.Minute)},
 		{"WithLogger", memstore.WithLogger(slog.Default())},
+		{"WithAcceptLoss", memstore.WithAcceptLoss(true)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"IsAnError", func(t *testing.T) {
