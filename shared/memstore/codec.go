@@ -30,6 +30,11 @@ const (
 	// recDedup (snapshot): live dedup keys and their expiries.
 	//	n u32, n × (key [16], expiry i64)
 	recDedup byte = 5
+	// recSnapshotDurable (snapshot, last): the last log record that was
+	// durable once everything before it in the snapshot was. The log must
+	// reach it on restore, or acknowledged records are missing.
+	//	lsn u64
+	recSnapshotDurable byte = 6
 )
 
 // maxImpressionPayload is the largest recImpression payload: the record

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 )
@@ -12,6 +13,14 @@ import (
 // key picks its shard by its first byte, so concurrent impressions rarely
 // wait for one another; 64 is far more than the cores this runs on.
 const dedupShards = 64
+
+// cacheLine is the stride that keeps two shards' locks apart. It is two
+// 64-byte lines, not one: Intel's spatial prefetcher fetches lines in
+// aligned pairs, and Apple's and some other arm64 cores have 128-byte lines,
+// which is why sync.Pool and the runtime pad to 128 as well. At that stride
+// two locks never share a line or a pair, whatever the array's alignment
+// (Go does not align it to a line). The 64 shards cost 8 KiB.
+const cacheLine = 128
 
 // Expiries are kept as 32-bit millisecond offsets within a generation that
 // spans two TTLs, which is what keeps a live key near 40 bytes; two of
@@ -38,23 +47,27 @@ func (g *generation) expiry(key adcount.DedupKey) (int64, bool) {
 // added more than a TTL ago, so none was live. A shard therefore holds at
 // most the keys added in the last two TTLs, and lookups stay exact to the
 // millisecond because they compare each key's own expiry.
+//
+// Shards sit side by side in an array and every impression locks one, so
+// each is padded to a whole number of cacheLine strides: a shard's lock
+// then never shares a cache line with its neighbour's.
 type dedupShard struct {
+	dedupState
+	_ [cacheLine - unsafe.Sizeof(dedupState{})%cacheLine]byte
+}
+
+// dedupState is a dedupShard without its padding.
+type dedupState struct {
 	mu   sync.Mutex
 	cur  generation
 	prev generation
-	_    [16]byte // keeps neighbouring shards' locks off one cache line
 }
 
-// admit reports whether key counts at now, and if so remembers it until
-// now+ttl. Both are in Unix milliseconds. A key is a duplicate while now is
-// before its expiry, so a repeat exactly one TTL later counts again.
-func (s *dedupShard) admit(key adcount.DedupKey, now, ttl int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.admitLocked(key, now, ttl)
-}
-
-// admitLocked is admit for a caller that holds s.mu.
+// admitLocked reports whether key counts at now, and if so remembers it
+// until now+ttl. Both are in Unix milliseconds. A key is a duplicate while
+// now is before its expiry, so a repeat exactly one TTL later counts again.
+// The caller holds s.mu, and keeps holding it until the impression is
+// applied or forgotten.
 func (s *dedupShard) admitLocked(key adcount.DedupKey, now, ttl int64) bool {
 	s.rotate(now, ttl)
 	if exp, ok := s.cur.expiry(key); ok && now < exp {

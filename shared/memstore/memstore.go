@@ -15,6 +15,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,19 +28,27 @@ import (
 // Campaigns live in a sync.Map, which suits keys written once and read on
 // every impression. Each campaign has its own lock for its counters, and
 // the dedup set is split over independently locked shards.
+//
+// There is one code path for both kinds of store. Every change goes
+// through the journal first, which is nil for a store made by New: the
+// counters, the campaign count and each campaign's log position are
+// updated in one place, whether or not a log records them.
 type Store struct {
 	now       func() time.Time
 	ttl       time.Duration
 	campaigns sync.Map // campaign ID -> *campaignState
 	nCampaign atomic.Int64
 	dedup     [dedupShards]dedupShard
+	createMu  sync.Mutex // serialises campaign creation; see cutLog
 
-	persist  persistOptions
-	disk     *disk      // nil unless made by Open
-	createMu sync.Mutex // serialises campaign creation, with a disk only
+	persist persistOptions
+	journal *journal // nil unless made by Open
 }
 
-var _ adcount.Store = (*Store)(nil)
+var (
+	_ adcount.Store  = (*Store)(nil)
+	_ adcount.Pinger = (*Store)(nil)
+)
 
 type campaignState struct {
 	campaign adcount.Campaign
@@ -48,6 +57,14 @@ type campaignState struct {
 	total int64
 	ring  ring
 	lsn   uint64 // the last log record counted here; 0 without a log
+}
+
+// count applies one impression counted at now and logged as record lsn (0
+// without a journal). The caller holds cs.mu.
+func (cs *campaignState) count(now time.Time, lsn uint64) {
+	cs.total++
+	cs.ring.add(adcount.Bucket(now), 1)
+	cs.lsn = lsn
 }
 
 // Option configures a Store.
@@ -66,8 +83,21 @@ func WithDedupTTL(ttl time.Duration) Option {
 }
 
 // New returns an empty store that keeps nothing on disk. It fails for a TTL
-// that adcount.CheckDedupTTL refuses.
+// that adcount.CheckDedupTTL refuses, and for an option that only Open uses
+// (WithFsyncInterval and the like): a setting that would be silently
+// ignored is a mistake in the caller.
 func New(opts ...Option) (*Store, error) {
+	s, err := newStore(opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.persist.given) > 0 {
+		return nil, fmt.Errorf("memstore: %s applies only to a store made by Open, which keeps a data directory", strings.Join(s.persist.given, ", "))
+	}
+	return s, nil
+}
+
+func newStore(opts []Option) (*Store, error) {
 	s := &Store{now: time.Now, ttl: adcount.DefaultDedupTTL}
 	for _, opt := range opts {
 		opt(s)
@@ -78,19 +108,35 @@ func New(opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// CreateCampaign stores c. It returns ErrConflict if the ID is taken.
+// CreateCampaign stores c. It returns ErrConflict if the ID is taken, and
+// for a store made by Open, ErrUnavailable if its record could not be made
+// durable. A campaign is published only once its record is durable, so no
+// impression can be logged for a campaign that a crash could lose.
+// Creating campaigns is rare, so one lock serialises it.
 func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, err)
 	}
-	if s.disk != nil {
-		return s.createDurably(c)
-	}
-	if _, loaded := s.campaigns.LoadOrStore(c.ID, &campaignState{campaign: c}); loaded {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if _, ok := s.campaigns.Load(c.ID); ok {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
 	}
-	s.nCampaign.Add(1)
+	if err := s.journal.campaign(c); err != nil {
+		return fmt.Errorf("memstore: create campaign %s: %w: %w", c.ID, adcount.ErrUnavailable, err)
+	}
+	s.publish(&campaignState{campaign: c})
 	return nil
+}
+
+// publish makes cs visible and counts it, unless its ID is taken. The
+// caller holds createMu, or is restoring a store nobody else uses yet.
+func (s *Store) publish(cs *campaignState) bool {
+	if _, loaded := s.campaigns.LoadOrStore(cs.campaign.ID, cs); loaded {
+		return false
+	}
+	s.nCampaign.Add(1)
+	return true
 }
 
 // CampaignCount returns how many campaigns the store holds.
@@ -108,7 +154,17 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 }
 
 // RecordImpression counts imp unless it repeats a key counted within the
-// dedup TTL. See adcount.Store for the errors.
+// dedup TTL. See adcount.Store for the errors. A store made by Open
+// answers only once the outcome is durable, and returns ErrUnavailable
+// when it cannot be made so.
+//
+// The dedup shard's lock is held from the decision until the counters
+// change, and the campaign's lock from the journal append until then
+// too. So the log orders each key's records as the dedup decisions were
+// made, and each campaign's as its counters changed, which is what replay
+// and snapshots rely on. The log's own mutex, held only to copy the record
+// into its buffer, is the one lock all impressions share: group commit
+// needs one order of records.
 func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
 	if err := imp.Validate(); err != nil {
 		return false, fmt.Errorf("memstore: record impression: %w", err)
@@ -122,21 +178,45 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 		return false, fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, adcount.ErrNotStarted)
 	}
 	key := imp.Key()
-	if s.disk != nil {
-		return s.recordDurably(cs, imp.CampaignID, key, now)
-	}
-	if !s.dedup[key[0]%dedupShards].admit(key, now.UnixMilli(), s.ttl.Milliseconds()) {
+	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
+	shard := &s.dedup[key[0]%dedupShards]
+	shard.mu.Lock()
+	if !shard.admitLocked(key, t, ttl) {
+		shard.mu.Unlock()
+		// The record that made this a duplicate may still be on its way
+		// to disk; answer "duplicate" only once it is there.
+		if err := s.journal.barrier(); err != nil {
+			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
+		}
 		return false, nil
 	}
 	cs.mu.Lock()
-	cs.total++
-	cs.ring.add(adcount.Bucket(now), 1)
+	lsn, commit, err := s.journal.impression(imp.CampaignID, key, t, t+ttl)
+	if err == nil {
+		cs.count(now, lsn)
+	}
 	cs.mu.Unlock()
+	if err != nil {
+		shard.forget(key)
+	}
+	shard.mu.Unlock()
+	if err == nil && commit != nil {
+		err = commit.Wait()
+	}
+	if err != nil {
+		return false, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
+	}
 	return true, nil
 }
 
 // Stats returns the campaign's counts as of the store's clock, or
 // ErrNotFound.
+//
+// A store made by Open counts an impression in memory when its record is
+// appended, before the record is durable. Stats answer only once every
+// impression they include is durable, and with ErrUnavailable if the log
+// failed before that: so a count is never shown that a failed fsync could
+// take back, and totals never fall across a restart.
 func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
 	cs, err := s.load(ctx, "stats", campaignID)
 	if err != nil {
@@ -144,13 +224,18 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 	}
 	now := s.now()
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return adcount.Stats{
+	st := adcount.Stats{
 		CampaignID: campaignID,
 		LastHour:   cs.ring.sum(adcount.LastHour(now)),
 		LastDay:    cs.ring.sum(adcount.LastDay(now)),
 		Total:      cs.total,
-	}, nil
+	}
+	lsn := cs.lsn
+	cs.mu.Unlock()
+	if err := s.journal.durableThrough(ctx, lsn); err != nil {
+		return adcount.Stats{}, fmt.Errorf("memstore: stats %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
+	}
+	return st, nil
 }
 
 // DedupEntries returns how many dedup keys the store holds in memory: the

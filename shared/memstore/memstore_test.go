@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -286,4 +287,27 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// TestNewRefusesOptionsItWouldIgnore checks that a setting for the data
+// directory, given to a store that keeps none, is an error naming it.
+func TestNewRefusesOptionsItWouldIgnore(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		opt  memstore.Option
+	}{
+		{"WithFsyncInterval", memstore.WithFsyncInterval(time.Second)},
+		{"WithFsyncBatch", memstore.WithFsyncBatch(8)},
+		{"WithSnapshotInterval", memstore.WithSnapshotInterval(time.Minute)},
+		{"WithLogger", memstore.WithLogger(slog.Default())},
+		{"WithAcceptLoss", memstore.WithAcceptLoss(true)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"IsAnError", func(t *testing.T) {
+			t.Parallel()
+			_, err := memstore.New(tc.opt)
+			require.ErrorContains(t, err, tc.name)
+		})
+	}
 }

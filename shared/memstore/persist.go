@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,36 +25,63 @@ type persistOptions struct {
 	fsyncBatch       int
 	snapshotInterval time.Duration
 	logger           *slog.Logger
+	fs               wal.FS // nil for the operating system's
+	acceptLoss       bool
+
+	given []string // the names of the options above that were passed, for New's error
+}
+
+func (p *persistOptions) set(name string) {
+	if !slices.Contains(p.given, name) {
+		p.given = append(p.given, name)
+	}
 }
 
 // WithFsyncInterval sets how long the log gathers records before one fsync
 // makes them all durable; see wal.Options.FsyncInterval. The default, zero,
 // starts each fsync as soon as the previous one ends. Only Open uses it.
 func WithFsyncInterval(d time.Duration) Option {
-	return func(s *Store) { s.persist.fsyncInterval = d }
+	return func(s *Store) { s.persist.fsyncInterval = d; s.persist.set("WithFsyncInterval") }
 }
 
 // WithFsyncBatch sets how many pending records start an fsync without
 // waiting for the interval; the default is wal.DefaultFsyncBatch. Only Open
 // uses it.
 func WithFsyncBatch(n int) Option {
-	return func(s *Store) { s.persist.fsyncBatch = n }
+	return func(s *Store) { s.persist.fsyncBatch = n; s.persist.set("WithFsyncBatch") }
 }
 
 // WithSnapshotInterval sets how often Open's store writes a snapshot; the
 // default is DefaultSnapshotInterval.
 func WithSnapshotInterval(d time.Duration) Option {
-	return func(s *Store) { s.persist.snapshotInterval = d }
+	return func(s *Store) { s.persist.snapshotInterval = d; s.persist.set("WithSnapshotInterval") }
 }
 
 // WithLogger sets where Open's store reports what it restored, a torn log
 // tail it dropped and snapshots that failed. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option {
-	return func(s *Store) { s.persist.logger = l }
+	return func(s *Store) { s.persist.logger = l; s.persist.set("WithLogger") }
 }
 
-// disk is what a store made by Open keeps on disk.
-type disk struct {
+// WithAcceptLoss lets Open start from a data directory whose log ends
+// before records it had acknowledged as durable (a log file truncated,
+// zeroed or deleted), logging what is lost. Without it such a directory is
+// refused with an error that names the file and the missing records, as
+// every other kind of damage is. It is for an operator who has decided,
+// for one start, that the remaining data is better than none; once started,
+// the store records the shorter log as its new starting point.
+func WithAcceptLoss(accept bool) Option {
+	return func(s *Store) { s.persist.acceptLoss = accept; s.persist.set("WithAcceptLoss") }
+}
+
+// snapshotRetryMin is the first wait before a failed snapshot is retried;
+// each failure doubles it, up to the snapshot interval.
+const snapshotRetryMin = time.Second
+
+// journal is what a store made by Open keeps on disk: the hook through
+// which every change is logged before it is applied. A store made by New
+// has a nil journal, whose methods log nothing and report success.
+type journal struct {
 	dir    string
 	lock   *wal.DirLock
 	log    *wal.Log
@@ -80,11 +108,19 @@ type disk struct {
 //
 // A damaged file stops Open with an error naming the file and offset; it
 // never starts from less than the files hold. The one exception is a record
-// at the very end of the log that a crash cut short: its fsync never
-// returned, so it was never acknowledged, and it is dropped with a warning.
+// at the very end of the log, past the last record the log knew durable
+// (its watermark), that a crash or a failed write cut short: its fsync
+// never returned, so it was never acknowledged, and it is dropped with a
+// warning. A log that ends before that point has lost acknowledged
+// impressions and stops Open with a *wal.LossError, unless WithAcceptLoss.
+//
+// Once a write or fsync of the log fails, every later write returns
+// ErrUnavailable and Ping reports it, until a restart recovers what was
+// durable. A snapshot that fails (a file that cannot be opened, say) is
+// retried with a backoff, and writes go on meanwhile.
 // Only one process may use dir at a time. Call Close when done.
 func Open(dir string, opts ...Option) (*Store, error) {
-	s, err := New(opts...)
+	s, err := newStore(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +145,19 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		FsyncInterval: p.fsyncInterval,
 		FsyncBatch:    p.fsyncBatch,
 		Logger:        p.logger,
+		FS:            p.fs,
+		Durable:       r.durable,
+		AcceptLoss:    p.acceptLoss,
 	}, r.logRecord)
 	if err != nil {
 		lock.Close()
+		var loss *wal.LossError
+		if errors.As(err, &loss) {
+			return nil, fmt.Errorf("memstore: restore from %s: %w; restore the files from a backup, or start once with the loss accepted (WithAcceptLoss)", dir, err)
+		}
 		return nil, fmt.Errorf("memstore: restore from %s: %w", dir, err)
 	}
-	s.disk = &disk{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
+	s.journal = &journal{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
 	p.logger.Info("memstore: restored", "dir", dir, "campaigns", r.campaigns, "impressions_replayed", r.impressions,
 		"snapshot_covers_log_through", r.cut, "took", time.Since(start).String())
 	go s.snapshotLoop(p.snapshotInterval)
@@ -126,7 +169,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 // the first one's result. A store made by New has nothing to close.
 // Nothing may use the store during or after Close.
 func (s *Store) Close() error {
-	d := s.disk
+	d := s.journal
 	if d == nil {
 		return nil
 	}
@@ -139,22 +182,53 @@ func (s *Store) Close() error {
 	return d.closeErr
 }
 
+// snapshotLoop takes a snapshot every interval, and when the log has grown
+// large. A failed snapshot, such as one that could not open a file while
+// the process was out of descriptors or the directory was read-only, is
+// retried after a backoff that doubles from snapshotRetryMin up to the
+// interval; meanwhile the log keeps every record and writes go on.
 func (s *Store) snapshotLoop(every time.Duration) {
-	d := s.disk
+	d := s.journal
 	defer close(d.stopped)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	full := d.log.Full()
+	var retry <-chan time.Time
+	var backoff time.Duration
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-tick.C:
-		case <-d.log.Full():
+		case <-full:
+		case <-retry:
 		}
 		if err := s.Snapshot(); err != nil {
-			d.logger.Error("memstore: snapshot failed; the log keeps every record until one succeeds", "dir", d.dir, "err", err)
+			backoff = min(max(2*backoff, snapshotRetryMin), every)
+			d.logger.Error("memstore: snapshot failed; the log keeps every record until one succeeds", "dir", d.dir, "retry_in", backoff.String(), "err", err)
+			full, retry = nil, time.After(backoff)
+			continue
 		}
+		backoff, full, retry = 0, d.log.Full(), nil
 	}
+}
+
+// Ping reports whether the store can record impressions: for a store made
+// by Open, an error matching adcount.ErrUnavailable once its log has failed
+// and refuses every write until a restart; nil otherwise. A store made by
+// New cannot fail this way and always answers nil. Readiness checks call
+// it, so that a server whose writes all fail is taken out of service.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: ping: %w", err)
+	}
+	if s.journal == nil {
+		return nil
+	}
+	if err := s.journal.log.Err(); err != nil {
+		return fmt.Errorf("memstore: ping %s: %w: %w", s.journal.dir, adcount.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Snapshot writes the store's state to a new snapshot, replacing the old one
@@ -163,7 +237,7 @@ func (s *Store) snapshotLoop(every time.Duration) {
 // keep flowing meanwhile: each campaign and each dedup shard is locked only
 // while it is copied. It does nothing for a store made by New.
 func (s *Store) Snapshot() error {
-	d := s.disk
+	d := s.journal
 	if d == nil {
 		return nil
 	}
@@ -175,7 +249,7 @@ func (s *Store) Snapshot() error {
 		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
 	}
 	now := s.now().UnixMilli()
-	err = wal.WriteSnapshot(d.dir, func(w *wal.SnapshotWriter) error {
+	err = wal.WriteSnapshot(s.persist.fs, d.dir, func(w *wal.SnapshotWriter) error {
 		buf := binary.LittleEndian.AppendUint64([]byte{recSnapshotHeader}, cut)
 		if err := w.Add(buf); err != nil {
 			return err
@@ -204,7 +278,10 @@ func (s *Store) Snapshot() error {
 		}
 		// Every key and count copied above has its record in the log; the
 		// snapshot may replace those records only once they are durable.
-		return d.log.Barrier().Wait()
+		if err := d.log.Barrier().Wait(); err != nil {
+			return err
+		}
+		return w.Add(binary.LittleEndian.AppendUint64([]byte{recSnapshotDurable}, d.log.Durable()))
 	})
 	if err != nil {
 		return fmt.Errorf("memstore: snapshot %s: %w", d.dir, err)
@@ -225,7 +302,7 @@ func (s *Store) Snapshot() error {
 func (s *Store) cutLog() (uint64, []*campaignState, error) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	cut, err := s.disk.log.Rotate()
+	cut, err := s.journal.log.Rotate()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -237,71 +314,52 @@ func (s *Store) cutLog() (uint64, []*campaignState, error) {
 	return cut, states, nil
 }
 
-// createDurably is CreateCampaign for a store made by Open. The campaign is
-// published only once its record is durable, so no impression can be
-// logged for a campaign that a crash could lose. Creating campaigns is rare,
-// so one lock serialises it.
-func (s *Store) createDurably(c adcount.Campaign) error {
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
-	if _, ok := s.campaigns.Load(c.ID); ok {
-		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
+// campaign logs the creation of c and waits until it is durable.
+func (j *journal) campaign(c adcount.Campaign) error {
+	if j == nil {
+		return nil
 	}
-	_, commit, err := s.disk.log.Append(encodeCampaign(c))
-	if err == nil {
-		err = commit.Wait()
-	}
+	_, commit, err := j.log.Append(encodeCampaign(c))
 	if err != nil {
-		return fmt.Errorf("memstore: create campaign %s: %w: %w", c.ID, adcount.ErrUnavailable, err)
+		return err
 	}
-	s.campaigns.Store(c.ID, &campaignState{campaign: c})
-	return nil
+	return commit.Wait()
 }
 
-// recordDurably is RecordImpression for a store made by Open, from the
-// dedup decision on. It answers only once the outcome is durable.
-//
-// The dedup shard's lock is held from the decision until the record is in
-// the log, and the campaign's lock from the append until the counters
-// change. So the log orders each key's records as the dedup decisions
-// were made, and each campaign's as its counters changed, which is what
-// replay and snapshots rely on. The log's own mutex, held only to copy the
-// record into its buffer, is the one lock all impressions share: group
-// commit needs one order of records.
-func (s *Store) recordDurably(cs *campaignState, campaignID string, key adcount.DedupKey, now time.Time) (bool, error) {
-	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
-	shard := &s.dedup[key[0]%dedupShards]
-	shard.mu.Lock()
-	if !shard.admitLocked(key, t, ttl) {
-		shard.mu.Unlock()
-		// The record that made this a duplicate may still be on its way
-		// to disk; answer "duplicate" only once it is there.
-		if err := s.disk.log.Barrier().Wait(); err != nil {
-			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
-		}
-		return false, nil
+// impression appends an impression's record and returns its number and the
+// Commit that makes it durable; without a journal, 0 and nil. The caller
+// holds the key's dedup shard and the campaign's lock, which fixes the
+// record's place in the log.
+func (j *journal) impression(campaignID string, key adcount.DedupKey, t, expiry int64) (uint64, *wal.Commit, error) {
+	if j == nil {
+		return 0, nil, nil
 	}
 	var buf [maxImpressionPayload]byte
-	payload := appendImpression(buf[:0], campaignID, key, t, t+ttl)
-	cs.mu.Lock()
-	lsn, commit, err := s.disk.log.Append(payload)
-	if err == nil {
-		cs.total++
-		cs.ring.add(adcount.Bucket(now), 1)
-		cs.lsn = lsn
+	return j.log.Append(appendImpression(buf[:0], campaignID, key, t, expiry))
+}
+
+// durableThrough waits until record lsn is durable, or ctx ends. Stats
+// call it so that no count is shown before it is durable: one that a
+// failed fsync then took back would make a total fall after a restart.
+func (j *journal) durableThrough(ctx context.Context, lsn uint64) error {
+	if j == nil || lsn <= j.log.Durable() {
+		return nil
 	}
-	cs.mu.Unlock()
-	if err != nil {
-		shard.forget(key)
+	c := j.log.Barrier()
+	select {
+	case <-c.Done():
+		return c.Wait()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	shard.mu.Unlock()
-	if err == nil {
-		err = commit.Wait()
+}
+
+// barrier waits until every record appended so far is durable.
+func (j *journal) barrier() error {
+	if j == nil {
+		return nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("memstore: record impression for %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
-	}
-	return true, nil
+	return j.log.Barrier().Wait()
 }
 
 // restorer rebuilds a store from its snapshot and log. It runs before the
@@ -310,6 +368,7 @@ type restorer struct {
 	s           *Store
 	now, ttl    int64 // Unix milliseconds, milliseconds
 	cut         uint64
+	durable     uint64 // the log must reach this record
 	campaigns   int
 	impressions int
 }
@@ -323,12 +382,17 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 	case recSnapshotHeader:
 		r.cut = d.u64()
 		return d.done()
+	case recSnapshotDurable:
+		r.durable = d.u64()
+		return d.done()
 	case recCounters:
 		c, err := decodeCounters(d)
 		if err != nil {
 			return err
 		}
-		r.s.campaigns.Store(c.campaign.ID, &campaignState{campaign: c.campaign, total: c.total, ring: c.ring, lsn: c.lsn})
+		if !r.s.publish(&campaignState{campaign: c.campaign, total: c.total, ring: c.ring, lsn: c.lsn}) {
+			return fmt.Errorf("campaign %s is listed twice", c.campaign.ID)
+		}
 		r.campaigns++
 		return nil
 	case recDedup:
@@ -362,7 +426,7 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= r.cut {
 			return nil
 		}
-		if _, loaded := r.s.campaigns.LoadOrStore(c.ID, &campaignState{campaign: c}); loaded {
+		if !r.s.publish(&campaignState{campaign: c}) {
 			return fmt.Errorf("campaign %s is created twice", c.ID)
 		}
 		r.campaigns++
@@ -384,9 +448,7 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= cs.lsn {
 			return nil
 		}
-		cs.total++
-		cs.ring.add(adcount.Bucket(time.UnixMilli(t)), 1)
-		cs.lsn = lsn
+		cs.count(time.UnixMilli(t), lsn)
 		r.impressions++
 		return nil
 	}

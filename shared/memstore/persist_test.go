@@ -113,8 +113,11 @@ func TestRestore(t *testing.T) {
 		{"SnapshotOnly", -1, false},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
+		// restored records the history, restarts, checks what came back
+		// and returns the restored store. Each subtest restores its own,
+		// so that none depends on what another did to the store or clock.
+		restored := func(t *testing.T) (*memstore.Store, history, [3]int64) {
+			t.Helper()
 			dir := t.TempDir()
 			clock := storetest.NewClock(storetest.Epoch)
 			s, h := makeHistory(t, dir, clock, tc.snapshotAt)
@@ -129,23 +132,33 @@ func TestRestore(t *testing.T) {
 
 			s, err := openStore(t, dir, clock.Now, time.Hour)
 			require.NoError(t, err)
-			defer func() { assert.NoError(t, s.Close()) }()
+			t.Cleanup(func() { assert.NoError(t, s.Close()) })
 			got, err := s.Campaign(context.Background(), h.campaign.ID)
 			require.NoError(t, err)
 			assert.Equal(t, h.campaign.Name, got.Name)
 			assert.True(t, h.campaign.StartTime.Equal(got.StartTime))
 			assert.Equal(t, before, stats(t, s, h.campaign.ID), "last_hour, last_day and total survive")
-
+			return s, h, before
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			t.Run("DuplicateInsideWindow", func(t *testing.T) {
+				t.Parallel()
+				s, h, _ := restored(t)
 				assert.False(t, record(t, s, h.recent))
 			})
 			t.Run("WindowsKeepSliding", func(t *testing.T) {
-				clock.Advance(time.Hour)
+				t.Parallel()
+				s, h, before := restored(t)
+				h.clock.Advance(time.Hour)
 				after := stats(t, s, h.campaign.ID)
 				assert.Less(t, after[0], before[0], "impressions leave the hour on time")
 				assert.Equal(t, before[2], after[2])
 			})
 			t.Run("CountsAgainAfterTTL", func(t *testing.T) {
+				t.Parallel()
+				s, h, _ := restored(t)
+				h.clock.Advance(time.Hour)
 				assert.True(t, record(t, s, h.recent))
 			})
 		})
@@ -333,4 +346,42 @@ func openBenchStore(b *testing.B, now func() time.Time) *memstore.Store {
 	require.NoError(b, err)
 	b.Cleanup(func() { require.NoError(b, s.Close()) })
 	return s
+}
+
+// TestCampaignCountWithDataDir checks the campaigns gauge's source on the
+// durable path: after creating, and after a restore from the log alone and
+// from a snapshot.
+func TestCampaignCountWithDataDir(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// crash leaves without Close's final snapshot, so the restore
+		// reads the log; otherwise it reads the snapshot.
+		crash bool
+	}{
+		{"RestoredFromTheLog", true},
+		{"RestoredFromASnapshot", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			clock := storetest.NewClock(storetest.Epoch)
+			s, _ := openWithCampaign(t, dir, clock)
+			c2, err := adcount.NewCampaign("c2", "Second", storetest.Epoch)
+			require.NoError(t, err)
+			require.NoError(t, s.CreateCampaign(context.Background(), c2))
+			require.ErrorIs(t, s.CreateCampaign(context.Background(), c2), adcount.ErrConflict)
+			assert.Equal(t, 2, s.CampaignCount(), "counted when created")
+			if tc.crash {
+				require.NoError(t, s.Crash())
+			} else {
+				require.NoError(t, s.Close())
+			}
+			s, err = openStore(t, dir, clock.Now, time.Hour)
+			require.NoError(t, err)
+			defer func() { assert.NoError(t, s.Close()) }()
+			assert.Equal(t, 2, s.CampaignCount(), "counted when restored")
+		})
+	}
 }

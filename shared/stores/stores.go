@@ -5,6 +5,7 @@ package stores
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/memstore"
+	"github.com/adcount/impression-counter/shared/memstore/wal"
 )
 
 // Open returns the store cfg names. Call it once at start-up: the memory
@@ -43,6 +45,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (adcount.
 				memstore.WithFsyncBatch(cfg.FsyncBatch),
 				memstore.WithSnapshotInterval(cfg.SnapshotInterval),
 				memstore.WithLogger(logger))
+		}
+		var loss *wal.LossError
+		if errors.As(err, &loss) {
+			return nil, fmt.Errorf("stores: open memory store: %w (the server's setting for that is ACCEPT_DATA_LOSS=true, for one start)", err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stores: open memory store: %w", err)

@@ -27,7 +27,7 @@ func TestOpen(t *testing.T) {
 	_, err = stores.Open(context.Background(), config.Config{Store: "nope", DedupTTL: time.Hour}, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "unknown store")
 	_, err = stores.Open(context.Background(), config.Config{Store: config.StoreMemory}, slog.New(slog.DiscardHandler))
-	assert.ErrorContains(t, err, "TTL", "the store's own limits are enforced")
+	assert.ErrorContains(t, err, "dedup_ttl", "the store's own limits are enforced")
 }
 
 func TestOpenWithDataDirPersists(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,6 +47,17 @@ type Options struct {
 	// Logger receives the warning about a torn final record. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// FS is what the log writes through. Nil means the operating system.
+	FS FS
+	// Durable is the last record that the caller knows was durable, such
+	// as one its snapshot saw durable. Open refuses a log that ends before
+	// it, or before the log's own watermark, with a *LossError.
+	Durable uint64
+	// AcceptLoss lets Open start from a log that ends before what was
+	// durable, logging what is lost, instead of refusing with a
+	// *LossError. It is for an operator who has decided that the
+	// remaining data is better than none.
+	AcceptLoss bool
 }
 
 // Commit is the fsync that makes a group of appended records durable.
@@ -61,6 +73,10 @@ func (c *Commit) Wait() error {
 	<-c.done
 	return c.err
 }
+
+// Done is closed when the outcome is known; Wait then returns it at once.
+// It lets a caller stop waiting when its context ends.
+func (c *Commit) Done() <-chan struct{} { return c.done }
 
 func doneCommit(err error) *Commit {
 	c := &Commit{done: make(chan struct{}), err: err}
@@ -92,6 +108,8 @@ type Log struct {
 	err     error   // sticky: after a failed write every append fails
 	closed  bool
 
+	durable atomic.Uint64 // the last record known durable
+
 	kick    chan struct{}
 	rotates chan chan rotation
 	full    chan struct{}
@@ -99,10 +117,14 @@ type Log struct {
 	stopped chan struct{}
 
 	// Owned by the flushing goroutine.
-	f     *os.File
-	first uint64 // number of the current segment's first record
-	size  int64
-	spare []byte
+	fs     FS
+	f      File
+	wm     File // the watermark file
+	wmWarn bool // a failed watermark write has been logged
+	wmBuf  []byte
+	first  uint64 // number of the current segment's first record
+	size   int64  // the current segment's durable size
+	spare  []byte
 }
 
 type rotation struct {
@@ -119,8 +141,12 @@ type rotation struct {
 // A damaged frame anywhere but at the end of the last segment is a
 // *CorruptError naming the file and offset. At the end of the last segment,
 // a frame cut short by a crash, or a damaged frame followed only by zero
-// bytes, was never acknowledged, because its fsync had not returned: it is
-// cut off the file and logged as a warning.
+// bytes, was never acknowledged if it lies past the watermark, because its
+// fsync had not returned: it is cut off the file and logged as a warning.
+// After a failed write (see Append), everything past the watermark is cut
+// off the same way, whatever it holds. A log that ends before the
+// watermark or opts.Durable has lost acknowledged records: that is a
+// *LossError, unless opts.AcceptLoss.
 func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload []byte) error) (*Log, error) {
 	if opts.FsyncBatch <= 0 {
 		opts.FsyncBatch = DefaultFsyncBatch
@@ -131,11 +157,28 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	fs := orOS(opts.FS)
+	wm, hasWM, err := readWatermark(dir)
+	if err != nil {
+		if !opts.AcceptLoss {
+			return nil, err
+		}
+		opts.Logger.Warn("wal: ignoring a damaged watermark, as loss is accepted", "err", err)
+		hasWM = false
+	}
+	need := max(opts.Durable, after)
+	if hasWM {
+		need = max(need, wm.lsn)
+	}
 	segs, err := segments(dir)
 	if err != nil {
 		return nil, err
 	}
-	last := after
+	last, prevSeg := after, uint64(0)
+	lastFile := filepath.Join(dir, "(no log file)")
+	if hasWM {
+		lastFile = filepath.Join(dir, segmentName(wm.first)) + ", which is missing"
+	}
 	for i, seg := range segs {
 		if seg.first > last+1 {
 			return nil, fmt.Errorf("wal: %s starts at record %d but the records before it end at %d: a log file is missing", seg.path, seg.first, last)
@@ -143,11 +186,46 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 		if seg.first <= after && i+1 < len(segs) && segs[i+1].first <= after+1 {
 			continue // wholly covered by the snapshot, left by a crash before its removal
 		}
-		last, err = replaySegment(seg, i == len(segs)-1, opts.Logger, apply)
+		isLast := i == len(segs)-1
+		var limit int64 = -1
+		if isLast && hasWM && wm.failed && wm.first == seg.first {
+			limit = wm.size // written after a failed write: never acknowledged
+		}
+		segLast, torn, err := replaySegment(seg, prevSeg, limit, apply)
+		var corrupt *CorruptError
+		if isLast && opts.AcceptLoss && errors.As(err, &corrupt) {
+			// The operator accepts losing what follows the damage.
+			torn, err = &tornError{corrupt.Offset, corrupt.Reason}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		last = max(last, after)
+		if segLast < seg.first && prevSeg > 0 && seg.first <= prevSeg {
+			// A segment without records that overlaps the one before: a
+			// rotation that failed after creating it. Its name is free.
+			if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("wal: remove empty %s: %w", seg.path, err)
+			}
+			continue
+		}
+		switch {
+		case torn != nil && !isLast:
+			return nil, &CorruptError{File: seg.path, Offset: torn.offset, Reason: torn.reason + " in a log file that is not the last"}
+		case torn != nil && segLast < need && !opts.AcceptLoss:
+			return nil, fmt.Errorf("%w; the first damage is at offset %d: %s", &LossError{Dir: dir, File: seg.path, Have: max(segLast, after), Want: need}, torn.offset, torn.reason)
+		case torn != nil:
+			if err := cutTornTail(seg, torn, segLast < need, opts.Logger); err != nil {
+				return nil, err
+			}
+		}
+		last, lastFile, prevSeg = max(segLast, last), seg.path, segLast
+	}
+	if last < need {
+		loss := &LossError{Dir: dir, File: lastFile, Have: last, Want: need}
+		if !opts.AcceptLoss {
+			return nil, loss
+		}
+		opts.Logger.Error("wal: starting without acknowledged records, as loss is accepted", "err", loss.Error())
 	}
 	// A last segment without records is replaced by the new one, which
 	// has the same name.
@@ -158,6 +236,7 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 	}
 	l := &Log{
 		dir:     dir,
+		fs:      fs,
 		first:   last + 1,
 		opts:    opts,
 		next:    last + 1,
@@ -167,7 +246,20 @@ func Open(dir string, after uint64, opts Options, apply func(lsn uint64, payload
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	if l.f, l.size, err = createSegment(dir, last+1); err != nil {
+	l.durable.Store(last)
+	wmPath := filepath.Join(dir, WatermarkFile)
+	if l.wm, err = fs.OpenFile(wmPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return nil, fmt.Errorf("wal: open %s: %w", wmPath, err)
+	}
+	if l.f, l.size, err = createSegment(fs, dir, last+1); err != nil {
+		l.wm.Close()
+		return nil, err
+	}
+	// The watermark now describes the new segment: what the log holds after
+	// any cut above, so that an accepted loss is not refused again.
+	if err := l.mark(true); err != nil {
+		l.f.Close()
+		l.wm.Close()
 		return nil, err
 	}
 	go l.flushLoop()
@@ -215,14 +307,26 @@ func compareUint(a, b uint64) int {
 }
 
 // replaySegment applies one segment's records and returns the number of its
-// last one. Only the last segment may end in a torn frame, which is cut off.
-func replaySegment(seg segment, last bool, logger *slog.Logger, apply func(uint64, []byte) error) (uint64, error) {
-	f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
+// last one and, if the segment ends in a torn frame, where. prev is the
+// last record before the segment; a record at or below it is corruption.
+// A limit of 0 or more stops reading there: what follows is torn whatever
+// it holds.
+func replaySegment(seg segment, prev uint64, limit int64, apply func(uint64, []byte) error) (uint64, *tornError, error) {
+	f, err := os.Open(seg.path)
 	if err != nil {
-		return 0, fmt.Errorf("wal: open %s: %w", seg.path, err)
+		return 0, nil, fmt.Errorf("wal: open %s: %w", seg.path, err)
 	}
 	defer f.Close()
-	fr := &frameReader{r: bufio.NewReaderSize(f, 256<<10)}
+	var r io.Reader = f
+	size := int64(-1)
+	if limit >= 0 {
+		info, err := f.Stat()
+		if err != nil {
+			return 0, nil, fmt.Errorf("wal: stat %s: %w", seg.path, err)
+		}
+		size, r = info.Size(), io.LimitReader(f, limit)
+	}
+	fr := &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
 	lsn := seg.first - 1
 	for i := 0; ; i++ {
 		seq, payload, err := fr.next()
@@ -230,33 +334,31 @@ func replaySegment(seg segment, last bool, logger *slog.Logger, apply func(uint6
 		var corrupt *CorruptError
 		switch {
 		case errors.Is(err, io.EOF) && i == 0:
-			err = &tornError{0, "empty file"}
+			return lsn, &tornError{0, "empty file"}, nil
+		case errors.Is(err, io.EOF) && size > fr.off:
+			return lsn, &tornError{fr.off, "written after a write to the log failed"}, nil
 		case errors.Is(err, io.EOF):
-			return lsn, nil
-		}
-		switch {
-		case errors.As(err, &torn) && last:
-			return lsn, cutTornTail(f, seg, torn, logger)
+			return lsn, nil, nil
 		case errors.As(err, &torn):
-			return 0, &CorruptError{File: seg.path, Offset: torn.offset, Reason: torn.reason + " in a log file that is not the last"}
+			return lsn, torn, nil
 		case errors.As(err, &corrupt):
 			corrupt.File = seg.path
-			return 0, corrupt
+			return lsn, nil, corrupt
 		case err != nil:
-			return 0, fmt.Errorf("wal: read %s: %w", seg.path, err)
+			return 0, nil, fmt.Errorf("wal: read %s: %w", seg.path, err)
 		}
 		if i == 0 {
 			if err := checkSegmentHeader(seq, payload, seg.first); err != nil {
-				return 0, &CorruptError{File: seg.path, Offset: 0, Reason: err.Error()}
+				return lsn, nil, &CorruptError{File: seg.path, Offset: 0, Reason: err.Error()}
 			}
 			continue
 		}
-		if seq != lsn+1 {
-			return 0, &CorruptError{File: seg.path, Offset: fr.off, Reason: fmt.Sprintf("record %d follows record %d", seq, lsn)}
+		if seq != lsn+1 || seq <= prev {
+			return lsn, nil, &CorruptError{File: seg.path, Offset: fr.off, Reason: fmt.Sprintf("record %d follows record %d", seq, max(lsn, prev))}
 		}
 		lsn = seq
 		if err := apply(seq, payload); err != nil {
-			return 0, fmt.Errorf("wal: %s: record %d: %w", seg.path, seq, err)
+			return 0, nil, fmt.Errorf("wal: %s: record %d: %w", seg.path, seq, err)
 		}
 	}
 }
@@ -274,20 +376,29 @@ func checkSegmentHeader(seq uint64, payload []byte, first uint64) error {
 
 // cutTornTail truncates the last segment to its last whole frame, or
 // removes it if not even its header survived, and says so loudly: records
-// are being dropped, though none of them was ever acknowledged.
-func cutTornTail(f *os.File, seg segment, torn *tornError, logger *slog.Logger) error {
-	info, err := f.Stat()
+// are being dropped. lost says whether some of them had been acknowledged,
+// which only an operator's AcceptLoss lets happen.
+func cutTornTail(seg segment, torn *tornError, lost bool, logger *slog.Logger) error {
+	info, err := os.Stat(seg.path)
 	if err != nil {
 		return fmt.Errorf("wal: stat %s: %w", seg.path, err)
 	}
-	logger.Warn("wal: dropping a torn record at the end of the log: a crash interrupted its write, so it was never acknowledged",
-		"file", seg.path, "offset", torn.offset, "bytes_dropped", info.Size()-torn.offset, "reason", torn.reason)
+	msg := "wal: dropping a torn record at the end of the log: a crash or a failed write interrupted it, so it was never acknowledged"
+	if lost {
+		msg = "wal: dropping damaged records at the end of the log, including acknowledged ones, as loss is accepted"
+	}
+	logger.Warn(msg, "file", seg.path, "offset", torn.offset, "bytes_dropped", info.Size()-torn.offset, "reason", torn.reason)
 	if torn.offset == 0 {
 		if err := os.Remove(seg.path); err != nil {
 			return fmt.Errorf("wal: remove torn %s: %w", seg.path, err)
 		}
-		return syncDir(filepath.Dir(seg.path))
+		return syncDir(OS, filepath.Dir(seg.path))
 	}
+	f, err := os.OpenFile(seg.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("wal: open %s: %w", seg.path, err)
+	}
+	defer f.Close()
 	if err := f.Truncate(torn.offset); err != nil {
 		return fmt.Errorf("wal: truncate %s: %w", seg.path, err)
 	}
@@ -298,31 +409,35 @@ func cutTornTail(f *os.File, seg segment, torn *tornError, logger *slog.Logger) 
 }
 
 // createSegment creates the segment whose first record is first, with its
-// header frame written and the file and directory entry durable.
-func createSegment(dir string, first uint64) (*os.File, int64, error) {
+// header frame written and the file and directory entry durable. A file of
+// that name can only be left by a rotation that failed before any record
+// went into it, so it is replaced. On failure nothing is left behind, as far
+// as the file system lets.
+func createSegment(fs FS, dir string, first uint64) (File, int64, error) {
 	path := filepath.Join(dir, segmentName(first))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	f, err := fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, 0, fmt.Errorf("wal: create %s: %w", path, err)
 	}
 	header := appendFrame(nil, 0, binary.LittleEndian.AppendUint64([]byte(segmentMagic), first))
-	if _, err := f.Write(header); err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("wal: write %s: %w", path, err)
+	_, err = f.Write(header)
+	if err != nil {
+		err = fmt.Errorf("wal: write %s: %w", path, err)
+	} else if err = f.Sync(); err != nil {
+		err = fmt.Errorf("wal: sync %s: %w", path, err)
+	} else {
+		err = syncDir(fs, dir)
 	}
-	if err := f.Sync(); err != nil {
+	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("wal: sync %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
-		f.Close()
+		os.Remove(path)
 		return nil, 0, err
 	}
 	return f, int64(len(header)), nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(fs FS, dir string) error {
+	d, err := fs.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("wal: open directory %s: %w", dir, err)
 	}
@@ -369,7 +484,7 @@ func (l *Log) Append(payload []byte) (uint64, *Commit, error) {
 
 func (l *Log) unusable() error {
 	if l.err != nil {
-		return fmt.Errorf("wal: an earlier write failed, restart to recover from the files: %w", l.err)
+		return fmt.Errorf("wal: the log failed and takes no more writes; restart to recover what was durable: %w", l.err)
 	}
 	if l.closed {
 		return ErrClosed
@@ -393,6 +508,20 @@ func (l *Log) Barrier() *Commit {
 	}
 	return durableCommit
 }
+
+// Err returns why the log takes no more writes, or nil while it does. A
+// closed log is not an error here.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.unusable(); !errors.Is(err, ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// Durable returns the number of the last record known to be durable.
+func (l *Log) Durable() uint64 { return l.durable.Load() }
 
 // Full delivers a value when the current segment has grown past
 // Options.SegmentBytes, to say that a snapshot and Rotate are due.
@@ -427,7 +556,7 @@ func (l *Log) RemoveThrough(cut uint64) error {
 			}
 		}
 	}
-	return syncDir(l.dir)
+	return syncDir(l.fs, l.dir)
 }
 
 // Close writes and fsyncs what is pending, stops the flushing goroutine and
@@ -460,9 +589,13 @@ func (l *Log) flushLoop() {
 			continue
 		case <-l.stop:
 			l.flush()
+			if l.Err() == nil {
+				_ = l.mark(true) // best effort, as mark logs
+			}
 			if err := l.f.Close(); err != nil {
 				l.fail(fmt.Errorf("wal: close segment: %w", err))
 			}
+			l.wm.Close()
 			return
 		}
 		if l.opts.FsyncInterval > 0 && !l.batchFull() {
@@ -485,7 +618,12 @@ func (l *Log) batchFull() bool {
 }
 
 // flush writes and fsyncs the pending batch and releases its waiters. It
-// returns the number of the last record written.
+// returns the number of the last record appended.
+//
+// Once a write or fsync has failed, no later batch is written: after a
+// failed fsync the kernel may have dropped the dirty pages it could not
+// write, so a later fsync that succeeds proves nothing about them
+// (PostgreSQL's "fsyncgate" rule). The log is failed from that byte on.
 func (l *Log) flush() uint64 {
 	l.mu.Lock()
 	buf, c, last := l.buf, l.pending, l.next-1
@@ -493,32 +631,94 @@ func (l *Log) flush() uint64 {
 	if c != nil {
 		l.written = c
 	}
+	err := l.err
 	l.mu.Unlock()
 	l.spare = buf
 	if c == nil {
 		return last
 	}
-	_, err := l.f.Write(buf)
-	if err == nil {
-		err = l.f.Sync()
-	}
 	if err != nil {
-		err = fmt.Errorf("wal: write %s: %w", l.f.Name(), err)
-		l.fail(err)
+		err = fmt.Errorf("wal: not written, as an earlier write failed: %w", err)
+	} else {
+		err = l.write(buf, last)
 	}
 	if cap(l.spare) > 4<<20 {
 		l.spare = nil // do not keep a burst's buffer forever
 	}
+	c.err = err
+	close(c.done)
+	if err == nil {
+		// After the waiters are released: the watermark may lag the log,
+		// never lead it.
+		_ = l.mark(false) // best effort, as mark logs
+	}
+	return last
+}
+
+// write writes one batch, whose last record is last, and fsyncs it.
+func (l *Log) write(buf []byte, last uint64) error {
+	_, err := l.f.Write(buf)
+	if err != nil {
+		return l.failWrite(fmt.Errorf("wal: write %s: %w", l.f.Name(), err))
+	}
+	if err := l.f.Sync(); err != nil {
+		return l.failWrite(fmt.Errorf("wal: sync %s: %w", l.f.Name(), err))
+	}
 	l.size += int64(len(buf))
+	l.durable.Store(last)
 	if l.size > l.opts.SegmentBytes {
 		select {
 		case l.full <- struct{}{}:
 		default:
 		}
 	}
-	c.err = err
-	close(c.done)
-	return last
+	return nil
+}
+
+// failWrite fails the log for good and leaves the files as a restart
+// should find them: the segment is cut back to its last durable byte, and
+// the watermark says that a write failed there, so that the next start
+// drops whatever the failed write left past it, even if the cut fails.
+func (l *Log) failWrite(err error) error {
+	l.fail(err)
+	cut := l.f.Truncate(l.size)
+	if cut == nil {
+		cut = l.f.Sync()
+	}
+	if cut != nil {
+		l.opts.Logger.Error("wal: could not cut the log back to its last durable record; the next start drops what follows it",
+			"file", l.f.Name(), "offset", l.size, "err", cut)
+	}
+	if werr := l.writeMark(watermark{first: l.first, size: l.size, lsn: l.durable.Load(), failed: true}, true); werr != nil {
+		l.opts.Logger.Error("wal: could not record the failed write in the watermark", "err", werr)
+	}
+	return err
+}
+
+// mark records the current segment's durable size in the watermark, with
+// an fsync if sync. A failure is logged once and otherwise ignored: the
+// watermark only guards against losing what the log holds, and an old one
+// guards less, never wrongly.
+func (l *Log) mark(sync bool) error {
+	err := l.writeMark(watermark{first: l.first, size: l.size, lsn: l.durable.Load()}, sync)
+	if err != nil && !l.wmWarn {
+		l.wmWarn = true
+		l.opts.Logger.Warn("wal: could not update the watermark; a damaged log tail is detected only up to its last update", "err", err)
+	}
+	return err
+}
+
+func (l *Log) writeMark(w watermark, sync bool) error {
+	l.wmBuf = w.encode(l.wmBuf[:0])
+	if _, err := l.wm.WriteAt(l.wmBuf, 0); err != nil {
+		return fmt.Errorf("wal: write %s: %w", l.wm.Name(), err)
+	}
+	if sync {
+		if err := l.wm.Sync(); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", l.wm.Name(), err)
+		}
+	}
+	return nil
 }
 
 func (l *Log) fail(err error) {
@@ -529,25 +729,27 @@ func (l *Log) fail(err error) {
 	}
 }
 
+// rotate starts a new segment. A failure to create it, such as running out
+// of file descriptors or a directory made read-only for a while, does not
+// fail the log: the current segment is intact and appends go on into it,
+// and the caller retries later.
 func (l *Log) rotate() rotation {
 	cut := l.flush()
-	l.mu.Lock()
-	err := l.err
-	l.mu.Unlock()
-	if err != nil {
+	if err := l.Err(); err != nil {
 		return rotation{err: err}
 	}
 	if cut+1 == l.first {
 		return rotation{cut: cut} // the current segment has no records yet
 	}
-	f, size, err := createSegment(l.dir, cut+1)
+	f, size, err := createSegment(l.fs, l.dir, cut+1)
 	if err != nil {
-		l.fail(err)
 		return rotation{err: err}
 	}
 	if err := l.f.Close(); err != nil {
-		l.fail(fmt.Errorf("wal: close segment: %w", err))
+		// Every byte of it is fsynced; only the descriptor is in doubt.
+		l.opts.Logger.Warn("wal: close a full log segment", "file", l.f.Name(), "err", err)
 	}
 	l.f, l.size, l.first = f, size, cut+1
+	_ = l.mark(true) // best effort, as mark logs
 	return rotation{cut: cut}
 }

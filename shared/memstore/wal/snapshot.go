@@ -44,11 +44,13 @@ func (sw *SnapshotWriter) Add(payload []byte) error {
 // WriteSnapshot replaces dir's snapshot with the payloads that write adds.
 // The new snapshot is written to a temporary file, fsynced and renamed over
 // the old one, and the directory is fsynced, so a crash leaves either the
-// old snapshot or the new one, whole.
-func WriteSnapshot(dir string, write func(*SnapshotWriter) error) (err error) {
+// old snapshot or the new one, whole. fs is what it writes through; nil
+// means the operating system.
+func WriteSnapshot(fs FS, dir string, write func(*SnapshotWriter) error) (err error) {
+	fs = orOS(fs)
 	path := filepath.Join(dir, SnapshotFile)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: create %s: %w", tmp, err)
 	}
@@ -81,7 +83,7 @@ func WriteSnapshot(dir string, write func(*SnapshotWriter) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("wal: rename %s: %w", tmp, err)
 	}
-	return syncDir(dir)
+	return syncDir(fs, dir)
 }
 
 // ReadSnapshot passes each payload of dir's snapshot to read, in order. It

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -199,6 +200,9 @@ func TestDamagedLog(t *testing.T) {
 		name string
 		// damage changes the segment, given each record's offset.
 		damage func(data []byte, off []int64) []byte
+		// durable is how many records the watermark says were durable
+		// when the damage happened; 0 leaves it at all of them.
+		durable int
 		// want is the records replayed, or nil if Open must fail.
 		want []string
 		// wantErr is part of the error, with the offset it must name.
@@ -206,22 +210,25 @@ func TestDamagedLog(t *testing.T) {
 	}{
 		{
 			// kill -9 in the middle of write(): the last frame is short.
-			name:   "TruncatedLastRecordIsDropped",
-			damage: func(d []byte, off []int64) []byte { return d[:len(d)-3] },
-			want:   []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
+			name:    "TruncatedLastRecordIsDropped",
+			damage:  func(d []byte, off []int64) []byte { return d[:len(d)-3] },
+			durable: 4,
+			want:    []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
 		},
 		{
 			// The crash came while the header itself was being written.
-			name:   "TruncatedHeaderIsDropped",
-			damage: func(d []byte, off []int64) []byte { return d[:off[4]+5] },
-			want:   []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
+			name:    "TruncatedHeaderIsDropped",
+			damage:  func(d []byte, off []int64) []byte { return d[:off[4]+5] },
+			durable: 4,
+			want:    []string{"1:record-1", "2:record-2", "3:record-3", "4:record-4"},
 		},
 		{
 			// Power loss after the file grew but before its pages were
 			// written: the tail reads back as zeros.
-			name:   "ZeroFilledTailIsDropped",
-			damage: func(d []byte, off []int64) []byte { return append(d[:off[3]], make([]byte, 100)...) },
-			want:   []string{"1:record-1", "2:record-2", "3:record-3"},
+			name:    "ZeroFilledTailIsDropped",
+			damage:  func(d []byte, off []int64) []byte { return append(d[:off[3]], make([]byte, 100)...) },
+			durable: 3,
+			want:    []string{"1:record-1", "2:record-2", "3:record-3"},
 		},
 		{
 			// A damaged record followed by good ones cannot be a torn write.
@@ -242,6 +249,25 @@ func TestDamagedLog(t *testing.T) {
 			damage:  func(d []byte, off []int64) []byte { d[off[4]+2] ^= 0x40; return d },
 			wantErr: "header checksum mismatch",
 		},
+		{
+			// A short tail the watermark says was durable: acknowledged
+			// records were lost, which a crash cannot explain.
+			name:    "TruncatedDurableRecordIsLoss",
+			damage:  func(d []byte, off []int64) []byte { return d[:len(d)-3] },
+			wantErr: "1 acknowledged records are missing",
+		},
+		{
+			// Zeros over durable records are loss too, not a torn write.
+			name:    "ZeroedDurableRecordsAreLoss",
+			damage:  func(d []byte, off []int64) []byte { return append(d[:off[2]], make([]byte, len(d)-int(off[2]))...) },
+			wantErr: "3 acknowledged records are missing",
+		},
+		{
+			// An emptied file loses everything it held.
+			name:    "EmptiedFileIsLoss",
+			damage:  func(d []byte, off []int64) []byte { return nil },
+			wantErr: "5 acknowledged records are missing",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,13 +278,21 @@ func TestDamagedLog(t *testing.T) {
 			require.NoError(t, err)
 			damaged := tc.damage(data, off)
 			require.NoError(t, os.WriteFile(path, damaged, 0o644))
+			if tc.durable > 0 {
+				setWatermark(t, dir, watermark{first: 1, size: off[tc.durable], lsn: uint64(tc.durable)})
+			}
 
 			l, got, err := openLog(t, dir, 0, Options{})
 			if tc.wantErr != "" {
+				require.Error(t, err)
 				var corrupt *CorruptError
-				require.ErrorAs(t, err, &corrupt)
-				assert.Equal(t, path, corrupt.File)
-				assert.Contains(t, off, corrupt.Offset, "the offset is a record's")
+				if errors.As(err, &corrupt) {
+					assert.Equal(t, path, corrupt.File)
+					assert.Contains(t, off, corrupt.Offset, "the offset is a record's")
+				} else {
+					var loss *LossError
+					require.ErrorAs(t, err, &loss)
+				}
 				assert.ErrorContains(t, err, tc.wantErr)
 				assert.ErrorContains(t, err, path)
 				return
@@ -276,6 +310,69 @@ func TestDamagedLog(t *testing.T) {
 			assert.Equal(t, append(tc.want, fmt.Sprintf("%d:after", len(tc.want)+1)), got)
 		})
 	}
+}
+
+// setWatermark replaces dir's watermark, as a crash at another moment
+// would have left it.
+func setWatermark(t *testing.T, dir string, w watermark) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, WatermarkFile), w.encode(nil), 0o644))
+}
+
+func TestLostLogFilesAreRefusedUnlessAccepted(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// damage changes the directory, whose one segment is path.
+		damage func(t *testing.T, dir, path string)
+	}{
+		// Deleting the newest file used to start silently from nothing.
+		{"DeletedFile", func(t *testing.T, dir, path string) { require.NoError(t, os.Remove(path)) }},
+		{"HalfTruncatedFile", func(t *testing.T, dir, path string) {
+			info, err := os.Stat(path)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(path, info.Size()/2))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"IsRefused", func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path, _ := writeLog(t, dir, 6)
+			tc.damage(t, dir, path)
+			_, _, err := openLog(t, dir, 0, Options{})
+			var loss *LossError
+			require.ErrorAs(t, err, &loss)
+			assert.Equal(t, uint64(6), loss.Want)
+		})
+		t.Run(tc.name+"IsAcceptedOnRequest", func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path, _ := writeLog(t, dir, 6)
+			tc.damage(t, dir, path)
+			l, got, err := openLog(t, dir, 0, Options{AcceptLoss: true})
+			require.NoError(t, err)
+			appendAll(t, l, "after")
+			require.NoError(t, l.Close())
+			// The next start needs no acceptance: the watermark now
+			// describes the shorter log.
+			l, again, err := openLog(t, dir, 0, Options{})
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			assert.Equal(t, append(got, fmt.Sprintf("%d:after", len(got)+1)), again)
+		})
+	}
+}
+
+func TestLogShorterThanTheSnapshotSawIsLoss(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeLog(t, dir, 3)
+	_, _, err := openLog(t, dir, 0, Options{Durable: 5})
+	var loss *LossError
+	require.ErrorAs(t, err, &loss)
+	assert.Equal(t, uint64(3), loss.Have)
+	assert.Equal(t, uint64(5), loss.Want)
 }
 
 func TestTornRecordInAnEarlierSegmentIsCorruption(t *testing.T) {
@@ -301,7 +398,7 @@ func TestSnapshot(t *testing.T) {
 	t.Parallel()
 	write := func(t *testing.T, dir string, payloads ...string) {
 		t.Helper()
-		require.NoError(t, WriteSnapshot(dir, func(w *SnapshotWriter) error {
+		require.NoError(t, WriteSnapshot(nil, dir, func(w *SnapshotWriter) error {
 			for _, p := range payloads {
 				if err := w.Add([]byte(p)); err != nil {
 					return err
@@ -342,7 +439,7 @@ func TestSnapshot(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		write(t, dir, "old")
-		err := WriteSnapshot(dir, func(w *SnapshotWriter) error { return io.ErrShortWrite })
+		err := WriteSnapshot(nil, dir, func(w *SnapshotWriter) error { return io.ErrShortWrite })
 		require.ErrorIs(t, err, io.ErrShortWrite)
 		got, _, err := read(dir)
 		require.NoError(t, err)
