@@ -72,20 +72,27 @@ func jsonType(kind string) string {
 	}
 }
 
-// writeJSON sends v as the whole response. v is always one of the API's own
-// response types, so a marshalling error is a bug; it is still answered
-// with a 500 rather than a truncated body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON sends v as the whole response and returns the status sent. v
+// is always one of the API's own response types, so a marshalling error is
+// a bug; it is still answered with a 500 rather than a truncated body.
+func writeJSON(w http.ResponseWriter, status int, v any) int {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		body = []byte(`{"error":"internal error"}`)
 	}
+	writeEncoded(w, status, append(body, '\n'))
+	return status
+}
+
+// writeEncoded sends body, JSON with its trailing newline, as the whole
+// response.
+func writeEncoded(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 type errorResponse struct {
