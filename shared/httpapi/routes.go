@@ -139,6 +139,8 @@ type campaignRequest struct {
 	StartTime string `json:"start_time"`
 }
 
+var campaignFields = jsonFields[campaignRequest]()
+
 type campaignResponse struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
@@ -154,7 +156,7 @@ func newCampaignResponse(c adcount.Campaign) campaignResponse {
 func (a *api) handleCreateCampaign() endpoint {
 	return func(w http.ResponseWriter, r *http.Request) (response, error) {
 		var req campaignRequest
-		if err := decode(w, r, &req); err != nil {
+		if err := decode(w, r, &req, campaignFields); err != nil {
 			return response{}, err
 		}
 		var start time.Time
@@ -193,6 +195,8 @@ type impressionRequest struct {
 	AdID       string `json:"ad_id"`
 }
 
+var impressionFields = jsonFields[impressionRequest]()
+
 type impressionResponse struct {
 	Message string `json:"message"`
 	Counted bool   `json:"counted"`
@@ -215,7 +219,7 @@ var (
 func (a *api) handleRecordImpression() endpoint {
 	return func(w http.ResponseWriter, r *http.Request) (response, error) {
 		var req impressionRequest
-		if err := decode(w, r, &req); err != nil {
+		if err := decode(w, r, &req, impressionFields); err != nil {
 			return response{}, err
 		}
 		imp := adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}
