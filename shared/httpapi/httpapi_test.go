@@ -169,6 +169,13 @@ func TestErrors(t *testing.T) {
 		{"CampaignNoStart", "POST", "/api/v1/campaigns", `{"name":"x"}`, 400, "start_time: is required"},
 		{"CampaignBadStart", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"yesterday"}`, 400, "start_time: must be an RFC 3339"},
 		{"CampaignStartWrongType", "POST", "/api/v1/campaigns", `{"name":"x","start_time":12}`, 400, "start_time: must be a string"},
+		// RFC 3339 offsets stop at 23:59; Go's parser takes +24:00.
+		{"CampaignOffset24", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"2026-01-01T00:00:00+24:00"}`, 400, "start_time: must be an RFC 3339"},
+		// Years outside 1970 to 9999: no campaign starts before 1970, and a
+		// later year has no RFC 3339 form to answer with.
+		{"CampaignYearZero", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"0000-01-01T00:00:00Z"}`, 400, "start_time: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"},
+		{"CampaignBefore1970", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"1969-12-31T23:59:59Z"}`, 400, "start_time: must be between"},
+		{"CampaignYear10000InUTC", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"9999-12-31T23:59:59-23:59"}`, 400, "start_time: must be between"},
 		{"CampaignTooLarge", "POST", "/api/v1/campaigns", `{"name":"` + strings.Repeat("n", httpapi.MaxBodyBytes) + `"}`, 413, "larger than"},
 		{"UnknownCampaignGet", "GET", "/api/v1/campaigns/nope", "", 404, "campaign not found"},
 		{"UnknownCampaignStats", "GET", "/api/v1/campaigns/nope/stats", "", 404, "campaign not found"},

@@ -162,7 +162,9 @@ func (a *api) handleCreateCampaign() endpoint {
 		var start time.Time
 		if req.StartTime != "" {
 			var err error
-			if start, err = time.Parse(time.RFC3339Nano, req.StartTime); err != nil {
+			start, err = time.Parse(time.RFC3339Nano, req.StartTime)
+			// RFC 3339 offsets stop at 23:59; Go's parser accepts more.
+			if _, offset := start.Zone(); err != nil || offset <= -24*3600 || offset >= 24*3600 {
 				return response{}, &adcount.FieldError{Field: "start_time", Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"}
 			}
 		}
