@@ -137,6 +137,8 @@ func LogSink(logger *slog.Logger) Sink { return logSink{logger} }
 
 type logSink struct{ logger *slog.Logger }
 
+var _ Sink = logSink{}
+
 func (s logSink) Observe(ctx context.Context, rec Record) {
 	level := rec.Level()
 	if !s.logger.Enabled(ctx, level) {
