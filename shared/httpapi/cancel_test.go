@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -93,6 +94,9 @@ func hangUp(t *testing.T, unavailable bool) {
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err, "the handler answered before the 10 s fallback")
+	// Once the whole body is read, the handler, sinks included, is done.
+	_, err = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, httpapi.StatusClientClosedRequest, resp.StatusCode)
 

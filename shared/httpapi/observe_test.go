@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -158,6 +159,9 @@ func TestOneRecordPerRequest(t *testing.T) {
 		req, err := http.NewRequest(tc.method, tc.base+tc.path, strings.NewReader(tc.body))
 		require.NoError(t, err)
 		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		// Once the whole body is read, the handler, sinks included, is done.
+		_, err = io.Copy(io.Discard, resp.Body)
 		require.NoError(t, err)
 		require.NoError(t, resp.Body.Close())
 		sink.mu.Lock()
