@@ -30,6 +30,12 @@ func TestNewCampaign(t *testing.T) {
 		{"Blank", " \t ", start, "", "name"},
 		{"InvalidUTF8", "bad\xff", start, "", "name"},
 		{"NoStart", "Spring sale", time.Time{}, "", "start_time"},
+		// The start's range is 1970 to 9999, in UTC, bounds included.
+		{"FirstStart", "Spring sale", adcount.MinStartTime, "Spring sale", ""},
+		{"LastStart", "Spring sale", adcount.MaxStartTime, "Spring sale", ""},
+		{"Before1970", "Spring sale", adcount.MinStartTime.Add(-time.Nanosecond), "", "start_time"},
+		{"YearZero", "Spring sale", time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), "", "start_time"},
+		{"After9999", "Spring sale", adcount.MaxStartTime.Add(time.Nanosecond), "", "start_time"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

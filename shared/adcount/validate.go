@@ -15,6 +15,13 @@ const (
 	MaxIDBytes = 256
 )
 
+// The range of a campaign's start time. No campaign starts before 1970,
+// and a start after 9999 has no RFC 3339 form to be answered with.
+var (
+	MinStartTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxStartTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
 // NewCampaign validates a campaign's name and start time and returns the
 // campaign with the given ID, its name trimmed and its start time in UTC.
 // Errors are *FieldError values that match ErrInvalid.
@@ -30,6 +37,9 @@ func NewCampaign(id, name string, start time.Time) (Campaign, error) {
 	}
 	if start.IsZero() {
 		return Campaign{}, fieldError("start_time", "is required")
+	}
+	if start.Before(MinStartTime) || start.After(MaxStartTime) {
+		return Campaign{}, fieldError("start_time", "must be between %s and %s", MinStartTime.Format(time.RFC3339), MaxStartTime.Format(time.RFC3339))
 	}
 	return Campaign{ID: id, Name: name, StartTime: start.UTC()}, nil
 }

@@ -1,14 +1,15 @@
-// Package emf turns the API's request log lines into CloudWatch Embedded
+// Package emf publishes the API's request records as CloudWatch Embedded
 // Metric Format (EMF) documents, so that a Lambda function publishes the
 // same counters as the local server's Prometheus metrics with no API call
-// and no extra write: CloudWatch Logs extracts the metrics from the line the
-// function writes anyway.
+// and no extra write: each request's one log line is also its metrics
+// document, and CloudWatch Logs extracts the metrics from it.
 package emf
 
 import (
 	"context"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/adcount/impression-counter/shared/httpapi"
 )
@@ -27,85 +28,111 @@ type metric struct {
 	Unit string `json:"Unit"`
 }
 
-// Handler wraps a JSON slog.Handler. Records whose message is "request",
-// the line httpapi writes per request, gain the members and the _aws block
-// that make them EMF documents; every other record passes through as is.
-// Attributes must not be in a group, as the API's are not.
-type Handler struct {
-	next      slog.Handler
+// Sink is an httpapi.Sink that writes one line per request through a JSON
+// slog.Handler: the request's log line with the members and the _aws block
+// that make it an EMF document. Give it to httpapi.WithRequestLog, so that
+// it replaces the plain request line and there is still one write per
+// request.
+//
+// The metrics never depend on the log level. When the handler's level
+// hides the request line (LOG_LEVEL=warn or error for a request that did
+// not fail with a 5xx), the line is still written, with the message
+// "metrics" and only what the metrics need: route, status_code, the
+// impression outcome and reason, store_error and the metric values, but
+// not the log-only fields (request_id, method, status, error_kind, err),
+// which that level asked to leave out.
+type Sink struct {
+	handler   slog.Handler
 	namespace string
 }
 
-// NewHandler returns a Handler that writes through next, which must write
+var _ httpapi.Sink = (*Sink)(nil)
+
+// NewSink returns a Sink that writes through handler, which must write
 // JSON, and files the metrics under namespace.
-func NewHandler(next slog.Handler, namespace string) *Handler {
-	return &Handler{next: next, namespace: namespace}
+func NewSink(handler slog.Handler, namespace string) *Sink {
+	return &Sink{handler: handler, namespace: namespace}
 }
 
-// Enabled implements slog.Handler.
-func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
-	return h.next.Enabled(ctx, level)
-}
-
-// WithAttrs implements slog.Handler.
-func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &Handler{next: h.next.WithAttrs(attrs), namespace: h.namespace}
-}
-
-// WithGroup implements slog.Handler.
-func (h *Handler) WithGroup(name string) slog.Handler {
-	return &Handler{next: h.next.WithGroup(name), namespace: h.namespace}
-}
-
-// Handle implements slog.Handler.
-func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message != "request" {
-		return h.next.Handle(ctx, r)
-	}
-	var route, outcome, errorKind, storeError string
-	var status int64
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "route":
-			route = a.Value.String()
-		case "status":
-			status = a.Value.Int64()
-		case "outcome":
-			outcome = a.Value.String()
-		case "error_kind":
-			errorKind = a.Value.String()
-		case "store_error":
-			storeError = a.Value.String()
+// Observe implements httpapi.Sink.
+func (s *Sink) Observe(ctx context.Context, rec httpapi.Record) {
+	now := time.Now()
+	level := rec.Level()
+	var attrs []slog.Attr
+	msg := "request"
+	if s.handler.Enabled(ctx, level) {
+		attrs = rec.AppendLogAttrs(make([]slog.Attr, 0, 20))
+	} else {
+		msg = "metrics"
+		attrs = make([]slog.Attr, 0, 12)
+		attrs = append(attrs,
+			slog.String("route", rec.Route),
+			slog.Float64("duration_ms", float64(rec.Duration.Microseconds())/1000))
+		if rec.StoreError {
+			attrs = append(attrs, slog.String("store_error", rec.ErrorKind))
 		}
-		return true
-	})
+	}
 
 	directives := []directive{
-		{h.namespace, [][]string{{"route", "status_code"}}, []metric{{"requests", "Count"}}},
-		{h.namespace, [][]string{{"route"}}, []metric{{"duration_ms", "Milliseconds"}}},
+		{s.namespace, [][]string{{"route", "status_code"}}, []metric{{"requests", "Count"}}},
+		{s.namespace, [][]string{{"route"}}, []metric{{"duration_ms", "Milliseconds"}}},
 	}
-	extra := []slog.Attr{slog.String("status_code", strconv.FormatInt(status, 10)), slog.Int("requests", 1)}
-	if route == httpapi.RouteRecordImpression {
-		reason := errorKind
-		if outcome == "" {
-			outcome = "rejected"
-		} else {
-			reason = "none"
-		}
-		directives = append(directives, directive{h.namespace,
-			[][]string{{"impression_outcome"}, {"impression_outcome", "impression_reason"}},
-			[]metric{{"impressions", "Count"}}})
-		extra = append(extra, slog.String("impression_outcome", outcome), slog.String("impression_reason", reason), slog.Int("impressions", 1))
+	attrs = append(attrs, slog.String("status_code", strconv.Itoa(rec.Status)), slog.Int("requests", 1))
+	attrs, directives = s.impressions(rec.Impressions, attrs, directives)
+	if rec.StoreError {
+		directives = append(directives, directive{s.namespace, [][]string{{"store_error"}}, []metric{{"store_errors", "Count"}}})
+		attrs = append(attrs, slog.Int("store_errors", 1))
 	}
-	if storeError != "" {
-		directives = append(directives, directive{h.namespace, [][]string{{"store_error"}}, []metric{{"store_errors", "Count"}}})
-		extra = append(extra, slog.Int("store_errors", 1))
-	}
-	extra = append(extra, slog.Group("_aws",
-		slog.Int64("Timestamp", r.Time.UnixMilli()),
+	attrs = append(attrs, slog.Group("_aws",
+		slog.Int64("Timestamp", now.UnixMilli()),
 		slog.Any("CloudWatchMetrics", directives)))
 
-	out := r.Clone()
-	out.AddAttrs(extra...)
-	return h.next.Handle(ctx, out)
+	r := slog.NewRecord(now, level, msg, 0)
+	r.AddAttrs(attrs...)
+	// Straight to the handler, whatever its level: the document carries
+	// the metrics. A failed write has nowhere better to be reported.
+	_ = s.handler.Handle(ctx, r)
+}
+
+// impressions adds the impression metrics. When every impression of the
+// request had one outcome, as for every single-impression request, they
+// are the metric impressions by impression_outcome and by it and
+// impression_reason (the error kind of a rejection, "none" otherwise).
+// Dimensions hold one value per document, so a batch with mixed outcomes
+// is counted instead as impressions_counted, impressions_duplicate and
+// impressions_rejected by route.
+func (s *Sink) impressions(n httpapi.Impressions, attrs []slog.Attr, directives []directive) ([]slog.Attr, []directive) {
+	type group struct {
+		outcome, reason string
+		count           int
+	}
+	var groups []group
+	if n.Counted > 0 {
+		groups = append(groups, group{"counted", "none", n.Counted})
+	}
+	if n.Duplicate > 0 {
+		groups = append(groups, group{"duplicate", "none", n.Duplicate})
+	}
+	rejected := 0
+	for _, r := range n.Rejected {
+		if r.Count > 0 {
+			groups = append(groups, group{"rejected", r.Reason, r.Count})
+			rejected += r.Count
+		}
+	}
+	switch len(groups) {
+	case 0:
+		return attrs, directives
+	case 1:
+		g := groups[0]
+		directives = append(directives, directive{s.namespace,
+			[][]string{{"impression_outcome"}, {"impression_outcome", "impression_reason"}},
+			[]metric{{"impressions", "Count"}}})
+		attrs = append(attrs, slog.String("impression_outcome", g.outcome), slog.String("impression_reason", g.reason), slog.Int("impressions", g.count))
+		return attrs, directives
+	}
+	directives = append(directives, directive{s.namespace, [][]string{{"route"}},
+		[]metric{{"impressions_counted", "Count"}, {"impressions_duplicate", "Count"}, {"impressions_rejected", "Count"}}})
+	attrs = append(attrs, slog.Int("impressions_counted", n.Counted), slog.Int("impressions_duplicate", n.Duplicate), slog.Int("impressions_rejected", rejected))
+	return attrs, directives
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -30,13 +29,13 @@ func (downStore) RecordImpression(context.Context, adcount.Impression) (bool, er
 	return false, fmt.Errorf("down: %w", adcount.ErrUnavailable)
 }
 
-// serve sends one request through the API logging into an EMF handler and
-// returns the one line it logged.
-func serve(t *testing.T, store adcount.Store, method, path, body string) map[string]any {
+// serve sends one request through the API whose request lines the EMF sink
+// writes, with the log at level, and returns the one line it wrote.
+func serve(t *testing.T, store adcount.Store, level slog.Level, method, path, body string) map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
-	logger := slog.New(emf.NewHandler(slog.NewJSONHandler(&buf, nil), "AdCount"))
-	h := httpapi.NewHandler(store, httpapi.WithLogger(logger))
+	sink := emf.NewSink(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: level}), "AdCount")
+	h := httpapi.NewHandler(store, httpapi.WithRequestLog(sink))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, strings.NewReader(body)))
 	lines := bufio.NewScanner(&buf)
 	require.True(t, lines.Scan())
@@ -113,7 +112,7 @@ func TestRequestLinesAreEMF(t *testing.T) {
 			map[string]any{"route": "GET /api/v1/campaigns/{id}/stats", "requests": 1.0}, []string{"impressions", "impression_outcome"}},
 	}
 	for _, tc := range cases {
-		line := serve(t, tc.store, tc.method, tc.path, tc.body)
+		line := serve(t, tc.store, slog.LevelInfo, tc.method, tc.path, tc.body)
 		validEMF(t, line)
 		for k, v := range tc.want {
 			assert.Equal(t, v, line[k], "%s: %s", tc.name, k)
@@ -125,16 +124,59 @@ func TestRequestLinesAreEMF(t *testing.T) {
 	}
 }
 
-func TestOtherLinesPassThrough(t *testing.T) {
+// TestMetricsSurviveWarnLevel: at LOG_LEVEL=warn the request line is not
+// logged, but its metrics still reach CloudWatch, in a line that leaves out
+// what only the log wanted. A 5xx is logged at that level, in full.
+func TestMetricsSurviveWarnLevel(t *testing.T) {
+	t.Parallel()
+	mem, err := memstore.New()
+	require.NoError(t, err)
+	rejected := `{"campaign_id":"nope","user_id":"u","ad_id":"a"}`
+
+	line := serve(t, mem, slog.LevelWarn, "POST", "/api/v1/impressions", rejected)
+	validEMF(t, line)
+	assert.Equal(t, "metrics", line["msg"], "not the request line the level hides")
+	assert.Equal(t, "INFO", line["level"])
+	assert.Equal(t, map[string]any{"route": "POST /api/v1/impressions", "status_code": "404", "requests": 1.0,
+		"impression_outcome": "rejected", "impression_reason": "not_found", "impressions": 1.0}, pick(line, "route", "status_code", "requests", "impression_outcome", "impression_reason", "impressions"))
+	assert.Contains(t, line, "duration_ms")
+	for _, k := range []string{"request_id", "method", "status", "err", "error_kind"} {
+		assert.NotContains(t, line, k, "log-only fields stay out at warn")
+	}
+
+	line = serve(t, downStore{mem}, slog.LevelWarn, "POST", "/api/v1/impressions", rejected)
+	validEMF(t, line)
+	assert.Equal(t, "request", line["msg"], "a 5xx is logged at warn")
+	assert.Equal(t, "ERROR", line["level"])
+	assert.Equal(t, "unavailable", line["store_error"])
+	assert.Equal(t, 1.0, line["store_errors"])
+	assert.Contains(t, line, "err")
+}
+
+// pick returns the members of line named by keys.
+func pick(line map[string]any, keys ...string) map[string]any {
+	out := map[string]any{}
+	for _, k := range keys {
+		if v, ok := line[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TestMixedBatchOutcomes: a record whose impressions had several outcomes,
+// as a batch will, is counted per outcome, since a dimension holds one
+// value per document.
+func TestMixedBatchOutcomes(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	logger := slog.New(emf.NewHandler(slog.NewJSONHandler(&buf, nil), "AdCount")).With("fn", "get-stats")
-	logger.Error("cannot start", "err", errors.New("bad config"))
+	sink := emf.NewSink(slog.NewJSONHandler(&buf, nil), "AdCount")
+	sink.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 200,
+		Impressions: httpapi.Impressions{Counted: 3, Duplicate: 1, Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 2}, {Reason: "not_found", Count: 1}}}})
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
-	assert.NotContains(t, line, "_aws")
-	assert.Equal(t, "get-stats", line["fn"], "attributes added with With survive")
-	assert.Equal(t, "bad config", line["err"])
-	assert.True(t, logger.Enabled(context.Background(), slog.LevelInfo))
-	assert.False(t, logger.Enabled(context.Background(), slog.LevelDebug), "levels come from the wrapped handler")
+	validEMF(t, line)
+	assert.Equal(t, map[string]any{"impressions_counted": 3.0, "impressions_duplicate": 1.0, "impressions_rejected": 3.0},
+		pick(line, "impressions_counted", "impressions_duplicate", "impressions_rejected"))
+	assert.NotContains(t, line, "impression_outcome")
 }

@@ -12,6 +12,12 @@ import (
 // RetryAfterSeconds is what a 503 asks the client to wait before retrying.
 const RetryAfterSeconds = 1
 
+// StatusClientClosedRequest is the status recorded, in logs and metrics,
+// for a request whose client hung up before it was answered: nginx's 499.
+// The client never sees it; it keeps a client's behaviour out of the 5xx
+// that page an operator.
+const StatusClientClosedRequest = 499
+
 // Errors of the admin key check.
 var (
 	// errNoCredentials means an admin route was called without a Bearer
@@ -32,12 +38,55 @@ func (e *requestError) Error() string { return e.message }
 
 func badRequest(message string) error { return &requestError{message: message} }
 
+// noRouteError means no route serves the path: 404.
+type noRouteError struct {
+	method, path string
+	nonCanonical bool
+}
+
+func (e *noRouteError) Error() string {
+	if e.nonCanonical {
+		return "no route for " + e.method + " " + e.path + "; paths must be in canonical form"
+	}
+	return "no route for " + e.method + " " + e.path
+}
+
+// methodError means the path is served, but not for this method: 405,
+// with the methods that are allowed in the Allow header.
+type methodError struct {
+	method, allow string
+	// crossOrigin is set on an ingest route's path, whose every response
+	// is open to other origins.
+	crossOrigin bool
+}
+
+func (e *methodError) Error() string {
+	return "method " + e.method + " is not allowed here; allowed: " + e.allow
+}
+
+// clientClosedError is a failure that followed the client hanging up.
+type clientClosedError struct{ err error }
+
+func (e *clientClosedError) Error() string { return e.err.Error() + " (the client closed the request)" }
+
+func (e *clientClosedError) Unwrap() []error { return []error{e.err, context.Canceled} }
+
 // problem is how the API answers an error: the status, the message a client
 // sees, and a short kind for logs and metrics.
 type problem struct {
 	status  int
 	message string
 	kind    string
+}
+
+// storeFailure reports whether the problem is a failure of the store,
+// which metrics count apart.
+func (p problem) storeFailure() bool {
+	switch p.kind {
+	case "unavailable", "timeout", "internal":
+		return true
+	}
+	return false
 }
 
 // classify is the one mapping from errors to HTTP statuses and the message a
@@ -49,6 +98,8 @@ func classify(err error) problem {
 		field    *adcount.FieldError
 		tooLarge *http.MaxBytesError
 		panicked *panicError
+		noRoute  *noRouteError
+		method   *methodError
 	)
 	switch {
 	case errors.As(err, &panicked):
@@ -65,12 +116,20 @@ func classify(err error) problem {
 		return problem{http.StatusForbidden, errWrongCredentials.Error(), "forbidden"}
 	case errors.As(err, &tooLarge):
 		return problem{http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes", "too_large"}
+	case errors.As(err, &noRoute):
+		return problem{http.StatusNotFound, noRoute.Error(), "no_route"}
+	case errors.As(err, &method):
+		return problem{http.StatusMethodNotAllowed, method.Error(), "method_not_allowed"}
 	case errors.Is(err, adcount.ErrNotFound):
 		return problem{http.StatusNotFound, "campaign not found", "not_found"}
 	case errors.Is(err, adcount.ErrConflict):
 		return problem{http.StatusConflict, "a campaign with this id already exists", "conflict"}
 	case errors.Is(err, adcount.ErrNotStarted):
 		return problem{http.StatusConflict, "campaign has not started yet; impressions count from its start_time", "not_started"}
+	case errors.Is(err, context.Canceled):
+		// Before the store's own kinds: a store call cut short by the
+		// client's going is no store failure.
+		return problem{StatusClientClosedRequest, "the client closed the request", "client_closed"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return problem{http.StatusServiceUnavailable, "the store is unavailable; retry the same request: it is never counted twice", "timeout"}
 	case errors.Is(err, adcount.ErrUnavailable):
@@ -80,25 +139,23 @@ func classify(err error) problem {
 	}
 }
 
-// fail answers err with its status. The cause goes to the request's log
-// line; a store failure is counted by kind, a 503 tells the client when to
-// retry, and a 401 how to authenticate.
-func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	p := classify(err)
-	storeFailed := false
-	switch p.kind {
-	case "unavailable", "timeout", "internal":
-		storeFailed = true
-		a.metrics.ObserveStoreError(p.kind)
-	}
-	if info := infoFrom(r.Context()); info != nil {
-		info.err, info.kind, info.store = err, p.kind, storeFailed
-	}
+// fail answers err with p, its classification: a 503 tells the client when
+// to retry, a 401 how to authenticate, a 405 which methods to use.
+func fail(w http.ResponseWriter, err error, p problem) {
+	h := w.Header()
 	switch p.status {
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		h.Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="adcount admin"`)
+		h.Set("WWW-Authenticate", `Bearer realm="adcount admin"`)
+	case http.StatusMethodNotAllowed:
+		var method *methodError
+		if errors.As(err, &method) {
+			h.Set("Allow", method.allow)
+			if method.crossOrigin {
+				h.Set("Access-Control-Allow-Origin", "*")
+			}
+		}
 	}
 	writeError(w, p.status, p.message)
 }

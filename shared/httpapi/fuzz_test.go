@@ -29,11 +29,14 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, dst := range []any{&impressionRequest{}, &campaignRequest{}} {
+		for _, dst := range []struct {
+			v      any
+			fields []string
+		}{{&impressionRequest{}, impressionFields}, {&campaignRequest{}, campaignFields}} {
 			r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
-			err := decode(httptest.NewRecorder(), r, dst)
+			err := decode(httptest.NewRecorder(), r, dst.v, dst.fields)
 			if err == nil {
-				if imp, ok := dst.(*impressionRequest); ok {
+				if imp, ok := dst.v.(*impressionRequest); ok {
 					err = adcount.Impression{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}.Validate()
 				}
 				if err == nil {

@@ -2,16 +2,22 @@
 // http.Handler that the local server and every Lambda function serve
 // unchanged.
 //
-// routes.go lists every route; errors.go holds the one mapping from errors
-// to statuses.
+// routes.go holds the route table, the one list of routes; errors.go holds
+// the one mapping from errors to statuses; observe.go the request record
+// every sink reads.
 package httpapi
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 )
@@ -23,10 +29,17 @@ const MaxBodyBytes = 64 << 10
 // Option configures the handler.
 type Option func(*api)
 
-// WithLogger sets where internal errors are logged. The default is
-// slog.Default().
+// WithLogger sets the logger of the request log line (see LogSink). The
+// default is slog.Default().
 func WithLogger(l *slog.Logger) Option {
-	return func(a *api) { a.logger = l }
+	return func(a *api) { a.requestLog = LogSink(l) }
+}
+
+// WithRequestLog replaces the request log line with s, which then writes
+// the one line per request. On Lambda the EMF sink does, so that the log
+// line and the metrics document are one write.
+func WithRequestLog(s Sink) Option {
+	return func(a *api) { a.requestLog = s }
 }
 
 // WithAdminKeys requires one of keys, sent as "Authorization: Bearer <key>",
@@ -39,10 +52,10 @@ func WithAdminKeys(keys []string) Option {
 	return func(a *api) { a.keys = newAdminKeys(keys) }
 }
 
-// WithMetrics sets where the handler reports requests, impression outcomes
-// and store errors. The default discards them.
-func WithMetrics(m Metrics) Option {
-	return func(a *api) { a.metrics = m }
+// WithMetrics adds a sink that turns request records into metrics, such as
+// Prometheus counters. Sinks see every request whatever the log level.
+func WithMetrics(m Sink) Option {
+	return func(a *api) { a.sinks = append(a.sinks, m) }
 }
 
 // WithOperations adds the routes a long-running server needs: GET /healthz
@@ -66,45 +79,160 @@ func WithIDGenerator(newID func() string) Option {
 
 type api struct {
 	store      adcount.Store
-	logger     *slog.Logger
 	newID      func() string
 	requestIDs *requestIDs
 	keys       adminKeys
-	metrics    Metrics
+	requestLog Sink
+	sinks      []Sink
 	ops        *operations
 	mux        *http.ServeMux
-	root       http.Handler
+	// access is each registered pattern's access class, for the catch-all
+	// that answers the wrong methods on a route's path.
+	access map[string]Access
+	// nonCanonical answers paths that are not in canonical form.
+	nonCanonical http.Handler
 }
 
 // NewHandler returns the API over store. The handler is safe for concurrent
 // use and holds no state of its own, so any number of copies may serve the
 // same store.
 func NewHandler(store adcount.Store, opts ...Option) http.Handler {
-	a := &api{store: store, logger: slog.Default(), newID: newUUID, requestIDs: newRequestIDs(), metrics: nopMetrics{}, mux: http.NewServeMux()}
+	a := &api{store: store, newID: newUUID, requestIDs: newRequestIDs(), mux: http.NewServeMux(), access: map[string]Access{}}
 	for _, opt := range opts {
 		opt(a)
 	}
-	a.routes()
-	a.root = a.observe(a.recoverPanics(http.HandlerFunc(a.dispatch)))
+	if a.requestLog == nil {
+		a.requestLog = LogSink(slog.Default())
+	}
+	a.sinks = append([]Sink{a.requestLog}, a.sinks...)
+	for _, rt := range routeTable {
+		if rt.Access == Operations && a.ops == nil {
+			continue
+		}
+		a.mux.Handle(rt.Pattern, a.serve(rt))
+		a.access[rt.Pattern] = rt.Access
+	}
+	a.mux.Handle(routeUnmatched, a.serve(route{Route: Route{Pattern: routeUnmatched}, handler: (*api).unrouted}))
+	a.nonCanonical = a.serve(route{Route: Route{Pattern: routeUnmatched}, handler: handleNonCanonical})
 	return a
 }
 
-// ServeHTTP serves one request.
+// ServeHTTP serves one request. A path that is not in canonical form, such
+// as one with "//" or "..", is a JSON 404: the router would redirect it
+// with an HTML body, and API clients gain nothing from following that.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.root.ServeHTTP(w, r)
-}
-
-// dispatch hands the request to the router. A path that is not in
-// canonical form, such as one with "//" or "..", is a JSON 404: the router
-// would redirect it with an HTML body, and API clients gain nothing from
-// following that.
-func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p != canonicalPath(p) {
-		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+p+"; paths must be in canonical form")
+		a.nonCanonical.ServeHTTP(w, r)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
 }
+
+// endpoint serves one route: it returns the response to send, or the error
+// that classify turns into one. It never writes an error response itself,
+// so that the one wrapper, serve, sees every outcome and records it.
+type endpoint func(w http.ResponseWriter, r *http.Request) (response, error)
+
+// response is what an endpoint answers.
+type response struct {
+	status int
+	// body is sent as JSON; encoded is a body encoded once, ahead of time,
+	// with its trailing newline. With neither, no body is sent.
+	body    any
+	encoded []byte
+	// written means the endpoint wrote the whole response itself, as the
+	// metrics and OpenAPI endpoints do.
+	written bool
+	// impressions are the request's impressions by outcome.
+	impressions Impressions
+}
+
+// serve wraps rt's endpoint: it gives the request its ID, checks the admin
+// key or opens the route to other origins as rt's access class says, runs
+// the endpoint (recovering a panic), writes its response or its error, and
+// hands the request's one record to every sink.
+func (a *api) serve(rt route) http.Handler {
+	ep := rt.handler(a)
+	name := rt.Pattern
+	if name == routeUnmatched {
+		name = "unmatched"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID(id) {
+			id = a.requestIDs.next()
+		}
+		h := w.Header()
+		h.Set(RequestIDHeader, id)
+		if rt.Access == Ingest {
+			h.Set("Access-Control-Allow-Origin", "*")
+		}
+		res, err := a.run(ep, rt, w, r)
+		rec := Record{Time: start, Method: r.Method, Route: name, RequestID: id, Impressions: res.impressions}
+		switch {
+		case err != nil:
+			if errors.Is(r.Context().Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
+				// The client hung up while the request ran; whatever
+				// failed after that is its doing.
+				err = &clientClosedError{err: err}
+			}
+			p := classify(err)
+			rec.Status, rec.ErrorKind, rec.Err = p.status, p.kind, err
+			rec.StoreError = p.storeFailure()
+			if rt.impressions && rec.Impressions.Total() == 0 {
+				rec.Impressions.Rejected = []Rejection{{Reason: p.kind, Count: 1}}
+			}
+			fail(w, err, p)
+		case res.written:
+			rec.Status = res.status
+		case res.encoded != nil:
+			rec.Status = res.status
+			writeEncoded(w, res.status, res.encoded)
+		case res.body != nil:
+			rec.Status = writeJSON(w, res.status, res.body)
+		default:
+			rec.Status = res.status
+			w.WriteHeader(res.status)
+		}
+		rec.Duration = time.Since(start)
+		for _, s := range a.sinks {
+			s.Observe(r.Context(), rec)
+		}
+	})
+}
+
+// run calls the endpoint after the admin key check, turning a panic into a
+// 500 whose log has the stack, so that one bad request never takes the
+// server down or leaves the client without an answer.
+// http.ErrAbortHandler is re-raised: it is net/http's way to abort a
+// response on purpose.
+func (a *api) run(ep endpoint, rt route, w http.ResponseWriter, r *http.Request) (res response, err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		res, err = response{}, &panicError{value: fmt.Sprint(v), stack: debug.Stack()}
+	}()
+	if rt.Access == Admin {
+		if err := a.keys.check(r); err != nil {
+			return response{}, err
+		}
+	}
+	return ep(w, r)
+}
+
+// panicError carries a recovered panic and its stack to the request log.
+type panicError struct {
+	value string
+	stack []byte
+}
+
+func (e *panicError) Error() string { return "panic: " + e.value + "\n" + string(e.stack) }
 
 // canonicalPath cleans p as the router does: one leading slash, no "." or
 // ".." elements, no doubled slashes, and a trailing slash kept.
@@ -119,6 +247,13 @@ func canonicalPath(p string) string {
 	return clean
 }
 
+// handleNonCanonical answers a path that is not in canonical form.
+func handleNonCanonical(*api) endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
+		return response{}, &noRouteError{method: r.Method, path: r.URL.Path, nonCanonical: true}
+	}
+}
+
 // probeMethods are the methods unrouted tries to find which ones a path
 // takes.
 var probeMethods = []string{
@@ -130,22 +265,24 @@ var probeMethods = []string{
 // catch-all "/" route: a JSON 405 with an Allow header if the path takes
 // other methods, else a JSON 404. The catch-all replaces the router's
 // plain-text replies without matching every request twice; only unrouted
-// requests pay for the probing.
-func (a *api) unrouted(w http.ResponseWriter, r *http.Request) {
-	var allow []string
-	probe := *r
-	for _, m := range probeMethods {
-		probe.Method = m
-		if _, pattern := a.mux.Handler(&probe); pattern != routeUnmatched {
-			allow = append(allow, m)
+// requests pay for the probing. A 405 on an ingest route's path is open to
+// other origins, as every ingest response is.
+func (a *api) unrouted() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
+		var allow []string
+		probe := *r
+		ingest := false
+		for _, m := range probeMethods {
+			probe.Method = m
+			if _, pattern := a.mux.Handler(&probe); pattern != routeUnmatched {
+				allow = append(allow, m)
+				ingest = ingest || a.access[pattern] == Ingest
+			}
 		}
+		if len(allow) == 0 {
+			return response{}, &noRouteError{method: r.Method, path: r.URL.Path}
+		}
+		slices.Sort(allow)
+		return response{}, &methodError{method: r.Method, allow: strings.Join(allow, ", "), crossOrigin: ingest}
 	}
-	if len(allow) == 0 {
-		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
-		return
-	}
-	slices.Sort(allow)
-	list := strings.Join(allow, ", ")
-	w.Header().Set("Allow", list)
-	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+list)
 }

@@ -169,6 +169,13 @@ func TestErrors(t *testing.T) {
 		{"CampaignNoStart", "POST", "/api/v1/campaigns", `{"name":"x"}`, 400, "start_time: is required"},
 		{"CampaignBadStart", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"yesterday"}`, 400, "start_time: must be an RFC 3339"},
 		{"CampaignStartWrongType", "POST", "/api/v1/campaigns", `{"name":"x","start_time":12}`, 400, "start_time: must be a string"},
+		// RFC 3339 offsets stop at 23:59; Go's parser takes +24:00.
+		{"CampaignOffset24", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"2026-01-01T00:00:00+24:00"}`, 400, "start_time: must be an RFC 3339"},
+		// Years outside 1970 to 9999: no campaign starts before 1970, and a
+		// later year has no RFC 3339 form to answer with.
+		{"CampaignYearZero", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"0000-01-01T00:00:00Z"}`, 400, "start_time: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"},
+		{"CampaignBefore1970", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"1969-12-31T23:59:59Z"}`, 400, "start_time: must be between"},
+		{"CampaignYear10000InUTC", "POST", "/api/v1/campaigns", `{"name":"x","start_time":"9999-12-31T23:59:59-23:59"}`, 400, "start_time: must be between"},
 		{"CampaignTooLarge", "POST", "/api/v1/campaigns", `{"name":"` + strings.Repeat("n", httpapi.MaxBodyBytes) + `"}`, 413, "larger than"},
 		{"UnknownCampaignGet", "GET", "/api/v1/campaigns/nope", "", 404, "campaign not found"},
 		{"UnknownCampaignStats", "GET", "/api/v1/campaigns/nope/stats", "", 404, "campaign not found"},
@@ -279,5 +286,116 @@ func TestStoreFailures(t *testing.T) {
 			}
 			assert.Contains(t, logs.String(), tc.err.Error(), "the cause is logged in full")
 		})
+	}
+}
+
+// TestTextThatJSONWouldRepair: encoding/json replaces invalid UTF-8 and
+// lone UTF-16 surrogate escapes with U+FFFD, so "inv\xff" and "inv\xfe"
+// would be one user. Both are refused with a 400 naming the field, before
+// decoding can repair them, and count nothing.
+func TestTextThatJSONWouldRepair(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	id := s.createCampaign(t, "Text", storetest.Epoch)
+	cases := []struct {
+		name, body, field string
+	}{
+		// Raw bytes that are not UTF-8.
+		{"InvalidByteFF", `{"campaign_id":"` + id + `","user_id":"inv` + "\xff" + `","ad_id":"a"}`, "user_id"},
+		{"InvalidByteFE", `{"campaign_id":"` + id + `","user_id":"inv` + "\xfe" + `","ad_id":"a"}`, "user_id"},
+		// A multi-byte sequence cut short by the closing quote.
+		{"TruncatedSequence", `{"campaign_id":"` + id + `","user_id":"u","ad_id":"a` + "\xe2\x82" + `"}`, "ad_id"},
+		// A surrogate encoded as raw UTF-8 bytes (CESU-8).
+		{"RawSurrogate", `{"campaign_id":"` + id + `","user_id":"` + "\xed\xa0\x80" + `","ad_id":"a"}`, "user_id"},
+		// Lone surrogates written as escapes.
+		{"LoneHigh", `{"campaign_id":"` + id + `","user_id":"\ud800","ad_id":"a"}`, "user_id"},
+		{"LoneLow", `{"campaign_id":"` + id + `","user_id":"\udc00","ad_id":"a"}`, "user_id"},
+		{"HighThenText", `{"campaign_id":"` + id + `","user_id":"\ud800x","ad_id":"a"}`, "user_id"},
+		{"HighThenOtherEscape", `{"campaign_id":"` + id + `","user_id":"\ud800\n","ad_id":"a"}`, "user_id"},
+		{"HighThenHigh", `{"campaign_id":"` + id + `","user_id":"\ud800\ud800","ad_id":"a"}`, "user_id"},
+		{"LowThenHigh", `{"campaign_id":"` + id + `","user_id":"\udc00\ud800","ad_id":"a"}`, "user_id"},
+		// A campaign name too.
+		{"CampaignName", `{"name":"bad` + "\xff" + `","start_time":"2026-01-01T00:00:00Z"}`, "name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := "/api/v1/impressions"
+			if tc.field == "name" {
+				path = "/api/v1/campaigns"
+			}
+			r := s.do(t, "POST", path, tc.body)
+			assert.Equal(t, http.StatusBadRequest, r.status, r.body)
+			assert.Equal(t, tc.field+": must be valid UTF-8", r.body["error"])
+		})
+	}
+	// Valid text, escaped or not, still counts, and is told apart.
+	for _, user := range []string{`\ud83d\ude00`, "\U0001F600x", `\u00e9`, "\u00e9\u00e9", "\uFFFD"} {
+		r := s.do(t, "POST", "/api/v1/impressions", `{"campaign_id":"`+id+`","user_id":"`+user+`","ad_id":"a"}`)
+		assert.Equal(t, http.StatusOK, r.status, user)
+		assert.Equal(t, true, r.body["counted"], user)
+	}
+	t.Cleanup(func() { assert.Equal(t, 5.0, s.stats(t, id)["total"], "only the valid ones counted") })
+}
+
+// TestJSONQuirksRefused: encoding/json lets the last of two equal keys win
+// and matches field names in any case. Both would let a body mean
+// something other than it reads, so both are refused; see
+// docs/security.md.
+func TestJSONQuirksRefused(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	id := s.createCampaign(t, "Quirks", storetest.Epoch)
+	cases := []struct {
+		name, path, body, err string
+	}{
+		// The last user_id would win.
+		{"DuplicateField", "/api/v1/impressions", `{"campaign_id":"` + id + `","user_id":"a","ad_id":"a","user_id":"b"}`, "user_id: is sent more than once; send each field once"},
+		// The same key, spelt with an escape.
+		{"DuplicateFieldEscaped", "/api/v1/impressions", `{"campaign_id":"` + id + `","user_id":"a","ad_id":"a","user\u005fid":"b"}`, "user_id: is sent more than once; send each field once"},
+		{"DuplicateName", "/api/v1/campaigns", `{"name":"a","name":"b","start_time":"2026-01-01T00:00:00Z"}`, "name: is sent more than once; send each field once"},
+		// encoding/json would read these as user_id and start_time.
+		{"WrongCase", "/api/v1/impressions", `{"campaign_id":"` + id + `","User_ID":"a","ad_id":"a"}`, "User_ID: field names are case-sensitive; did you mean user_id?"},
+		{"UnicodeFold", "/api/v1/impressions", `{"campaign_id":"` + id + `","uſer_id":"a","ad_id":"a"}`, "uſer_id: field names are case-sensitive; did you mean user_id?"},
+		{"WrongCaseStart", "/api/v1/campaigns", `{"name":"a","Start_Time":"2026-01-01T00:00:00Z"}`, "Start_Time: field names are case-sensitive; did you mean start_time?"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := s.do(t, "POST", tc.path, tc.body)
+			assert.Equal(t, http.StatusBadRequest, r.status)
+			assert.Equal(t, tc.err, r.body["error"])
+		})
+	}
+	// What stays accepted: unknown fields, even nested ones that reuse a
+	// field's name, in any case, and escapes in values and keys.
+	for i, body := range []string{
+		`{"campaign_id":"` + id + `","user_id":"k0","ad_id":"a","extra":{"user_id":"x","USER_ID":"y","user_id":"z"}}`,
+		`{"campaign_id":"` + id + `","user_id":"k1","ad_id":"a","tags":["user_id","\ud83d\ude00"],"n":1.5e3,"ok":true,"none":null}`,
+		`{"campaign\u005fid":"` + id + `","user_id":"k2\"\\\/\b\f\n\r\t","ad_id":"\u00e9"}`,
+		`{"campaign_id":"` + id + `","user_id":"k3","ad_id":"a","\ud83d\ude00":"\u0000"}`,
+	} {
+		r := s.do(t, "POST", "/api/v1/impressions", body)
+		assert.Equal(t, http.StatusOK, r.status, "%d: %s", i, r.body)
+	}
+	t.Cleanup(func() { assert.Equal(t, 4.0, s.stats(t, id)["total"]) })
+}
+
+// TestBearerSchemeAnyCase: RFC 9110 makes the auth scheme
+// case-insensitive, and extra spaces around the key are forgiven.
+func TestBearerSchemeAnyCase(t *testing.T) {
+	t.Parallel()
+	mem, err := memstore.New()
+	require.NoError(t, err)
+	srv := httptest.NewServer(httpapi.NewHandler(mem, httpapi.WithAdminKeys([]string{"the-key"}), httpapi.WithLogger(slog.New(slog.DiscardHandler))))
+	t.Cleanup(srv.Close)
+	for _, auth := range []string{"bearer the-key", "BEARER the-key", "Bearer   the-key", "bEaReR the-key  "} {
+		req, err := http.NewRequest("GET", srv.URL+"/api/v1/campaigns/none", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", auth)
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode, "%q reaches the store", auth)
 	}
 }

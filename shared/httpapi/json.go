@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 )
 
 // decode reads exactly one JSON object from the request body into dst. The
@@ -15,9 +17,14 @@ import (
 // Unknown fields are ignored, so that an ad tag that sends extra data still
 // has its impressions counted. The Content-Type is not checked, because
 // browsers send navigator.sendBeacon bodies as text/plain.
-func decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
+//
+// fields are dst's JSON field names: text that decoding would repair
+// (invalid UTF-8, lone surrogate escapes), a field sent twice and a field
+// name in the wrong case are refused, where encoding/json would accept
+// them silently (see textCheck).
+func decode(w http.ResponseWriter, r *http.Request, dst any, fields []string) error {
+	check := &textCheck{r: http.MaxBytesReader(w, r.Body, MaxBodyBytes), fields: fields}
+	dec := json.NewDecoder(check)
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
@@ -28,7 +35,19 @@ func decode(w http.ResponseWriter, r *http.Request, dst any) error {
 		}
 		return decodeError(err)
 	}
-	return nil
+	// The whole body has been read and checked.
+	return check.err
+}
+
+// jsonFields returns the JSON names of T's fields, from their tags.
+func jsonFields[T any]() []string {
+	t := reflect.TypeFor[T]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
 }
 
 // decodeError says what was wrong with a body that did not decode.
@@ -72,20 +91,27 @@ func jsonType(kind string) string {
 	}
 }
 
-// writeJSON sends v as the whole response. v is always one of the API's own
-// response types, so a marshalling error is a bug; it is still answered
-// with a 500 rather than a truncated body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON sends v as the whole response and returns the status sent. v
+// is always one of the API's own response types, so a marshalling error is
+// a bug; it is still answered with a 500 rather than a truncated body.
+func writeJSON(w http.ResponseWriter, status int, v any) int {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		body = []byte(`{"error":"internal error"}`)
 	}
+	writeEncoded(w, status, append(body, '\n'))
+	return status
+}
+
+// writeEncoded sends body, JSON with its trailing newline, as the whole
+// response.
+func writeEncoded(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 type errorResponse struct {

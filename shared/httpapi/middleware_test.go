@@ -153,5 +153,20 @@ func TestPanicIsRecovered(t *testing.T) {
 	assert.NotEmpty(t, id)
 	out := logs.String()
 	assert.Contains(t, out, "bug in the store")
-	assert.Contains(t, out, "middleware.go", "the log has the stack")
+	assert.Contains(t, out, "runtime/debug.Stack", "the log has the stack")
+}
+
+// TestMethodNotAllowedOnIngestIsCrossOrigin: docs/security.md promises
+// Access-Control-Allow-Origin on every ingest response, so a browser's
+// script can read even a 405.
+func TestMethodNotAllowedOnIngestIsCrossOrigin(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	r := s.do(t, "GET", "/api/v1/impressions", "")
+	require.Equal(t, http.StatusMethodNotAllowed, r.status)
+	assert.Equal(t, "*", r.header.Get("Access-Control-Allow-Origin"))
+	// An admin path's 405 stays closed to other origins.
+	r = s.do(t, "PUT", "/api/v1/campaigns", "")
+	require.Equal(t, http.StatusMethodNotAllowed, r.status)
+	assert.Empty(t, r.header.Get("Access-Control-Allow-Origin"))
 }

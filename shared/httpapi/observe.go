@@ -11,27 +11,142 @@ import (
 	"time"
 )
 
-// Metrics receives what the handler observes, for Prometheus on the local
-// server and CloudWatch on Lambda. Implementations must be safe for
-// concurrent use and cheap: they run on every request.
-type Metrics interface {
-	// ObserveRequest records one answered request by route pattern (never
-	// the raw path, which would make one series per campaign).
-	ObserveRequest(route string, status int, elapsed time.Duration)
-	// ObserveImpression records one impression's outcome: "counted",
-	// "duplicate", or "rejected" with the reason (an error kind such as
-	// "invalid", "not_found", "not_started", "unavailable").
-	ObserveImpression(outcome, reason string)
-	// ObserveStoreError records a store failure by kind: "unavailable",
-	// "timeout" or "internal".
-	ObserveStoreError(kind string)
+// Record is what one answered request leaves behind: the wrapper that runs
+// every route builds exactly one, after the response is written, and hands
+// it to every sink (the log line, Prometheus, EMF on Lambda). No sink reads
+// another's output, so each sees the same facts.
+type Record struct {
+	// Time is when the request reached its route.
+	Time time.Time
+	// Method is the request's method.
+	Method string
+	// Route is the route pattern, never the raw path (which would make one
+	// series per campaign), or "unmatched" when no route took the request.
+	Route string
+	// Status is the HTTP status answered.
+	Status int
+	// Duration is from the route taking the request to the response written.
+	Duration time.Duration
+	// RequestID is the ID echoed in the X-Request-Id header.
+	RequestID string
+	// ErrorKind is a failed request's kind, such as "invalid", "not_found"
+	// or "unavailable"; empty on success.
+	ErrorKind string
+	// Err is the cause of a failure, logged in full; nil on success.
+	Err error
+	// StoreError is set when the failure was the store's (kinds
+	// "unavailable", "timeout" and "internal").
+	StoreError bool
+	// Impressions counts the impressions the request carried, by outcome;
+	// zero on routes that take no impressions.
+	Impressions Impressions
 }
 
-type nopMetrics struct{}
+// Impressions counts a request's impressions by outcome. A request with one
+// impression has exactly one count of 1; a batch may have several outcomes
+// at once.
+type Impressions struct {
+	Counted   int
+	Duplicate int
+	// Rejected counts refused impressions by reason, the error kind.
+	Rejected []Rejection
+}
 
-func (nopMetrics) ObserveRequest(string, int, time.Duration) {}
-func (nopMetrics) ObserveImpression(string, string)          {}
-func (nopMetrics) ObserveStoreError(string)                  {}
+// Rejection counts the impressions refused for one reason.
+type Rejection struct {
+	Reason string
+	Count  int
+}
+
+// Total is the number of impressions the request carried.
+func (n Impressions) Total() int {
+	t := n.Counted + n.Duplicate
+	for _, r := range n.Rejected {
+		t += r.Count
+	}
+	return t
+}
+
+// Outcome names the outcome of a request that carried exactly one
+// recorded impression: "counted" or "duplicate". It is empty otherwise,
+// for a rejected impression (whose reason is the ErrorKind) and for a
+// request with none or many.
+func (r Record) Outcome() string {
+	switch {
+	case r.Impressions.Total() != 1:
+		return ""
+	case r.Impressions.Counted == 1:
+		return "counted"
+	case r.Impressions.Duplicate == 1:
+		return "duplicate"
+	}
+	return ""
+}
+
+// Level is the level of the request's log line: Error for a 5xx, Info
+// otherwise.
+func (r Record) Level() slog.Level {
+	if r.Status >= http.StatusInternalServerError {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// AppendLogAttrs appends the fields of the request's log line: request_id,
+// method, route, status, duration_ms, the impression outcome, and for a
+// failure error_kind and err (and store_error naming the kind of a store
+// failure). Never headers or the body, so that admin keys and user data
+// stay out of the logs. A request with more than one impression adds its
+// counts instead of an outcome.
+func (r Record) AppendLogAttrs(attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs,
+		slog.String("request_id", r.RequestID),
+		slog.String("method", r.Method),
+		slog.String("route", r.Route),
+		slog.Int("status", r.Status),
+		slog.Float64("duration_ms", float64(r.Duration.Microseconds())/1000),
+	)
+	if o := r.Outcome(); o != "" {
+		attrs = append(attrs, slog.String("outcome", o))
+	} else if r.Impressions.Total() > 1 {
+		attrs = append(attrs, slog.Int("counted", r.Impressions.Counted), slog.Int("duplicate", r.Impressions.Duplicate))
+		for _, rej := range r.Impressions.Rejected {
+			attrs = append(attrs, slog.Int("rejected_"+rej.Reason, rej.Count))
+		}
+	}
+	if r.Err != nil {
+		attrs = append(attrs, slog.String("error_kind", r.ErrorKind), slog.String("err", r.Err.Error()))
+	}
+	if r.StoreError {
+		attrs = append(attrs, slog.String("store_error", r.ErrorKind))
+	}
+	return attrs
+}
+
+// Sink receives the record of every request the handler answers.
+// Implementations must be safe for concurrent use and cheap: they run on
+// every request, after its response is written.
+type Sink interface {
+	Observe(ctx context.Context, rec Record)
+}
+
+// LogSink writes each record as one JSON-friendly log line whose message is
+// "request", at Info, or Error for a 5xx, when logger enables that level.
+// It is the default request log; see WithRequestLog.
+func LogSink(logger *slog.Logger) Sink { return logSink{logger} }
+
+type logSink struct{ logger *slog.Logger }
+
+var _ Sink = logSink{}
+
+func (s logSink) Observe(ctx context.Context, rec Record) {
+	level := rec.Level()
+	if !s.logger.Enabled(ctx, level) {
+		return
+	}
+	var buf [10]slog.Attr
+	s.logger.LogAttrs(ctx, level, "request", rec.AppendLogAttrs(buf[:0])...)
+}
 
 // RequestIDHeader carries the request ID. A valid ID from the client, or
 // from API Gateway on Lambda, is kept; otherwise one is generated, unique
@@ -56,21 +171,6 @@ func (g *requestIDs) next() string {
 	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
 }
 
-// requestInfo is what handlers tell the request log about a request.
-type requestInfo struct {
-	outcome string // "counted" or "duplicate" for impressions
-	kind    string // the error kind, when the request failed
-	err     error  // the error, when the request failed
-	store   bool   // whether the failure was the store's
-}
-
-type infoKey struct{}
-
-func infoFrom(ctx context.Context) *requestInfo {
-	info, _ := ctx.Value(infoKey{}).(*requestInfo)
-	return info
-}
-
 // validRequestID accepts IDs of 1 to 128 visible ASCII characters other
 // than quotes and backslashes, so that a client's ID can be logged and echoed
 // without escaping surprises.
@@ -86,7 +186,8 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// statusWriter remembers the status a handler sent.
+// statusWriter remembers the status a handler sent. Only the endpoints that
+// write their own response (metrics, the OpenAPI document) need it.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -108,59 +209,3 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// observe writes one log line per request and feeds the metrics. The line,
-// whose message is "request", has the method, the route pattern, the
-// status, the duration, the impression outcome and the request ID, and the
-// error's kind and cause when there was one (store_error names the kind of a
-// store failure); never headers or the body, so admin keys and user data
-// stay out of the logs.
-func (a *api) observe(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
-			id = a.requestIDs.next()
-		}
-		w.Header().Set(RequestIDHeader, id)
-		info := &requestInfo{}
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-
-		elapsed := time.Since(start)
-		route := r.Pattern
-		if route == "" || route == routeUnmatched {
-			route = "unmatched"
-		}
-		a.metrics.ObserveRequest(route, sw.status, elapsed)
-		if route == RouteRecordImpression && info.outcome == "" {
-			a.metrics.ObserveImpression("rejected", info.kind)
-		}
-
-		level := slog.LevelInfo
-		if sw.status >= http.StatusInternalServerError {
-			level = slog.LevelError
-		}
-		if !a.logger.Enabled(r.Context(), level) {
-			return
-		}
-		attrs := []slog.Attr{
-			slog.String("request_id", id),
-			slog.String("method", r.Method),
-			slog.String("route", route),
-			slog.Int("status", sw.status),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		}
-		if info.outcome != "" {
-			attrs = append(attrs, slog.String("outcome", info.outcome))
-		}
-		if info.err != nil {
-			attrs = append(attrs, slog.String("error_kind", info.kind), slog.String("err", info.err.Error()))
-		}
-		if info.store {
-			attrs = append(attrs, slog.String("store_error", info.kind))
-		}
-		a.logger.LogAttrs(r.Context(), level, "request", attrs...)
-	})
-}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/storetest"
@@ -106,4 +108,81 @@ func TestRequestLog(t *testing.T) {
 		assert.NotContains(t, string(raw), "guess", "%s: a presented key is never logged", tc.name)
 		assert.NotContains(t, string(raw), "private-user", "%s: bodies are never logged", tc.name)
 	}
+}
+
+// TestOneRecordPerRequest checks the record every sink gets: one per
+// request, whatever the log level, with the facts of the request.
+func TestOneRecordPerRequest(t *testing.T) {
+	t.Parallel()
+	clock := storetest.NewClock(storetest.Epoch)
+	mem, err := memstore.New(memstore.WithClock(clock.Now))
+	require.NoError(t, err)
+	var logs syncbuf.Buffer
+	sink := &records{}
+	// The log hides everything below warn; the sink must not care.
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h := httpapi.NewHandler(mem, httpapi.WithLogger(logger), httpapi.WithMetrics(sink))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	s := &server{Server: srv, clock: clock}
+	id := s.createCampaign(t, "Recorded", storetest.Epoch)
+	down := httptest.NewServer(httpapi.NewHandler(&failingStore{err: adcount.ErrUnavailable}, httpapi.WithLogger(logger), httpapi.WithMetrics(sink)))
+	t.Cleanup(down.Close)
+
+	cases := []struct {
+		name        string
+		base        string
+		method      string
+		path, body  string
+		route       string
+		status      int
+		kind        string
+		store       bool
+		impressions httpapi.Impressions
+		outcome     string
+	}{
+		{"Counted", srv.URL, "POST", "/api/v1/impressions", impression(id, "u", "a"), "POST /api/v1/impressions", 200, "", false, httpapi.Impressions{Counted: 1}, "counted"},
+		{"Duplicate", srv.URL, "POST", "/api/v1/impressions", impression(id, "u", "a"), "POST /api/v1/impressions", 200, "", false, httpapi.Impressions{Duplicate: 1}, "duplicate"},
+		// The store's validation is the only one, and its answer the same.
+		{"Invalid", srv.URL, "POST", "/api/v1/impressions", impression(id, "", "a"), "POST /api/v1/impressions", 400, "invalid", false, httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 1}}}, ""},
+		{"StoreDown", down.URL, "POST", "/api/v1/impressions", impression(id, "u", "a"), "POST /api/v1/impressions", 503, "unavailable", true, httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "unavailable", Count: 1}}}, ""},
+		// Other routes carry no impressions.
+		{"Stats", srv.URL, "GET", "/api/v1/campaigns/" + id + "/stats", "", "GET /api/v1/campaigns/{id}/stats", 200, "", false, httpapi.Impressions{}, ""},
+		{"WrongMethod", srv.URL, "GET", "/api/v1/impressions", "", "unmatched", 405, "method_not_allowed", false, httpapi.Impressions{}, ""},
+		{"NoRoute", srv.URL, "GET", "/nowhere", "", "unmatched", 404, "no_route", false, httpapi.Impressions{}, ""},
+		{"NonCanonical", srv.URL, "GET", "/api//v1/campaigns", "", "unmatched", 404, "no_route", false, httpapi.Impressions{}, ""},
+	}
+	for _, tc := range cases {
+		sink.mu.Lock()
+		before := len(sink.got)
+		sink.mu.Unlock()
+		req, err := http.NewRequest(tc.method, tc.base+tc.path, strings.NewReader(tc.body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		// Once the whole body is read, the handler, sinks included, is done.
+		_, err = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		sink.mu.Lock()
+		assert.Len(t, sink.got, before+1, "%s: one record per request", tc.name)
+		sink.mu.Unlock()
+		rec := sink.last(t)
+		assert.Equal(t, tc.status, resp.StatusCode, tc.name)
+		assert.Equal(t, tc.status, rec.Status, tc.name)
+		assert.Equal(t, tc.method, rec.Method, tc.name)
+		assert.Equal(t, tc.route, rec.Route, tc.name)
+		assert.Equal(t, resp.Header.Get("X-Request-Id"), rec.RequestID, tc.name)
+		assert.Equal(t, tc.kind, rec.ErrorKind, tc.name)
+		assert.Equal(t, tc.kind != "", rec.Err != nil, tc.name)
+		assert.Equal(t, tc.store, rec.StoreError, tc.name)
+		assert.Equal(t, tc.impressions, rec.Impressions, tc.name)
+		assert.Equal(t, tc.outcome, rec.Outcome(), tc.name)
+		assert.Positive(t, rec.Duration, tc.name)
+		assert.False(t, rec.Time.IsZero(), tc.name)
+	}
+	// At warn only the 5xx reached the log.
+	out := strings.TrimSpace(logs.String())
+	require.Equal(t, 1, strings.Count(out, "\n")+1, out)
+	assert.Contains(t, out, `"status":503`)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,8 +12,8 @@ import (
 	"github.com/adcount/impression-counter/shared/adcount"
 )
 
-// Route patterns, in net/http ServeMux syntax. Everything that lists the API's
-// routes, such as the SAM template test, reads them from here.
+// Route patterns, in net/http ServeMux syntax. routeTable below says who may
+// call each and which handler serves it.
 const (
 	RouteCreateCampaign      = "POST /api/v1/campaigns"
 	RouteGetCampaign         = "GET /api/v1/campaigns/{id}"
@@ -34,31 +35,101 @@ const (
 // takes, answered with a JSON 404 or 405.
 const routeUnmatched = "/"
 
-// Routes returns every API route pattern the handler serves.
-func Routes() []string {
-	return []string{RouteCreateCampaign, RouteGetCampaign, RouteRecordImpression, RoutePreflightImpression, RouteGetStats}
+// Access says who may call a route.
+type Access int
+
+const (
+	// Admin routes need an admin key (see WithAdminKeys) and send no CORS
+	// headers, so browsers on other sites cannot read them.
+	Admin Access = iota
+	// Ingest routes are open to anyone, from any origin: ad tags run in
+	// browsers, where no secret can be kept. Every response on their path
+	// carries Access-Control-Allow-Origin: *.
+	Ingest
+	// Operations routes serve the people and systems that run a long-lived
+	// server; only WithOperations adds them.
+	Operations
+)
+
+// String names the access class.
+func (c Access) String() string {
+	switch c {
+	case Admin:
+		return "admin"
+	case Ingest:
+		return "ingest"
+	case Operations:
+		return "operations"
+	}
+	return "Access(" + strconv.Itoa(int(c)) + ")"
 }
 
-// routes is the whole API surface. Campaigns and stats are admin routes;
-// impression ingest is open to browsers on any site.
-func (a *api) routes() {
-	a.mux.Handle(RouteCreateCampaign, a.admin(a.handleCreateCampaign()))
-	a.mux.Handle(RouteGetCampaign, a.admin(a.handleGetCampaign()))
-	a.mux.Handle(RouteRecordImpression, crossOrigin(a.handleRecordImpression()))
-	a.mux.Handle(RoutePreflightImpression, crossOrigin(handlePreflight()))
-	a.mux.Handle(RouteGetStats, a.admin(a.handleGetStats()))
-	a.mux.Handle(routeUnmatched, http.HandlerFunc(a.unrouted))
-	if a.ops != nil {
-		a.mux.Handle(RouteHealth, handleHealth())
-		a.mux.Handle(RouteReady, a.handleReady())
-		a.mux.Handle(RouteMetrics, a.ops.metrics)
-		a.mux.Handle(RouteOpenAPI, handleOpenAPI(a.ops.openapi))
+// Route is one entry of the route table as callers outside the package
+// see it: a pattern and who may call it.
+type Route struct {
+	// Pattern is in net/http ServeMux syntax, such as
+	// "GET /api/v1/campaigns/{id}".
+	Pattern string
+	Access  Access
+}
+
+// route is one entry of the route table: the pattern, the access class,
+// and the handler's constructor.
+type route struct {
+	Route
+	// impressions marks a route whose requests carry impressions: a
+	// request that fails is a rejected impression.
+	impressions bool
+	handler     func(*api) endpoint
+}
+
+// routeTable is the API's whole surface, and the only list of routes: the
+// router's registrations, Routes, OperationsRoutes and the tests that
+// compare the OpenAPI contract and the SAM template with the handler are
+// all derived from it. A new route is one entry here plus its handler.
+var routeTable = []route{
+	{Route: Route{RouteCreateCampaign, Admin}, handler: (*api).handleCreateCampaign},
+	{Route: Route{RouteGetCampaign, Admin}, handler: (*api).handleGetCampaign},
+	{Route: Route{RouteRecordImpression, Ingest}, impressions: true, handler: (*api).handleRecordImpression},
+	{Route: Route{RoutePreflightImpression, Ingest}, handler: handlePreflight},
+	{Route: Route{RouteGetStats, Admin}, handler: (*api).handleGetStats},
+	{Route: Route{RouteHealth, Operations}, handler: handleHealth},
+	{Route: Route{RouteReady, Operations}, handler: (*api).handleReady},
+	{Route: Route{RouteMetrics, Operations}, handler: (*api).handleMetrics},
+	{Route: Route{RouteOpenAPI, Operations}, handler: (*api).handleOpenAPI},
+}
+
+// Table returns every route of the table, operations routes included, in
+// the table's order.
+func Table() []Route {
+	routes := make([]Route, len(routeTable))
+	for i, rt := range routeTable {
+		routes[i] = rt.Route
 	}
+	return routes
+}
+
+// patterns returns the patterns of the routes whose access class keep
+// accepts.
+func patterns(keep func(Access) bool) []string {
+	var ps []string
+	for _, rt := range routeTable {
+		if keep(rt.Access) {
+			ps = append(ps, rt.Pattern)
+		}
+	}
+	return ps
+}
+
+// Routes returns every API route pattern the handler serves: all but the
+// operations routes.
+func Routes() []string {
+	return patterns(func(c Access) bool { return c != Operations })
 }
 
 // OperationsRoutes returns the route patterns that WithOperations adds.
 func OperationsRoutes() []string {
-	return []string{RouteHealth, RouteReady, RouteMetrics, RouteOpenAPI}
+	return patterns(func(c Access) bool { return c == Operations })
 }
 
 func newUUID() string { return uuid.NewString() }
@@ -67,6 +138,8 @@ type campaignRequest struct {
 	Name      string `json:"name"`
 	StartTime string `json:"start_time"`
 }
+
+var campaignFields = jsonFields[campaignRequest]()
 
 type campaignResponse struct {
 	ID        string `json:"id"`
@@ -80,45 +153,42 @@ func newCampaignResponse(c adcount.Campaign) campaignResponse {
 
 // handleCreateCampaign serves POST /api/v1/campaigns: it registers a campaign
 // under a new random ID and answers 201 with it.
-func (a *api) handleCreateCampaign() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (a *api) handleCreateCampaign() endpoint {
+	return func(w http.ResponseWriter, r *http.Request) (response, error) {
 		var req campaignRequest
-		if err := decode(w, r, &req); err != nil {
-			a.fail(w, r, err)
-			return
+		if err := decode(w, r, &req, campaignFields); err != nil {
+			return response{}, err
 		}
 		var start time.Time
 		if req.StartTime != "" {
 			var err error
-			if start, err = time.Parse(time.RFC3339Nano, req.StartTime); err != nil {
-				a.fail(w, r, &adcount.FieldError{Field: "start_time", Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"})
-				return
+			start, err = time.Parse(time.RFC3339Nano, req.StartTime)
+			// RFC 3339 offsets stop at 23:59; Go's parser accepts more.
+			if _, offset := start.Zone(); err != nil || offset <= -24*3600 || offset >= 24*3600 {
+				return response{}, &adcount.FieldError{Field: "start_time", Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"}
 			}
 		}
 		c, err := adcount.NewCampaign(a.newID(), req.Name, start)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return response{}, err
 		}
 		if err := a.store.CreateCampaign(r.Context(), c); err != nil {
-			a.fail(w, r, err)
-			return
+			return response{}, err
 		}
 		w.Header().Set("Location", "/api/v1/campaigns/"+c.ID)
-		writeJSON(w, http.StatusCreated, newCampaignResponse(c))
-	})
+		return response{status: http.StatusCreated, body: newCampaignResponse(c)}, nil
+	}
 }
 
 // handleGetCampaign serves GET /api/v1/campaigns/{id}.
-func (a *api) handleGetCampaign() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (a *api) handleGetCampaign() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		c, err := a.store.Campaign(r.Context(), r.PathValue("id"))
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return response{}, err
 		}
-		writeJSON(w, http.StatusOK, newCampaignResponse(c))
-	})
+		return response{status: http.StatusOK, body: newCampaignResponse(c)}, nil
+	}
 }
 
 type impressionRequest struct {
@@ -127,48 +197,55 @@ type impressionRequest struct {
 	AdID       string `json:"ad_id"`
 }
 
+var impressionFields = jsonFields[impressionRequest]()
+
 type impressionResponse struct {
 	Message string `json:"message"`
 	Counted bool   `json:"counted"`
 }
 
-// Replies to a recorded impression. Both are 200: a duplicate is a normal,
-// successful outcome that a client must not retry.
+// Replies to a recorded impression, encoded by hand once, as json.Marshal
+// of an impressionResponse would (a test checks): they are the hot path's
+// every answer. Both are 200: a duplicate is a normal, successful outcome
+// that a client must not retry.
 var (
-	countedResponse   = impressionResponse{Message: "Impression saved successfully", Counted: true}
-	duplicateResponse = impressionResponse{Message: "Duplicate impression ignored: this campaign, user and ad were already counted within the dedup window", Counted: false}
+	countedReply   = []byte(`{"message":"Impression saved successfully","counted":true}` + "\n")
+	duplicateReply = []byte(`{"message":"Duplicate impression ignored: this campaign, user and ad were already counted within the dedup window","counted":false}` + "\n")
 )
 
 // handleRecordImpression serves POST /api/v1/impressions. It answers 200
 // only once the store has recorded the outcome; the body says whether the
-// impression counted or was a duplicate.
-func (a *api) handleRecordImpression() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// impression counted or was a duplicate. The store validates the
+// impression (every store returns ErrInvalid, with a FieldError, for an
+// invalid one), so the handler does not check it twice.
+func (a *api) handleRecordImpression() endpoint {
+	return func(w http.ResponseWriter, r *http.Request) (response, error) {
 		var req impressionRequest
-		if err := decode(w, r, &req); err != nil {
-			a.fail(w, r, err)
-			return
+		if err := decode(w, r, &req, impressionFields); err != nil {
+			return response{}, err
 		}
 		imp := adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}
-		if err := imp.Validate(); err != nil {
-			a.fail(w, r, err)
-			return
-		}
 		counted, err := a.store.RecordImpression(r.Context(), imp)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return response{}, err
 		}
-		outcome, reply := "duplicate", duplicateResponse
 		if counted {
-			outcome, reply = "counted", countedResponse
+			return response{status: http.StatusOK, encoded: countedReply, impressions: Impressions{Counted: 1}}, nil
 		}
-		if info := infoFrom(r.Context()); info != nil {
-			info.outcome = outcome
-		}
-		a.metrics.ObserveImpression(outcome, "")
-		writeJSON(w, http.StatusOK, reply)
-	})
+		return response{status: http.StatusOK, encoded: duplicateReply, impressions: Impressions{Duplicate: 1}}, nil
+	}
+}
+
+// handlePreflight answers a browser's CORS preflight for a cross-origin
+// POST with a JSON body. Browsers may cache the answer for a day.
+func handlePreflight(*api) endpoint {
+	return func(w http.ResponseWriter, _ *http.Request) (response, error) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "86400")
+		return response{status: http.StatusNoContent}, nil
+	}
 }
 
 type statsResponse struct {
@@ -179,22 +256,21 @@ type statsResponse struct {
 }
 
 // handleGetStats serves GET /api/v1/campaigns/{id}/stats.
-func (a *api) handleGetStats() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (a *api) handleGetStats() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		s, err := a.store.Stats(r.Context(), r.PathValue("id"))
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return response{}, err
 		}
-		writeJSON(w, http.StatusOK, statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total})
-	})
+		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total}}, nil
+	}
 }
 
 // handleHealth serves GET /healthz: the process is up and serving.
-func handleHealth() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+func handleHealth(*api) endpoint {
+	return func(http.ResponseWriter, *http.Request) (response, error) {
+		return response{status: http.StatusOK, body: map[string]string{"status": "ok"}}, nil
+	}
 }
 
 // ReadyTimeout bounds the store check behind GET /readyz, so that a hung
@@ -203,24 +279,37 @@ const ReadyTimeout = 2 * time.Second
 
 // handleReady serves GET /readyz: 200 when the store can be reached, 503
 // when it cannot. Stores that cannot become unreachable are always ready.
-func (a *api) handleReady() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (a *api) handleReady() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		if p, ok := a.store.(adcount.Pinger); ok {
 			ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
 			defer cancel()
 			if err := p.Ping(ctx); err != nil {
-				a.fail(w, r, fmt.Errorf("readyz: ping store: %w: %w", adcount.ErrUnavailable, err))
-				return
+				return response{}, fmt.Errorf("readyz: ping store: %w: %w", adcount.ErrUnavailable, err)
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+		return response{status: http.StatusOK, body: map[string]string{"status": "ready"}}, nil
+	}
+}
+
+// handleMetrics serves GET /metrics with the handler WithOperations was
+// given, which writes its own response.
+func (a *api) handleMetrics() endpoint {
+	return func(w http.ResponseWriter, r *http.Request) (response, error) {
+		sw := &statusWriter{ResponseWriter: w}
+		a.ops.metrics.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		return response{status: sw.status, written: true}, nil
+	}
 }
 
 // handleOpenAPI serves GET /api/v1/openapi.yaml, the API's contract.
-func handleOpenAPI(spec []byte) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+func (a *api) handleOpenAPI() endpoint {
+	return func(w http.ResponseWriter, _ *http.Request) (response, error) {
 		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(spec)
-	})
+		_, _ = w.Write(a.ops.openapi)
+		return response{status: http.StatusOK, written: true}, nil
+	}
 }

@@ -3,9 +3,9 @@
 package prommetrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,8 +21,8 @@ type StoreSizes interface {
 	CampaignCount() int
 }
 
-// Metrics implements httpapi.Metrics with Prometheus collectors on a
-// registry of its own. It is safe for concurrent use.
+// Metrics is an httpapi.Sink that keeps Prometheus collectors on a registry
+// of its own. It is safe for concurrent use.
 type Metrics struct {
 	registry    *prometheus.Registry
 	impressions *prometheus.CounterVec
@@ -31,7 +31,7 @@ type Metrics struct {
 	storeErrors *prometheus.CounterVec
 }
 
-var _ httpapi.Metrics = (*Metrics)(nil)
+var _ httpapi.Sink = (*Metrics)(nil)
 
 // New returns the metrics, with gauges of live dedup keys and campaigns when
 // sizes is not nil, and the Go runtime and process collectors.
@@ -78,18 +78,21 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// ObserveRequest implements httpapi.Metrics.
-func (m *Metrics) ObserveRequest(route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(elapsed.Seconds())
-}
-
-// ObserveImpression implements httpapi.Metrics.
-func (m *Metrics) ObserveImpression(outcome, reason string) {
-	m.impressions.WithLabelValues(outcome, reason).Inc()
-}
-
-// ObserveStoreError implements httpapi.Metrics.
-func (m *Metrics) ObserveStoreError(kind string) {
-	m.storeErrors.WithLabelValues(kind).Inc()
+// Observe implements httpapi.Sink: one request, its latency, its
+// impressions by outcome, and a store failure by kind.
+func (m *Metrics) Observe(_ context.Context, rec httpapi.Record) {
+	m.requests.WithLabelValues(rec.Route, strconv.Itoa(rec.Status)).Inc()
+	m.latency.WithLabelValues(rec.Route).Observe(rec.Duration.Seconds())
+	if n := rec.Impressions.Counted; n > 0 {
+		m.impressions.WithLabelValues("counted", "").Add(float64(n))
+	}
+	if n := rec.Impressions.Duplicate; n > 0 {
+		m.impressions.WithLabelValues("duplicate", "").Add(float64(n))
+	}
+	for _, r := range rec.Impressions.Rejected {
+		m.impressions.WithLabelValues("rejected", r.Reason).Add(float64(r.Count))
+	}
+	if rec.StoreError {
+		m.storeErrors.WithLabelValues(rec.ErrorKind).Inc()
+	}
 }

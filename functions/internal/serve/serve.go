@@ -31,14 +31,14 @@ const MetricsNamespace = "AdCount"
 // the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON lines to
 // stdout at LOG_LEVEL; each request's line is also a CloudWatch Embedded
 // Metric Format document, so the function publishes its metrics with no API
-// call. It returns only an error: a bad setting, no admin key or a store
+// call, and that line is written at every LOG_LEVEL (see emf.Sink). It returns only an error: a bad setting, no admin key or a store
 // that cannot be opened, which the caller reports before exiting.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(emf.NewHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}), MetricsNamespace))
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	payload, err := lambdaproxy.ParsePayload(getenv(lambdaproxy.PayloadEnv))
 	if err != nil {
 		return err
@@ -50,6 +50,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	h := httpapi.NewHandler(store, httpapi.WithLogger(logger), httpapi.WithAdminKeys(cfg.AdminKeys))
+	// The EMF sink writes each request's one line, log and metrics
+	// together, so that the metrics survive any LOG_LEVEL.
+	metrics := emf.NewSink(logger.Handler(), MetricsNamespace)
+	h := httpapi.NewHandler(store, httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys))
 	return lambdaproxy.Start(h, payload)
 }

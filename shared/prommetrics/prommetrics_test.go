@@ -1,0 +1,50 @@
+package prommetrics_test
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/prommetrics"
+)
+
+// TestRecordsBecomeSamples: each record moves the request, latency,
+// impression and store-error series by what it holds, a batch's counts per
+// outcome included.
+func TestRecordsBecomeSamples(t *testing.T) {
+	t.Parallel()
+	m := prommetrics.New(nil)
+	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 200, Duration: time.Millisecond,
+		Impressions: httpapi.Impressions{Counted: 3, Duplicate: 1, Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 2}}}})
+	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 503, ErrorKind: "unavailable", StoreError: true,
+		Impressions: httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "unavailable", Count: 1}}}})
+	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 499, ErrorKind: "client_closed",
+		Impressions: httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "client_closed", Count: 1}}}})
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, err := io.ReadAll(rec.Body)
+	require.NoError(t, err)
+	for _, want := range []string{
+		`adcount_impressions_total{outcome="counted",reason=""} 3`,
+		`adcount_impressions_total{outcome="duplicate",reason=""} 1`,
+		`adcount_impressions_total{outcome="rejected",reason="invalid"} 2`,
+		`adcount_impressions_total{outcome="rejected",reason="unavailable"} 1`,
+		`adcount_impressions_total{outcome="rejected",reason="client_closed"} 1`,
+		`adcount_http_requests_total{route="POST /api/v1/impressions",status="200"} 1`,
+		`adcount_http_requests_total{route="POST /api/v1/impressions",status="499"} 1`,
+		`adcount_http_request_duration_seconds_count{route="POST /api/v1/impressions"} 3`,
+		`adcount_store_errors_total{kind="unavailable"} 1`,
+	} {
+		assert.Contains(t, string(body), want+"\n")
+	}
+	assert.NotContains(t, string(body), `kind="client_closed"`, "a hang-up is no store error")
+	assert.Equal(t, 1, strings.Count(string(body), "adcount_store_errors_total{"))
+}
