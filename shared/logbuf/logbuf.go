@@ -60,8 +60,8 @@ func New(out io.Writer, opts ...Option) *Writer {
 		out:      out,
 		max:      DefaultMaxBytes,
 		progress: make(chan struct{}),
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(w)

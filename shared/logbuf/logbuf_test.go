@@ -171,4 +171,3 @@ func TestWriterReportsTheOutputsError(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
