@@ -103,6 +103,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	always := slog.New(slog.NewJSONHandler(logs, nil))
 	store, err := stores.Open(ctx, cfg, logger)
 	if err != nil {
+		if cfg.DataDir != "" {
+			// Name the setting, as for every other one the server refuses:
+			// the store's own message names only the path.
+			return fmt.Errorf("DATA_DIR=%s: %w", cfg.DataDir, err)
+		}
 		return err
 	}
 	// A persistent store is closed only after the server has drained, so

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +167,17 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestRunNamesDataDir: a DATA_DIR the store cannot use stops the server
+// with a message that names the variable, as every other bad setting does.
+func TestRunNamesDataDir(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "not-a-directory")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	env := map[string]string{"PORT": "0", "DATA_DIR": file}
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard)
+	require.ErrorContains(t, err, "DATA_DIR="+file)
 }
 
 // TestListeningLineAtAnyLevel: the line that says where the server listens
