@@ -210,3 +210,28 @@ func TestBlockedStdoutDoesNotBlockRequests(t *testing.T) {
 	assert.Equal(t, requests, strings.Count(out, `"msg":"request"`), "every request line is written once stdout is read again")
 	assert.True(t, strings.HasSuffix(out, "\"msg\":\"stopped\"}\n"), "the last line is written too")
 }
+
+// TestStdoutThatNeverReadsAgain: a reader of stdout that never reads again
+// costs the last log lines, not the exit: run returns once SHUTDOWN_TIMEOUT
+// has passed, and says so.
+func TestStdoutThatNeverReadsAgain(t *testing.T) {
+	t.Parallel()
+	logs, pass := io.Pipe()
+	stdout := &stallingStdout{pass: pass}
+	env := map[string]string{"PORT": "0", "SHUTDOWN_TIMEOUT": "100ms"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, stdout) }()
+	listeningPort(t, bufio.NewScanner(logs))
+	stdout.stall()
+	t.Cleanup(stdout.resume) // lets the abandoned write end with the test
+	go io.Copy(io.Discard, logs) //nolint:errcheck // drains the pipe until the test ends
+
+	cancel() // "shutting down" and "stopped" wait in the buffer
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "write logs")
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stdout that never reads again kept the server from stopping")
+	}
+}

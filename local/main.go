@@ -94,6 +94,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if n := logs.Dropped(); n > 0 {
 			slog.New(slog.NewJSONHandler(logs, nil)).Warn("log lines dropped: stdout was not read fast enough", "dropped", n)
 		}
+		// Every buffered line is written before run returns, unless stdout
+		// takes none of them within SHUTDOWN_TIMEOUT: a reader that never
+		// reads again must not keep the process from exiting.
+		flushCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if ferr := logs.Flush(flushCtx); errors.Is(ferr, context.DeadlineExceeded) {
+			err = errors.Join(err, fmt.Errorf("write logs: stdout took no more lines within SHUTDOWN_TIMEOUT (%v); the last ones are lost", shutdownTimeout))
+			return
+		}
 		if cerr := logs.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("write logs: %w", cerr))
 		}
