@@ -224,7 +224,7 @@ func TestStdoutThatNeverReadsAgain(t *testing.T) {
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, stdout) }()
 	listeningPort(t, bufio.NewScanner(logs))
 	stdout.stall()
-	t.Cleanup(stdout.resume) // lets the abandoned write end with the test
+	t.Cleanup(stdout.resume)     // lets the abandoned write end with the test
 	go io.Copy(io.Discard, logs) //nolint:errcheck // drains the pipe until the test ends
 
 	cancel() // "shutting down" and "stopped" wait in the buffer
