@@ -72,7 +72,7 @@ func startLocalServer(t *testing.T, env ...string) string {
 // every request answered.
 func TestSmokeAgainstLocalServer(t *testing.T) {
 	t.Parallel()
-	const key = "smoke-admin-key"
+	const key = "smoke-admin-key-0123456789"
 	base := startLocalServer(t, "ADMIN_API_KEYS="+key)
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -23,8 +24,11 @@ import (
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/logbuf"
 	"github.com/adcount/impression-counter/shared/prommetrics"
 	"github.com/adcount/impression-counter/shared/stores"
+
+	"golang.org/x/net/netutil"
 )
 
 func main() {
@@ -39,11 +43,18 @@ func main() {
 // run serves until ctx is cancelled, then shuts down gracefully: it stops
 // accepting connections and lets requests in flight finish within
 // SHUTDOWN_TIMEOUT. It returns an error only if the server could not start
-// or did not stop cleanly. Logs go to stdout as JSON lines.
+// or did not stop cleanly. Logs go to stdout as JSON lines, through a
+// bounded buffer: a reader of stdout that stops reading costs log lines
+// (counted, and reported at shutdown), never a request. Every buffered
+// line is written before run returns.
 //
-// The one argument it takes is the subcommand create-table, which creates
-// the DynamoDB store's table DYNAMODB_TABLE for local use and exits.
+// The arguments it takes are the subcommand create-table, which creates the
+// DynamoDB store's table DYNAMODB_TABLE for local use and exits, and help
+// (or -h, --help), which prints the usage and the settings.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
+	if len(args) == 1 && isHelp(args[0]) {
+		return usage(stdout)
+	}
 	cfg, err := config.Load(getenv)
 	switch {
 	case len(args) == 1 && args[0] == "create-table":
@@ -52,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return createTable(ctx, cfg, stdout)
 	case len(args) > 0:
-		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables; the only subcommand is create-table", args)
+		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables (see -h); the only subcommands are create-table and help", args)
 	case err != nil:
 		return err
 	}
@@ -61,20 +72,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		port = "8080"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("PORT must be a port number, got %q", port)
+		return fmt.Errorf("config: PORT must be a port number from 0 to 65535, got %q", port)
 	}
 	shutdownTimeout, err := config.Duration(getenv, "SHUTDOWN_TIMEOUT", 10*time.Second, time.Nanosecond, config.MaxDuration)
 	if err != nil {
 		return err
 	}
-	readHeaderTimeout, err := config.Duration(getenv, "READ_HEADER_TIMEOUT", 5*time.Second, time.Nanosecond, config.MaxDuration)
+	// A header timeout past the read timeout would never apply: the read
+	// timeout cuts the connection first.
+	readHeaderTimeout, err := config.Duration(getenv, "READ_HEADER_TIMEOUT", 5*time.Second, time.Nanosecond, readTimeout)
+	if err != nil {
+		return err
+	}
+	maxConns, err := maxConnections(getenv, openFileLimit())
 	if err != nil {
 		return err
 	}
 
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logs := logbuf.New(stdout)
+	defer func() {
+		if n := logs.Dropped(); n > 0 {
+			slog.New(slog.NewJSONHandler(logs, nil)).Warn("log lines dropped: stdout was not read fast enough", "dropped", n)
+		}
+		// Every buffered line is written before run returns, unless stdout
+		// takes none of them within SHUTDOWN_TIMEOUT: a reader that never
+		// reads again must not keep the process from exiting.
+		flushCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if ferr := logs.Flush(flushCtx); errors.Is(ferr, context.DeadlineExceeded) {
+			err = errors.Join(err, fmt.Errorf("write logs: stdout took no more lines within SHUTDOWN_TIMEOUT (%v); the last ones are lost", shutdownTimeout))
+			return
+		}
+		if cerr := logs.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("write logs: %w", cerr))
+		}
+	}()
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// always logs what operators must see whatever LOG_LEVEL says.
+	always := slog.New(slog.NewJSONHandler(logs, nil))
 	store, err := stores.Open(ctx, cfg, logger)
 	if err != nil {
+		if cfg.DataDir != "" {
+			// Name the setting, as for every other one the server refuses:
+			// the store's own message names only the path.
+			return fmt.Errorf("DATA_DIR=%s: %w", cfg.DataDir, err)
+		}
 		return err
 	}
 	// A persistent store is closed only after the server has drained, so
@@ -93,7 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv := &http.Server{
 		Handler:           newHandler(store, cfg, logger),
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
@@ -103,11 +145,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	// Where the server listens is always logged, whatever LOG_LEVEL says:
-	// operators and scripts read it to find the server.
-	slog.New(slog.NewJSONHandler(stdout, nil)).Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir)
+	// Past maxConns, a new connection waits in the kernel's accept queue
+	// until one closes, so that idle clients can never take the
+	// descriptors the store needs for its files.
+	ln = netutil.LimitListener(ln, maxConns)
+	// Where the server listens is always logged: operators and scripts
+	// read it to find the server.
+	always.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir, "max_connections", maxConns)
 	if len(cfg.AdminKeys) == 0 {
-		logger.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
+		always.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
 	}
 
 	served := make(chan error, 1)
@@ -128,6 +174,66 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// readTimeout bounds how long a client may take to send a whole request.
+const readTimeout = 10 * time.Second
+
+// Connection limits. Each connection holds a file descriptor; the store
+// needs some of its own (log files, snapshots, DynamoDB's connections).
+const (
+	// reservedFiles are descriptors MAX_CONNECTIONS may never take.
+	reservedFiles = 64
+	// autoMaxConnections caps the automatic limit where memory, not
+	// descriptors, would run out first.
+	autoMaxConnections = 10_000
+)
+
+// maxConnections reads MAX_CONNECTIONS: a number from 1 to the open-file
+// limit less reservedFiles, or auto (the default), the smaller of
+// autoMaxConnections and half the limit. fileLimit is 0 when unknown.
+func maxConnections(getenv func(string) string, fileLimit uint64) (int, error) {
+	hi := math.MaxInt32
+	auto := autoMaxConnections
+	if fileLimit > 0 {
+		hi = int(min(fileLimit, math.MaxInt32)) - reservedFiles
+		auto = min(auto, int(min(fileLimit, math.MaxInt32))/2)
+	}
+	if v := getenv("MAX_CONNECTIONS"); v == "" || v == "auto" {
+		return max(auto, 1), nil
+	}
+	return config.Int(getenv, "MAX_CONNECTIONS", auto, 1, hi)
+}
+
+// isHelp reports whether arg asks for the usage text.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// usage prints what the command does, its subcommands, every setting with
+// its default, and where the documentation is.
+func usage(w io.Writer) error {
+	fmt.Fprint(w, `local serves the ad impression counter's HTTP API with net/http.
+
+Usage:
+  go run ./local                  serve the API; settings come from the environment
+  go run ./local create-table     create DYNAMODB_TABLE (STORE=dynamodb) for local use, and exit
+  go run ./local help             print this text (also -h, --help)
+
+Environment (a set but invalid value stops the server with a message naming it):
+`)
+	if err := config.WriteSettings(w); err != nil {
+		return err
+	}
+	_, err := fmt.Fprint(w, `
+Docs: README.md (API, configuration, restarting without loss), docs/security.md,
+docs/openapi.yaml (also served at GET /api/v1/openapi.yaml).
+`)
+	return err
 }
 
 // createTable creates the DynamoDB store's table with the key schema and

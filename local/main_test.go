@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +142,17 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"BadPort", map[string]string{"PORT": "http"}, nil, "PORT"},
 		{"BadShutdownTimeout", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, nil, "SHUTDOWN_TIMEOUT"},
 		{"BadReadHeaderTimeout", map[string]string{"READ_HEADER_TIMEOUT": "5"}, nil, "READ_HEADER_TIMEOUT"},
+		// Past the 10 s read timeout a header timeout would never apply.
+		{"ReadHeaderTimeoutPastReadTimeout", map[string]string{"READ_HEADER_TIMEOUT": "11s"}, nil, "READ_HEADER_TIMEOUT"},
+		{"PortTooHigh", map[string]string{"PORT": "65536"}, nil, "PORT"},
+		{"BadMaxConnections", map[string]string{"MAX_CONNECTIONS": "none"}, nil, "MAX_CONNECTIONS"},
+		{"ZeroMaxConnections", map[string]string{"MAX_CONNECTIONS": "0"}, nil, "MAX_CONNECTIONS"},
+		// Set but holding no key: this once served the admin API open,
+		// with a warning that the variable was not set.
+		{"AdminKeysOnlyAComma", map[string]string{"ADMIN_API_KEYS": ","}, nil, "ADMIN_API_KEYS"},
+		{"AdminKeysOnlyASpace", map[string]string{"ADMIN_API_KEYS": " "}, nil, "ADMIN_API_KEYS"},
+		// template.yaml refuses a key this short; so does the local server.
+		{"ShortAdminKey", map[string]string{"ADMIN_API_KEYS": "admin"}, nil, "ADMIN_API_KEYS"},
 		// Flags are not how this server is configured; say so.
 		{"Arguments", map[string]string{}, []string{"-port", "80"}, "unexpected arguments"},
 		{"CreateTableWithExtraArguments", map[string]string{}, []string{"create-table", "now"}, "unexpected arguments"},
@@ -154,6 +167,17 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestRunNamesDataDir: a DATA_DIR the store cannot use stops the server
+// with a message that names the variable, as every other bad setting does.
+func TestRunNamesDataDir(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "not-a-directory")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	env := map[string]string{"PORT": "0", "DATA_DIR": file}
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard)
+	require.ErrorContains(t, err, "DATA_DIR="+file)
 }
 
 // TestListeningLineAtAnyLevel: the line that says where the server listens
@@ -172,27 +196,35 @@ func TestAdminKeyWarning(t *testing.T) {
 	cases := []struct {
 		name       string
 		keys       string
+		logLevel   string
 		warned     bool
 		statsNoKey int
 	}{
 		// Development: the server starts, open, and says so loudly.
-		{"NoKeys", "", true, http.StatusNotFound},
+		{"NoKeys", "", "", true, http.StatusNotFound},
+		// LOG_LEVEL=error once hid the warning; an open admin API is
+		// always said.
+		{"NoKeysAtLevelError", "", "error", true, http.StatusNotFound},
 		// With keys the admin API is closed and there is nothing to warn of.
-		{"Keys", "k1,k2", false, http.StatusUnauthorized},
+		{"Keys", "k1-0123456789abcdef,k2-0123456789abcdef", "", false, http.StatusUnauthorized},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			logLines := make(chan string, 16)
-			base := startServer(t, map[string]string{"ADMIN_API_KEYS": tc.keys}, logLines)
+			base := startServer(t, map[string]string{"ADMIN_API_KEYS": tc.keys, "LOG_LEVEL": tc.logLevel}, logLines)
 			resp, err := http.Get(base + "/api/v1/campaigns/nope/stats")
 			require.NoError(t, err)
 			require.NoError(t, resp.Body.Close())
 			assert.Equal(t, tc.statsNoKey, resp.StatusCode)
 			if tc.warned {
-				line := <-logLines
-				assert.Contains(t, line, `"level":"WARN"`)
-				assert.Contains(t, line, "ADMIN_API_KEYS is not set")
+				select {
+				case line := <-logLines:
+					assert.Contains(t, line, `"level":"WARN"`)
+					assert.Contains(t, line, "ADMIN_API_KEYS is not set")
+				case <-time.After(10 * time.Second):
+					t.Fatal("no warning that the admin API is open")
+				}
 			}
 		})
 	}

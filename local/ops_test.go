@@ -85,7 +85,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 
 func TestOperationsRoutes(t *testing.T) {
 	t.Parallel()
-	base := startServer(t, map[string]string{"ADMIN_API_KEYS": "k"}, nil)
+	base := startServer(t, map[string]string{"ADMIN_API_KEYS": "ops-test-key-0123456789"}, nil)
 	cases := []struct {
 		path        string
 		contentType string

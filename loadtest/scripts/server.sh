@@ -42,7 +42,12 @@ start_server() {
 	local name="$1" bin="$2" port=""
 	shift 2
 	local log="out/loadtest/$name.log"
-	env "$@" PORT=0 "$bin" >"$log" 2>&1 &
+	# The log is emptied here, before the server starts, not by the
+	# background process's redirection: that runs after the fork, so the
+	# loop below could find no file yet (sed: can't read ...) or a previous
+	# run's log with its port.
+	: >"$log"
+	env "$@" PORT=0 "$bin" >>"$log" 2>&1 &
 	SERVER_PID=$!
 	SERVER_PIDS+=("$SERVER_PID")
 	for _ in $(seq 1 100); do

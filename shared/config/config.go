@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/memstore/wal"
 )
@@ -26,9 +28,26 @@ const (
 	StoreDynamoDB = "dynamodb"
 )
 
-// DefaultCounterShards is DYNAMODB_COUNTER_SHARDS when it is not set. It
-// matches the DynamoDB store's own default.
-const DefaultCounterShards = 4
+// DefaultCounterShards is DYNAMODB_COUNTER_SHARDS when it is not set: the
+// DynamoDB store's own default.
+const DefaultCounterShards = dynamostore.DefaultCounterShards
+
+// AdminKeyPattern is the rule for one admin key: at least 16 characters
+// from the alphabet of base64, base64url and hex keys, so that a generated
+// key always fits and a short, guessable one never does.
+const AdminKeyPattern = `[A-Za-z0-9._~+/=-]{16,}`
+
+// AdminKeysPattern is the rule for the whole of ADMIN_API_KEYS: one or more
+// keys that each match AdminKeyPattern, separated by commas. template.yaml's
+// AdminApiKeys parameter uses it as its AllowedPattern, so CloudFormation
+// refuses exactly what Load refuses.
+const AdminKeysPattern = "^" + AdminKeyPattern + "(," + AdminKeyPattern + ")*$"
+
+var adminKeyRE = regexp.MustCompile("^" + AdminKeyPattern + "$")
+
+// tableNameRE is DynamoDB's rule for a table name, checked at start so that
+// a typo is refused by name rather than by the first request's 500.
+var tableNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 
 // Config holds the shared settings.
 type Config struct {
@@ -96,20 +115,21 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: STORE must be %q or %q, got %q", StoreMemory, StoreDynamoDB, v)
 	}
 	cfg.DynamoDBTable = getenv("DYNAMODB_TABLE")
-	if cfg.Store == StoreDynamoDB && cfg.DynamoDBTable == "" {
+	switch {
+	case cfg.Store == StoreDynamoDB && cfg.DynamoDBTable == "":
 		return Config{}, fmt.Errorf("config: DYNAMODB_TABLE is required when STORE=%s", StoreDynamoDB)
+	case cfg.DynamoDBTable != "" && !tableNameRE.MatchString(cfg.DynamoDBTable):
+		return Config{}, fmt.Errorf("config: DYNAMODB_TABLE must be a DynamoDB table name, 3 to 255 characters of A-Z a-z 0-9 _ . -, got %q", cfg.DynamoDBTable)
 	}
 	var err error
-	if cfg.CounterShards, err = positiveInt(getenv, "DYNAMODB_COUNTER_SHARDS", cfg.CounterShards); err != nil {
+	if cfg.CounterShards, err = Int(getenv, "DYNAMODB_COUNTER_SHARDS", cfg.CounterShards, 1, dynamostore.MaxCounterShards); err != nil {
 		return Config{}, err
 	}
 	if cfg.DedupTTL, err = Duration(getenv, "DEDUP_TTL", cfg.DedupTTL, adcount.MinDedupTTL, adcount.MaxDedupTTL); err != nil {
 		return Config{}, err
 	}
-	for _, k := range strings.Split(getenv("ADMIN_API_KEYS"), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			cfg.AdminKeys = append(cfg.AdminKeys, k)
-		}
+	if cfg.AdminKeys, err = adminKeys(getenv("ADMIN_API_KEYS")); err != nil {
+		return Config{}, err
 	}
 	if err := loadPersistence(getenv, &cfg); err != nil {
 		return Config{}, err
@@ -124,7 +144,7 @@ func loadPersistence(getenv func(string) string, cfg *Config) error {
 	if cfg.FsyncInterval, err = Duration(getenv, "FSYNC_INTERVAL", cfg.FsyncInterval, 0, time.Second); err != nil {
 		return err
 	}
-	if cfg.FsyncBatch, err = positiveInt(getenv, "FSYNC_BATCH", cfg.FsyncBatch); err != nil {
+	if cfg.FsyncBatch, err = Int(getenv, "FSYNC_BATCH", cfg.FsyncBatch, 1, MaxFsyncBatch); err != nil {
 		return err
 	}
 	cfg.SnapshotInterval, err = Duration(getenv, "SNAPSHOT_INTERVAL", cfg.SnapshotInterval, time.Second, MaxDuration)
@@ -158,16 +178,56 @@ func Duration(getenv func(string) string, name string, def, lo, hi time.Duration
 	}
 }
 
-// positiveInt reads the whole number in the variable name, or returns def
-// when it is unset.
-func positiveInt(getenv func(string) string, name string, def int) (int, error) {
+// MaxFsyncBatch bounds FSYNC_BATCH. A batch holds its records in memory
+// until they are synced, and past a million records a larger one no longer
+// saves fsyncs worth having.
+const MaxFsyncBatch = 1 << 20
+
+// Int reads the whole number in the variable name, or returns def when it
+// is unset. A value that does not parse or lies outside [lo, hi] is an
+// error naming the variable and the range.
+func Int(getenv func(string) string, name string, def, lo, hi int) (int, error) {
 	v := getenv(name)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("config: %s must be a positive whole number, got %q", name, v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("config: %s must be a whole number from %d to %d, got %q", name, lo, hi, v)
 	}
 	return n, nil
+}
+
+// adminKeys splits ADMIN_API_KEYS into its keys. Unset (empty) is no key:
+// the caller decides whether that means open (the local server) or refusal
+// (a Lambda function). A value that is set must hold only keys that match
+// AdminKeyPattern: a list of nothing but commas or spaces once opened the
+// admin API while looking configured, and a short key is guessable. Spaces
+// around a key are forgiven, since shells and .env files add them; an
+// empty item is not, because it is most often a key that went missing.
+func adminKeys(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var keys []string
+	for i, k := range strings.Split(v, ",") {
+		k = strings.TrimSpace(k)
+		if !adminKeyRE.MatchString(k) {
+			return nil, fmt.Errorf("config: ADMIN_API_KEYS must be comma-separated keys of at least 16 characters from A-Z a-z 0-9 . _ ~ + / = -; key %d of %d is %d characters%s",
+				i+1, strings.Count(v, ",")+1, len(k), badChar(k))
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// badChar names the first character of k outside the admin key alphabet,
+// without echoing the key itself into a log.
+func badChar(k string) string {
+	for _, r := range k {
+		if !adminKeyRE.MatchString(strings.Repeat(string(r), 16)) {
+			return fmt.Sprintf(" and holds %q, which is not allowed", r)
+		}
+	}
+	return ""
 }

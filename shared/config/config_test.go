@@ -77,16 +77,34 @@ func TestLoadLogLevel(t *testing.T) {
 
 func TestLoadAdminKeys(t *testing.T) {
 	t.Parallel()
+	const k1, k2 = "k1-0123456789abcdef", "K2+/=~._-ABCDEFGHIJ"
 	cases := []struct {
-		name string
-		env  string
-		want []string
+		name    string
+		env     string
+		want    []string
+		wantErr string
 	}{
-		{"Unset", "", nil},
-		{"One", "k1", []string{"k1"}},
-		// During a rotation both keys are active; spaces and empty items
-		// from a trailing comma are dropped.
-		{"Rotation", " k1 , k2,", []string{"k1", "k2"}},
+		// Unset: no key; the entry point decides whether that is allowed.
+		{"Unset", "", nil, ""},
+		{"One", k1, []string{k1}, ""},
+		// During a rotation both keys are active; spaces around a key are
+		// forgiven.
+		{"Rotation", " " + k1 + " , " + k2, []string{k1, k2}, ""},
+		// Exactly 16 characters is the shortest key template.yaml allows.
+		{"SixteenCharacters", "0123456789abcdef", []string{"0123456789abcdef"}, ""},
+		// Set, but no key in it: this once left the admin API open with a
+		// warning that the variable was not set.
+		{"OnlyAComma", ",", nil, "ADMIN_API_KEYS"},
+		{"OnlySpaces", " ", nil, "ADMIN_API_KEYS"},
+		{"CommasAndSpaces", " , ", nil, "ADMIN_API_KEYS"},
+		// A short key is guessable; the template refuses it, so Load does.
+		{"FiveCharacters", "admin", nil, "at least 16 characters"},
+		{"FifteenCharacters", "0123456789abcde", nil, "ADMIN_API_KEYS"},
+		// An empty item is most often a key that went missing.
+		{"TrailingComma", k1 + ",", nil, "key 2 of 2"},
+		// Outside the alphabet of generated keys.
+		{"Quote", `0123456789abcdef"`, nil, `'"'`},
+		{"InnerSpace", "0123456789 abcdef", nil, "ADMIN_API_KEYS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +115,11 @@ func TestLoadAdminKeys(t *testing.T) {
 				}
 				return ""
 			})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				assert.ErrorContains(t, err, "ADMIN_API_KEYS", "the message names the variable")
+				return
+			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, cfg.AdminKeys)
 		})
@@ -121,7 +144,7 @@ func TestLoad(t *testing.T) {
 		{"Negative", map[string]string{"DEDUP_TTL": "-1h"}, 0, "", "DEDUP_TTL"},
 		// The documented range is 1ms to 168h for every store; the DynamoDB
 		// store once took 200h.
-		{"OverAWeek", map[string]string{"DEDUP_TTL": "200h", "STORE": "dynamodb", "DYNAMODB_TABLE": "t"}, 0, "", "DEDUP_TTL must be a Go duration from 1ms to 168h0m0s"},
+		{"OverAWeek", map[string]string{"DEDUP_TTL": "200h", "STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}, 0, "", "DEDUP_TTL must be a Go duration from 1ms to 168h0m0s"},
 		{"UnderAMillisecond", map[string]string{"DEDUP_TTL": "999us"}, 0, "", "DEDUP_TTL"},
 		{"AWeek", map[string]string{"DEDUP_TTL": "168h"}, 168 * time.Hour, "memory", ""},
 		// An unknown store must not quietly become the memory store.
@@ -131,6 +154,13 @@ func TestLoad(t *testing.T) {
 		{"DynamoDBWithoutTable", map[string]string{"STORE": "dynamodb"}, 0, "", "DYNAMODB_TABLE"},
 		{"ShardsNotANumber", map[string]string{"DYNAMODB_COUNTER_SHARDS": "many"}, 0, "", "DYNAMODB_COUNTER_SHARDS"},
 		{"ZeroShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "0"}, 0, "", "DYNAMODB_COUNTER_SHARDS"},
+		// The store refuses more than 100 shards; Load refused nothing, so
+		// the error came from the store without the variable's name.
+		{"TooManyShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "101"}, 0, "", "DYNAMODB_COUNTER_SHARDS must be a whole number from 1 to 100"},
+		{"MostShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "100"}, time.Hour, "memory", ""},
+		// DynamoDB would refuse these names at the first request, as a 500.
+		{"TableNameTooShort", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "ab"}, 0, "", "DYNAMODB_TABLE"},
+		{"TableNameWithSlash", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "prod/impressions"}, 0, "", "DYNAMODB_TABLE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,6 +196,8 @@ func TestLoadPersistence(t *testing.T) {
 		{"NegativeInterval", map[string]string{"FSYNC_INTERVAL": "-1ms"}, config.Config{}, "FSYNC_INTERVAL"},
 		{"BatchNotANumber", map[string]string{"FSYNC_BATCH": "many"}, config.Config{}, "FSYNC_BATCH"},
 		{"BatchZero", map[string]string{"FSYNC_BATCH": "0"}, config.Config{}, "FSYNC_BATCH"},
+		// A batch holds its records in memory until they are synced.
+		{"BatchTooLarge", map[string]string{"FSYNC_BATCH": "1048577"}, config.Config{}, "FSYNC_BATCH must be a whole number from 1 to 1048576"},
 		// Snapshots back to back would do nothing but write.
 		{"SnapshotTooOften", map[string]string{"SNAPSHOT_INTERVAL": "10ms"}, config.Config{}, "SNAPSHOT_INTERVAL"},
 	}
