@@ -15,6 +15,10 @@ var (
 	// ErrNotStarted means the campaign's start time is still in the future,
 	// so the impression was not counted.
 	ErrNotStarted = errors.New("campaign has not started")
+	// ErrLimit means the store already holds as many campaigns as it is
+	// configured to keep, so nothing was created. It bounds the memory a
+	// flood of creates can claim.
+	ErrLimit = errors.New("campaign limit reached")
 	// ErrInvalid means the input broke a rule; a *FieldError says which.
 	ErrInvalid = errors.New("invalid input")
 	// ErrUnavailable means the store could not be reached or was throttled.

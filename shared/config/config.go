@@ -84,6 +84,16 @@ type Config struct {
 	// required when Store is StoreDynamoDB. The AWS SDK reads its own
 	// settings, such as AWS_REGION and AWS_ENDPOINT_URL_DYNAMODB.
 	DynamoDBTable string
+	// MaxCampaigns is how many campaigns the memory store holds before a
+	// create is refused; MAX_CAMPAIGNS, default
+	// memstore.DefaultMaxCampaigns. Zero, in a Config not made by Load,
+	// means the store's default.
+	MaxCampaigns int
+	// AcceptDataLoss lets the memory store start from a data directory
+	// whose log lost acknowledged records; ACCEPT_DATA_LOSS, true or
+	// false, default false. It is meant for one start after an operator
+	// has decided that what remains is better than nothing.
+	AcceptDataLoss bool
 	// CounterShards is over how many items the DynamoDB store spreads each
 	// campaign's counters; DYNAMODB_COUNTER_SHARDS, default
 	// DefaultCounterShards.
@@ -101,6 +111,7 @@ func Load(getenv func(string) string) (Config, error) {
 		FsyncBatch:       wal.DefaultFsyncBatch,
 		SnapshotInterval: memstore.DefaultSnapshotInterval,
 		CounterShards:    DefaultCounterShards,
+		MaxCampaigns:     memstore.DefaultMaxCampaigns,
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -147,6 +158,16 @@ func loadPersistence(getenv func(string) string, cfg *Config) error {
 	if cfg.FsyncBatch, err = Int(getenv, "FSYNC_BATCH", cfg.FsyncBatch, 1, MaxFsyncBatch); err != nil {
 		return err
 	}
+	if cfg.MaxCampaigns, err = Int(getenv, "MAX_CAMPAIGNS", cfg.MaxCampaigns, 1, MaxCampaignsLimit); err != nil {
+		return err
+	}
+	switch v := getenv("ACCEPT_DATA_LOSS"); v {
+	case "", "false":
+	case "true":
+		cfg.AcceptDataLoss = true
+	default:
+		return fmt.Errorf("config: ACCEPT_DATA_LOSS must be true or false, got %q", v)
+	}
 	cfg.SnapshotInterval, err = Duration(getenv, "SNAPSHOT_INTERVAL", cfg.SnapshotInterval, time.Second, MaxDuration)
 	return err
 }
@@ -177,6 +198,10 @@ func Duration(getenv func(string) string, name string, def, lo, hi time.Duration
 		return 0, fmt.Errorf("config: %s must be a Go duration of at least %v, got %q", name, lo, v)
 	}
 }
+
+// MaxCampaignsLimit bounds MAX_CAMPAIGNS: ten million campaigns' counters
+// take over 100 GB, far past any machine this runs on.
+const MaxCampaignsLimit = 10_000_000
 
 // MaxFsyncBatch bounds FSYNC_BATCH. A batch holds its records in memory
 // until they are synced, and past a million records a larger one no longer

@@ -186,11 +186,18 @@ func TestLoadPersistence(t *testing.T) {
 		wantErr string
 	}{
 		// Nothing set: nothing is kept on disk, and the documented defaults.
-		{"Default", nil, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute}, ""},
+		{"Default", nil, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 100_000}, ""},
 		{"Set", map[string]string{"DATA_DIR": "/var/lib/adcount", "FSYNC_INTERVAL": "2ms", "FSYNC_BATCH": "64", "SNAPSHOT_INTERVAL": "5m"},
-			config.Config{DataDir: "/var/lib/adcount", FsyncInterval: 2 * time.Millisecond, FsyncBatch: 64, SnapshotInterval: 5 * time.Minute}, ""},
+			config.Config{DataDir: "/var/lib/adcount", FsyncInterval: 2 * time.Millisecond, FsyncBatch: 64, SnapshotInterval: 5 * time.Minute, MaxCampaigns: 100_000}, ""},
 		// Zero is a real choice: fsync as soon as the previous one ends.
-		{"ZeroInterval", map[string]string{"FSYNC_INTERVAL": "0s"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute}, ""},
+		{"ZeroInterval", map[string]string{"FSYNC_INTERVAL": "0s"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 100_000}, ""},
+		// Accepting lost data is a decision for one start, spelled out.
+		{"AcceptDataLoss", map[string]string{"ACCEPT_DATA_LOSS": "true"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 100_000, AcceptDataLoss: true}, ""},
+		{"AcceptDataLossTypo", map[string]string{"ACCEPT_DATA_LOSS": "yes"}, config.Config{}, "ACCEPT_DATA_LOSS must be true or false"},
+		// The campaign cap bounds the memory a flood of creates can claim.
+		{"MaxCampaigns", map[string]string{"MAX_CAMPAIGNS": "10"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 10}, ""},
+		{"MaxCampaignsZero", map[string]string{"MAX_CAMPAIGNS": "0"}, config.Config{}, "MAX_CAMPAIGNS must be a whole number from 1 to 10000000"},
+		{"MaxCampaignsTooMany", map[string]string{"MAX_CAMPAIGNS": "10000001"}, config.Config{}, "MAX_CAMPAIGNS"},
 		// Waiting seconds per fsync would stall every request; refuse it.
 		{"IntervalTooLong", map[string]string{"FSYNC_INTERVAL": "2s"}, config.Config{}, "FSYNC_INTERVAL"},
 		{"NegativeInterval", map[string]string{"FSYNC_INTERVAL": "-1ms"}, config.Config{}, "FSYNC_INTERVAL"},
@@ -214,6 +221,8 @@ func TestLoadPersistence(t *testing.T) {
 			assert.Equal(t, tc.want.FsyncInterval, cfg.FsyncInterval)
 			assert.Equal(t, tc.want.FsyncBatch, cfg.FsyncBatch)
 			assert.Equal(t, tc.want.SnapshotInterval, cfg.SnapshotInterval)
+			assert.Equal(t, tc.want.MaxCampaigns, cfg.MaxCampaigns)
+			assert.Equal(t, tc.want.AcceptDataLoss, cfg.AcceptDataLoss)
 		})
 	}
 }

@@ -39,6 +39,8 @@ var Settings = []Setting{
 	{"FSYNC_BATCH", "1024", "with DATA_DIR: this many waiting records start an fsync at once (1-1048576)"},
 	{"LAMBDA_PAYLOAD_VERSION", "2.0", "Lambda only: the API Gateway payload format, 2.0 or 1.0"},
 	{"SNAPSHOT_INTERVAL", "1m", "with DATA_DIR: how often the state is snapshotted and the log behind it dropped; at least 1s"},
+	{"ACCEPT_DATA_LOSS", "false", "with DATA_DIR, for one start: true starts from a log that lost acknowledged impressions, logging the loss"},
+	{"MAX_CAMPAIGNS", "100000", "memory store: campaigns it holds before a create is refused with 409 (1-10000000)"},
 }
 
 // WriteSettings writes Settings to w as an aligned table of name, default

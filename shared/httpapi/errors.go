@@ -124,6 +124,8 @@ func classify(err error) problem {
 		return problem{http.StatusNotFound, "campaign not found", "not_found"}
 	case errors.Is(err, adcount.ErrConflict):
 		return problem{http.StatusConflict, "a campaign with this id already exists", "conflict"}
+	case errors.Is(err, adcount.ErrLimit):
+		return problem{http.StatusConflict, "the store already holds its maximum number of campaigns (MAX_CAMPAIGNS); no campaign was created", "limit"}
 	case errors.Is(err, adcount.ErrNotStarted):
 		return problem{http.StatusConflict, "campaign has not started yet; impressions count from its start_time", "not_started"}
 	case errors.Is(err, context.Canceled):

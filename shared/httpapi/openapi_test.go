@@ -97,6 +97,7 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		"memory":      newServer(mem),
 		"unavailable": newServer(&failingStore{err: adcount.ErrUnavailable}),
 		"broken":      newServer(&failingStore{err: errors.New("bug")}),
+		"full":        newServer(&failingStore{err: adcount.ErrLimit}),
 		"unreachable": newServer(pingFailStore{mem}),
 	}
 
@@ -111,6 +112,7 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"memory", "POST", "/api/v1/campaigns", `{}`, "", 401},
 		{"memory", "POST", "/api/v1/campaigns", `{}`, "Bearer x", 403},
 		{"memory", "POST", "/api/v1/campaigns", big, admin, 413},
+		{"full", "POST", "/api/v1/campaigns", `{"name":"n","start_time":"2026-01-01T00:00:00Z"}`, admin, 409},
 		{"broken", "POST", "/api/v1/campaigns", `{"name":"n","start_time":"2026-01-01T00:00:00Z"}`, admin, 500},
 		{"unavailable", "POST", "/api/v1/campaigns", `{"name":"n","start_time":"2026-01-01T00:00:00Z"}`, admin, 503},
 		{"memory", "GET", "/api/v1/campaigns/live", "", admin, 200},

@@ -38,8 +38,10 @@ type Store struct {
 	ttl       time.Duration
 	campaigns sync.Map // campaign ID -> *campaignState
 	nCampaign atomic.Int64
-	dedup     [dedupShards]dedupShard
-	createMu  sync.Mutex // serialises campaign creation; see cutLog
+	// maxCampaigns bounds nCampaign for creates; a restore may exceed it.
+	maxCampaigns int
+	dedup        [dedupShards]dedupShard
+	createMu     sync.Mutex // serialises campaign creation; see cutLog
 
 	persist persistOptions
 	journal *journal // nil unless made by Open
@@ -76,6 +78,19 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
 }
 
+// DefaultMaxCampaigns is how many campaigns a store holds unless
+// WithMaxCampaigns says otherwise. A campaign's counters take about 12 KiB,
+// so the default caps them near 1.2 GB: enough for any one deployment's
+// live campaigns, and a bound on what a flood of creates can claim.
+const DefaultMaxCampaigns = 100_000
+
+// WithMaxCampaigns sets how many campaigns the store holds; a create
+// beyond that returns adcount.ErrLimit. It must be at least 1. Campaigns
+// restored from disk always come back, even above the limit.
+func WithMaxCampaigns(n int) Option {
+	return func(s *Store) { s.maxCampaigns = n }
+}
+
 // WithDedupTTL sets how long a repeat of the same (campaign, user, ad) is
 // ignored. The default is adcount.DefaultDedupTTL.
 func WithDedupTTL(ttl time.Duration) Option {
@@ -98,17 +113,21 @@ func New(opts ...Option) (*Store, error) {
 }
 
 func newStore(opts []Option) (*Store, error) {
-	s := &Store{now: time.Now, ttl: adcount.DefaultDedupTTL}
+	s := &Store{now: time.Now, ttl: adcount.DefaultDedupTTL, maxCampaigns: DefaultMaxCampaigns}
 	for _, opt := range opts {
 		opt(s)
 	}
 	if err := adcount.CheckDedupTTL(s.ttl); err != nil {
 		return nil, fmt.Errorf("memstore: %w", err)
 	}
+	if s.maxCampaigns < 1 {
+		return nil, fmt.Errorf("memstore: the campaign limit must be at least 1, got %d", s.maxCampaigns)
+	}
 	return s, nil
 }
 
-// CreateCampaign stores c. It returns ErrConflict if the ID is taken, and
+// CreateCampaign stores c. It returns ErrConflict if the ID is taken,
+// ErrLimit if the store holds WithMaxCampaigns campaigns already, and
 // for a store made by Open, ErrUnavailable if its record could not be made
 // durable. A campaign is published only once its record is durable, so no
 // impression can be logged for a campaign that a crash could lose.
@@ -121,6 +140,9 @@ func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 	defer s.createMu.Unlock()
 	if _, ok := s.campaigns.Load(c.ID); ok {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, adcount.ErrConflict)
+	}
+	if s.nCampaign.Load() >= int64(s.maxCampaigns) {
+		return fmt.Errorf("memstore: create campaign %s: the store holds %d: %w", c.ID, s.maxCampaigns, adcount.ErrLimit)
 	}
 	if err := s.journal.campaign(c); err != nil {
 		return fmt.Errorf("memstore: create campaign %s: %w: %w", c.ID, adcount.ErrUnavailable, err)

@@ -311,3 +311,29 @@ func TestNewRefusesOptionsItWouldIgnore(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxCampaigns checks that a full store refuses a create without
+// creating anything, and still takes impressions for what it holds.
+func TestMaxCampaigns(t *testing.T) {
+	t.Parallel()
+	s, err := memstore.New(memstore.WithMaxCampaigns(2))
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		c, err := adcount.NewCampaign(id, id, storetest.Epoch)
+		require.NoError(t, err)
+		require.NoError(t, s.CreateCampaign(ctx, c))
+	}
+	c, err := adcount.NewCampaign("c", "c", storetest.Epoch)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.CreateCampaign(ctx, c), adcount.ErrLimit)
+	_, err = s.Campaign(ctx, "c")
+	require.ErrorIs(t, err, adcount.ErrNotFound, "a refused create creates nothing")
+	assert.Equal(t, 2, s.CampaignCount())
+	counted, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: "a", UserID: "u", AdID: "x"})
+	require.NoError(t, err)
+	assert.True(t, counted)
+
+	_, err = memstore.New(memstore.WithMaxCampaigns(0))
+	assert.ErrorContains(t, err, "campaign limit")
+}

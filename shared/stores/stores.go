@@ -36,15 +36,19 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (adcount.
 	case config.StoreMemory:
 		var s *memstore.Store
 		var err error
+		opts := []memstore.Option{memstore.WithDedupTTL(cfg.DedupTTL)}
+		if cfg.MaxCampaigns != 0 {
+			opts = append(opts, memstore.WithMaxCampaigns(cfg.MaxCampaigns))
+		}
 		if cfg.DataDir == "" {
-			s, err = memstore.New(memstore.WithDedupTTL(cfg.DedupTTL))
+			s, err = memstore.New(opts...)
 		} else {
-			s, err = memstore.Open(cfg.DataDir,
-				memstore.WithDedupTTL(cfg.DedupTTL),
+			s, err = memstore.Open(cfg.DataDir, append(opts,
+				memstore.WithAcceptLoss(cfg.AcceptDataLoss),
 				memstore.WithFsyncInterval(cfg.FsyncInterval),
 				memstore.WithFsyncBatch(cfg.FsyncBatch),
 				memstore.WithSnapshotInterval(cfg.SnapshotInterval),
-				memstore.WithLogger(logger))
+				memstore.WithLogger(logger))...)
 		}
 		var loss *wal.LossError
 		if errors.As(err, &loss) {

@@ -2,6 +2,7 @@ package stores_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -70,4 +71,31 @@ func TestOpenDynamoDB(t *testing.T) {
 	assert.ErrorContains(t, err, "shards", "the store's own limits are enforced")
 	_, err = stores.CreateTable(ctx, config.Config{Store: config.StoreDynamoDB})
 	assert.ErrorContains(t, err, "DYNAMODB_TABLE")
+}
+
+// TestOpenAppliesTheCampaignLimit checks that MAX_CAMPAIGNS reaches the
+// memory store, with and without a data directory.
+func TestOpenAppliesTheCampaignLimit(t *testing.T) {
+	t.Parallel()
+	for name, dir := range map[string]string{"InMemory": "", "WithDataDir": t.TempDir()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := config.Config{Store: config.StoreMemory, DedupTTL: time.Hour, DataDir: dir, FsyncBatch: 1, SnapshotInterval: time.Minute, MaxCampaigns: 1}
+			s, err := stores.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			if c, ok := s.(io.Closer); ok {
+				t.Cleanup(func() { assert.NoError(t, c.Close()) })
+			}
+			for i, want := range []error{nil, adcount.ErrLimit} {
+				c, err := adcount.NewCampaign(fmt.Sprint("c", i), "n", time.Now())
+				require.NoError(t, err)
+				err = s.CreateCampaign(context.Background(), c)
+				if want == nil {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, want)
+				}
+			}
+		})
+	}
 }
