@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
 	srv := &http.Server{
-		Handler:           newHandler(store, cfg, logger),
+		Handler:           newHandler(store, cfg, logger, logs),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      15 * time.Second,
@@ -252,10 +252,12 @@ func createTable(ctx context.Context, cfg config.Config, stdout io.Writer) error
 }
 
 // newHandler is the API with the routes a long-running server adds: health,
-// readiness, Prometheus metrics and the OpenAPI contract.
-func newHandler(store adcount.Store, cfg config.Config, logger *slog.Logger) http.Handler {
+// readiness, Prometheus metrics and the OpenAPI contract. The metrics count
+// the log lines that logs had to drop.
+func newHandler(store adcount.Store, cfg config.Config, logger *slog.Logger, logs *logbuf.Writer) http.Handler {
 	sizes, _ := store.(prommetrics.StoreSizes)
 	metrics := prommetrics.New(sizes)
+	metrics.CountDroppedLogLines(logs.Dropped)
 	return httpapi.NewHandler(store,
 		httpapi.WithLogger(logger),
 		httpapi.WithAdminKeys(cfg.AdminKeys),

@@ -45,6 +45,9 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	before := scrape(t, base)
 	assert.Equal(t, 0.0, before["adcount_campaigns"])
 	assert.Equal(t, 0.0, before["adcount_dedup_keys"])
+	dropped, ok := before["adcount_log_lines_dropped_total"]
+	assert.True(t, ok, "the server publishes the log lines its buffer dropped")
+	assert.Equal(t, 0.0, dropped)
 
 	id := post(t, base+"/api/v1/campaigns", `{"name":"Metered","start_time":"2020-01-01T00:00:00Z"}`)["id"].(string)
 	for _, body := range []string{

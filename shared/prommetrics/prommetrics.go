@@ -78,6 +78,16 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
+// CountDroppedLogLines publishes dropped, read at scrape time, as
+// adcount_log_lines_dropped_total: the log lines a full log buffer dropped
+// rather than block requests. Call it once, before serving.
+func (m *Metrics) CountDroppedLogLines(dropped func() uint64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "adcount_log_lines_dropped_total",
+		Help: "Log lines dropped because the log output did not keep up; alert on any increase.",
+	}, func() float64 { return float64(dropped()) }))
+}
+
 // Observe implements httpapi.Sink: one request, its latency, its
 // impressions by outcome, and a store failure by kind.
 func (m *Metrics) Observe(_ context.Context, rec httpapi.Record) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,4 +48,21 @@ func TestRecordsBecomeSamples(t *testing.T) {
 	}
 	assert.NotContains(t, string(body), `kind="client_closed"`, "a hang-up is no store error")
 	assert.Equal(t, 1, strings.Count(string(body), "adcount_store_errors_total{"))
+}
+
+// TestDroppedLogLinesAreCounted: the dropped-line count is read at scrape
+// time, so a scrape always shows what the log buffer has dropped so far.
+func TestDroppedLogLinesAreCounted(t *testing.T) {
+	t.Parallel()
+	m := prommetrics.New(nil)
+	var dropped atomic.Uint64
+	m.CountDroppedLogLines(dropped.Load)
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	assert.Contains(t, scrape(), "adcount_log_lines_dropped_total 0\n")
+	dropped.Add(7)
+	assert.Contains(t, scrape(), "adcount_log_lines_dropped_total 7\n")
 }
