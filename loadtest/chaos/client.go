@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -99,11 +100,17 @@ func (c *client) campaignExists(ctx context.Context, id string) (bool, error) {
 	return false, fmt.Errorf("read campaign %s: status %d: %s", id, status, raw)
 }
 
-// total reads a campaign's total.
+// errCampaignGone is a 404 for a campaign that was created.
+var errCampaignGone = errors.New("the campaign is gone")
+
+// total reads a campaign's total; errCampaignGone if it does not exist.
 func (c *client) total(ctx context.Context, id string) (int64, error) {
 	status, raw, err := c.do(ctx, http.MethodGet, "/api/v1/campaigns/"+id+"/stats", nil, true)
 	if err != nil {
 		return 0, err
+	}
+	if status == http.StatusNotFound {
+		return 0, fmt.Errorf("stats of campaign %s: %w", id, errCampaignGone)
 	}
 	if status != http.StatusOK {
 		return 0, fmt.Errorf("stats of campaign %s: status %d: %s", id, status, raw)

@@ -91,6 +91,9 @@ func TestVerifyCatchesWhatTheLedgerContradicts(t *testing.T) {
 		// Two counted answers for one key mean the service forgot it
 		// once: a double count.
 		{name: "DoubleWhenAKeyIsCountedTwice", forged: "imp\tcounted\t%s\tload-0-0\tad-1\n", summary: "lost=0 double=1", fails: true},
+		// Impressions acknowledged in a campaign that is gone are lost
+		// with it, as when a restart comes back empty.
+		{name: "LossWhenTheirCampaignIsGone", forged: "imp\tcounted\t00000000-0000-4000-8000-000000000001\tu\tad-1\n", summary: "lost=1 double=0 campaigns=0 missing_campaigns=1", fails: true},
 		// A 201 for a campaign that is gone is a missing campaign.
 		{name: "MissingCampaign", forged: "campaign\t00000000-0000-4000-8000-000000000000\n", summary: "missing_campaigns=1", fails: true},
 	}

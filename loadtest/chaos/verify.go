@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -106,8 +107,22 @@ func verify(ctx context.Context, c *client, b *book, workers int) (*verdict, err
 	slices.Sort(ids)
 
 	before := map[string]int64{}
+	gone := map[string]bool{}
 	for _, id := range ids {
 		t, err := c.total(ctx, id)
+		if errors.Is(err, errCampaignGone) {
+			// Everything acknowledged in it is lost; the probe
+			// and the totals skip it.
+			gone[id] = true
+			v.missingCampaigns++
+			for _, k := range b.order {
+				if k.campaign == id && b.keys[k].acknowledged() {
+					v.lost++
+				}
+			}
+			v.problem("campaign %s, which impressions were sent to, is gone", id)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -121,11 +136,14 @@ func verify(ctx context.Context, c *client, b *book, workers int) (*verdict, err
 		}
 	}
 
-	probeCounted, err := probe(ctx, c, b, workers, v)
+	probeCounted, err := probe(ctx, c, b, gone, workers, v)
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
+		if gone[id] {
+			continue
+		}
 		t, err := c.total(ctx, id)
 		if err != nil {
 			return nil, err
@@ -162,7 +180,7 @@ func verify(ctx context.Context, c *client, b *book, workers int) (*verdict, err
 
 // probe sends every key once more and counts, per campaign, the keys that
 // counted now. An acknowledged key that counts now was lost.
-func probe(ctx context.Context, c *client, b *book, workers int, v *verdict) (map[string]int64, error) {
+func probe(ctx context.Context, c *client, b *book, gone map[string]bool, workers int, v *verdict) (map[string]int64, error) {
 	var (
 		mu      sync.Mutex
 		counts  = map[string]int64{}
@@ -192,6 +210,9 @@ func probe(ctx context.Context, c *client, b *book, workers int, v *verdict) (ma
 		})
 	}
 	for _, k := range b.order {
+		if gone[k.campaign] {
+			continue
+		}
 		mu.Lock()
 		stop := failure != nil
 		mu.Unlock()

@@ -357,7 +357,7 @@ scenario_slow() {
 		row slow - - - - - "FAIL: $(tail -n1 "$DIR/slow.txt")"
 		return 1
 	fi
-	row slow - - - - - "ok: $(grep -o 'header: cut off after [0-9.]*s' "$DIR/slow.txt" | sed 's/header: //') header, $(grep -o 'body: cut off after [0-9.]*s' "$DIR/slow.txt" | sed 's/body: //') body"
+	row slow - - - - - "ok: header cut at $(sed -n 's/^slow header: cut off after \([0-9.]*s\).*/\1/p' "$DIR/slow.txt"), body at $(sed -n 's/^slow body: cut off after \([0-9.]*s\).*/\1/p' "$DIR/slow.txt")"
 }
 
 # scenario_idle: latency with many idle connections open.
