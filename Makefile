@@ -143,6 +143,7 @@ rss:
 ## chaos: kill -9 and SIGTERM under load, kills during replay, corrupt files,
 ## concurrent duplicates and slow clients against the real local server, each
 ## verified: exits 1 on any loss or double count, or a damaged directory that
-## starts. About 3-5 minutes; CYCLES (5) and SCENARIOS scale and pick them.
+## starts. About 3 minutes on 2 cores; CYCLES (10) and SCENARIOS scale and
+## pick them.
 chaos:
 	loadtest/scripts/chaos.sh

@@ -9,7 +9,7 @@
 # acknowledged was lost or counted twice, or a damaged directory started.
 #
 #   kill9        CYCLES kill -9 under load, DATA_DIR
-#   kill9-fast   the same with SNAPSHOT_INTERVAL=1s FSYNC_INTERVAL=20ms
+#   kill9-fast   the same with SNAPSHOT_INTERVAL=1s FSYNC_INTERVAL=20ms, 4x WORKERS
 #   sigterm      CYCLES SIGTERM under load
 #   sigterm-1ms  the same with SHUTDOWN_TIMEOUT=1ms
 #   replay       REPLAY_KILLS kill -9 while the server replays its log
@@ -21,14 +21,14 @@
 #   slow         a slow header and a slow body are cut at 5 s and ~10 s
 #   idle         IDLE_CONNS idle connections do not raise latency
 #
-# Settings: SCENARIOS (all of the above, space-separated), CYCLES (5),
+# Settings: SCENARIOS (all of the above, space-separated), CYCLES (10),
 # LOAD_MS (1000-2500: each cycle's load runs a random time in this range
 # before the kill), WORKERS (16), REPLAY_KILLS (10), DUP_KEYS (500),
 # DUP_COPIES (32), IDLE_CONNS (1000). Files go to out/loadtest/chaos-<time>/.
 source "$(dirname "$0")/server.sh"
 
 SCENARIOS="${SCENARIOS:-kill9 kill9-fast sigterm sigterm-1ms replay campaigns corrupt dup slow idle}"
-CYCLES="${CYCLES:-5}"
+CYCLES="${CYCLES:-10}"
 LOAD_MS="${LOAD_MS:-1000-2500}"
 WORKERS="${WORKERS:-16}"
 REPLAY_KILLS="${REPLAY_KILLS:-10}"
@@ -194,7 +194,8 @@ kill_cycles() {
 }
 
 scenario_kill9() { kill_cycles kill9 KILL; }
-scenario_kill9-fast() { kill_cycles kill9-fast KILL SNAPSHOT_INTERVAL=1s FSYNC_INTERVAL=20ms; }
+# With a 20 ms fsync wait each request takes 20 ms, so more are in flight.
+scenario_kill9-fast() { WORKERS=$((WORKERS * 4)) kill_cycles kill9-fast KILL SNAPSHOT_INTERVAL=1s FSYNC_INTERVAL=20ms; }
 scenario_sigterm() { kill_cycles sigterm TERM; }
 scenario_sigterm-1ms() { kill_cycles sigterm-1ms TERM SHUTDOWN_TIMEOUT=1ms; }
 
