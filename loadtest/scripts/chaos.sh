@@ -23,7 +23,7 @@
 #
 # Settings: SCENARIOS (all of the above, space-separated), CYCLES (10),
 # LOAD_MS (1000-2500: each cycle's load runs a random time in this range
-# before the kill), WORKERS (16), REPLAY_KILLS (10), DUP_KEYS (500),
+# before the kill), WORKERS (16), REPLAY_KILLS (15), DUP_KEYS (500),
 # DUP_COPIES (32), IDLE_CONNS (1000). Files go to out/loadtest/chaos-<time>/.
 source "$(dirname "$0")/server.sh"
 
@@ -31,7 +31,7 @@ SCENARIOS="${SCENARIOS:-kill9 kill9-fast sigterm sigterm-1ms replay campaigns co
 CYCLES="${CYCLES:-10}"
 LOAD_MS="${LOAD_MS:-1000-2500}"
 WORKERS="${WORKERS:-16}"
-REPLAY_KILLS="${REPLAY_KILLS:-10}"
+REPLAY_KILLS="${REPLAY_KILLS:-15}"
 DUP_KEYS="${DUP_KEYS:-500}"
 DUP_COPIES="${DUP_COPIES:-32}"
 IDLE_CONNS="${IDLE_CONNS:-1000}"
@@ -216,15 +216,16 @@ scenario_replay() {
 	echo "  a start replaying the log takes ${took}ms; killing $REPLAY_KILLS starts at random moments inside that"
 	for i in $(seq 1 "$REPLAY_KILLS"); do
 		log="$DIR/replay-kill-$i.log"
-		env ADMIN_API_KEYS="$KEY" LOG_LEVEL=warn DATA_DIR="$DIR/data" PORT="$port" SNAPSHOT_INTERVAL=1h bin/local >"$log" 2>&1 &
+		# At info level the store says when it has restored.
+		env ADMIN_API_KEYS="$KEY" LOG_LEVEL=info DATA_DIR="$DIR/data" PORT="$port" SNAPSHOT_INTERVAL=1h bin/local >"$log" 2>&1 &
 		SERVER_PID=$!
 		SERVER_PIDS+=("$SERVER_PID")
 		ms=$((RANDOM % (took + 1)))
 		sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
 		halt KILL
-		grep -q '"msg":"listening"' "$log" || early=$((early + 1))
+		grep -q '"msg":"memstore: restored"' "$log" || early=$((early + 1))
 	done
-	echo "  $early of $REPLAY_KILLS kills landed before the server listened"
+	echo "  $early of $REPLAY_KILLS kills landed before the store had restored its state"
 	serve replay-verify "$DIR/data" "$port"
 	verify_row replay "$REPLAY_KILLS kills, $early in replay" "$DIR/ledger"
 	halt TERM
