@@ -28,10 +28,9 @@ const (
 
 // client talks to one server.
 type client struct {
-	base   string
-	key    string
-	http   *http.Client
-	header http.Header
+	base string
+	key  string
+	http *http.Client
 }
 
 // newClient keeps up to conns connections to base alive.
@@ -39,8 +38,7 @@ func newClient(base, adminKey string, conns int, timeout time.Duration) *client 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = conns
 	tr.MaxIdleConnsPerHost = conns
-	c := &client{base: base, key: adminKey, http: &http.Client{Transport: tr, Timeout: timeout}}
-	return c
+	return &client{base: base, key: adminKey, http: &http.Client{Transport: tr, Timeout: timeout}}
 }
 
 // impression posts one impression and says what its answer established.
