@@ -260,7 +260,7 @@ flip() {
 # that names FILE, without ever listening. One that listens is killed at
 # once; one that neither exits nor listens within 60 s fails too.
 refuses() {
-	local name="$1" data="$2" file="$3" log="$DIR/$1.log" pid rc=0 offset deadline=$((SECONDS + 60))
+	local name="$1" data="$2" file="$3" log="$DIR/refuse-${1// /-}.log" pid rc=0 offset deadline=$((SECONDS + 60))
 	env ADMIN_API_KEYS="$KEY" DATA_DIR="$data" PORT=0 bin/local >"$log" 2>&1 &
 	pid=$!
 	SERVER_PIDS+=("$pid")
@@ -284,7 +284,9 @@ refuses() {
 		row "corrupt: $name" - - - - - "FAIL: refused (exit $rc) without naming $file: $(tail -n1 "$log")"
 		return 1
 	fi
-	row "corrupt: $name" - - - - - "ok: refused, names $(basename "$file")${offset:+ at $offset}"
+	local what="$(basename "$file")"
+	[ -d "$file" ] && what="the directory $what"
+	row "corrupt: $name" - - - - - "ok: refused, names $what${offset:+ at $offset}"
 	echo "  $name: $(tail -n1 "$log")"
 }
 
@@ -408,7 +410,7 @@ for s in $SCENARIOS; do
 	[ "$rc" = 130 ] && exit 130
 	if [ "$rc" != 0 ]; then
 		failed+=("$s")
-		grep -q "^$s|" "$ROWS" || row "$s" - - - - - "FAIL: stopped early, see $DIR"
+		grep -q "^$s[|:]" "$ROWS" || row "$s" - - - - - "FAIL: stopped early, see $DIR"
 	else
 		rm -rf "$DIR"/data "$DIR"/base "$DIR"/control "$DIR"/*-flip "$DIR"/log-garbage
 	fi
