@@ -147,6 +147,17 @@ func TestDupGivesOneCountedPerKey(t *testing.T) {
 	assert.Contains(t, out, "keys=20 counted=20 duplicate=140 unanswered=0 wrong_keys=0 total=20")
 }
 
+// TestIdleHoldsEveryConnection opens idle connections to the real server
+// and times impressions around them. The latency limit is loose here: the
+// test checks the mechanics, make chaos the figure.
+func TestIdleHoldsEveryConnection(t *testing.T) {
+	t.Parallel()
+	base := startLocalServer(t)
+	out, err := chaos(t, "idle", "-target", base, "-conns", "50", "-samples", "50", "-factor", "50")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "idle connections held: 50 of 50")
+}
+
 // TestDripUntilCutMeasuresTheServersTimeouts uses a net/http server with
 // short timeouts, so that the test takes a second, not ten.
 func TestDripUntilCutMeasuresTheServersTimeouts(t *testing.T) {
