@@ -95,7 +95,7 @@ serve() {
 }
 
 # halt SIGNAL sends SIGNAL to the last server started and waits for it to
-# exit, at most 30 s.
+# exit, at most 30 s. Sets HALT_RC to its exit status.
 halt() {
 	local pid="$SERVER_PID" deadline=$((SECONDS + 30))
 	# Bash reports a job killed by a signal on its stderr; that is the
@@ -111,7 +111,8 @@ halt() {
 		fi
 		sleep 0.02
 	done
-	wait "$pid" || true
+	HALT_RC=0
+	wait "$pid" || HALT_RC=$?
 	exec 2>&3 3>&-
 	mapfile -t SERVER_PIDS < <(without "$pid" "${SERVER_PIDS[@]}")
 }
@@ -176,7 +177,7 @@ verify_row() {
 kill_cycles() {
 	local name="$1" sig="$2" c ids port
 	shift 2
-	serve "$name-0" "$DIR/data" 0 "$@"
+	serve "$name-1" "$DIR/data" 0 "$@"
 	port="$SERVER_PORT"
 	ids="$(bin/chaos create -target "$SERVER_URL" -n 2)"
 	for c in $(seq 1 "$CYCLES"); do
@@ -186,6 +187,11 @@ kill_cycles() {
 		pause_load
 		halt "$sig"
 		stop_helper
+		if [ -n "${CLEAN_EXIT:-}" ] && [ "$HALT_RC" != 0 ]; then
+			echo "cycle $c: the server exited $HALT_RC on SIG$sig, not 0; log $DIR/$name-$c.log" >&2
+			tail -n 5 "$DIR/$name-$c.log" >&2
+			return 1
+		fi
 		echo "  cycle $c/$CYCLES: SIG$sig"
 	done
 	serve "$name-verify" "$DIR/data" "$port" "$@"
@@ -196,7 +202,8 @@ kill_cycles() {
 scenario_kill9() { kill_cycles kill9 KILL; }
 # With a 20 ms fsync wait each request takes 20 ms, so more are in flight.
 scenario_kill9-fast() { WORKERS=$((WORKERS * 4)) kill_cycles kill9-fast KILL SNAPSHOT_INTERVAL=1s FSYNC_INTERVAL=20ms; }
-scenario_sigterm() { kill_cycles sigterm TERM; }
+# A graceful stop that drains in time must also exit 0.
+scenario_sigterm() { CLEAN_EXIT=1 kill_cycles sigterm TERM; }
 scenario_sigterm-1ms() { kill_cycles sigterm-1ms TERM SHUTDOWN_TIMEOUT=1ms; }
 
 # scenario_replay fills a log with no snapshot, then kills the server at
