@@ -118,7 +118,7 @@ dynamodb-table:
 VEGETA_CLI := github.com/tsenart/vegeta/v12@v12.13.0
 BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: vegeta load bench-http bench-persistence rss
+.PHONY: vegeta load bench-http bench-persistence rss chaos
 
 ## vegeta: the vegeta CLI that loadtest/scripts use, into bin/.
 vegeta:
@@ -139,3 +139,11 @@ bench-persistence:
 ## rss: the local server's resident memory after a million distinct impressions.
 rss:
 	loadtest/scripts/rss.sh
+
+## chaos: kill -9 and SIGTERM under load, kills during replay, corrupt files,
+## concurrent duplicates and slow clients against the real local server, each
+## verified: exits 1 on any loss or double count, or a damaged directory that
+## starts. About 3 minutes on 2 cores; CYCLES (10) and SCENARIOS scale and
+## pick them.
+chaos:
+	loadtest/scripts/chaos.sh
