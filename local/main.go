@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return err
 		}
-		return createTable(ctx, cfg, stdout)
+		return createTable(ctx, cfg, getenv, stdout)
 	case len(args) > 0:
 		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables; the only subcommand is create-table", args)
 	case err != nil:
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	store, err := stores.Open(ctx, cfg, logger)
+	store, err := stores.Open(ctx, cfg, getenv, logger)
 	if err != nil {
 		return err
 	}
@@ -132,8 +132,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // createTable creates the DynamoDB store's table with the key schema and
 // TTL the deployment uses, and says whether it was already there.
-func createTable(ctx context.Context, cfg config.Config, stdout io.Writer) error {
-	created, err := stores.CreateTable(ctx, cfg)
+func createTable(ctx context.Context, cfg config.Config, getenv func(string) string, stdout io.Writer) error {
+	created, err := stores.CreateTable(ctx, cfg, getenv)
 	if err != nil {
 		return err
 	}
