@@ -40,7 +40,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	s.pingAt, s.pingErr = now, err
+	// The answer is as old as its arrival, not its question, so a slow
+	// check is still reused for the whole period.
+	s.pingAt, s.pingErr = s.now(), err
 	return err
 }
 
