@@ -111,8 +111,9 @@ func WithTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d
 
 // New returns a store over the named table, which must have the key schema
 // and TTL attribute that Schema describes. It fails for an empty table
-// name, a dedup TTL that adcount.CheckDedupTTL refuses, or a shard count outside 1
-// to MaxCounterShards. It makes no call to DynamoDB.
+// name, a dedup TTL that adcount.CheckDedupTTL refuses, a shard count outside 1
+// to MaxCounterShards, or a negative timeout or ping cache. It makes no call
+// to DynamoDB.
 func New(db Client, table string, opts ...Option) (*Store, error) {
 	s := &Store{
 		db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL,

@@ -50,6 +50,8 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{"NoShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(0)}, "shards"},
 		{"TooManyShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(dynamostore.MaxCounterShards + 1)}, "shards"},
 		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
+		// A readiness answer cannot be reused for less than no time.
+		{"NegativePingCache", "t", []dynamostore.Option{dynamostore.WithPingCache(-time.Second)}, "ping cache"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
