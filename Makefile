@@ -28,6 +28,38 @@ test: rie
 	$(GO) vet ./...
 	$(RIE_ENV) $(GO) test -race -count=1 ./...
 
+# The concurrency tests: every test whose outcome depends on how goroutines,
+# processes or DynamoDB instances interleave, as package:pattern for -run.
+# Add a test here when you write one; `make stress` is to pass before an
+# issue that touches concurrency is resolved.
+STRESS_TESTS := \
+	./shared/dynamostore:^TestStoresShareOneTableExactly$$ \
+	./shared/dynamostore:^TestConformance$$/^ConcurrentImpressionsCountExactly$$ \
+	./shared/dynamostore:^TestPingIsCachedBriefly$$ \
+	./shared/memstore:^TestConformance$$/^ConcurrentImpressionsCountExactly$$ \
+	./shared/memstore:^TestPersistentConformance$$/^ConcurrentImpressionsCountExactly$$ \
+	./shared/memstore:^TestHighVolumeConcurrentImpressions$$ \
+	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \
+	./shared/syncbuf:^TestConcurrentWritesStayWhole$$ \
+	./loadtest:^TestTargeterIsSafeForConcurrentUse$$ \
+	./functions:^TestDynamoDBUnderEmulator$$ \
+	./local:^TestRestartKeepsAcknowledgedImpressions$$
+STRESS_COUNT ?= 20
+STRESS_ONLY  ?=
+
+.PHONY: stress
+
+## stress: each concurrency test in STRESS_TESTS, STRESS_COUNT (20) times on
+## 1 and 2 cores with the race detector; any failure fails it.
+## STRESS_ONLY=dynamostore keeps the entries that contain that text.
+stress: rie
+	@set -e; for entry in $(STRESS_TESTS); do \
+		case "$$entry" in *"$(STRESS_ONLY)"*) ;; *) continue ;; esac; \
+		pkg="$${entry%%:*}"; run="$${entry#*:}"; \
+		echo "stress: $$pkg -run '$$run'"; \
+		$(RIE_ENV) $(GO) test -race -count=$(STRESS_COUNT) -cpu 1,2 -timeout 60m -run "$$run" "$$pkg"; \
+	done
+
 ## bench: the Go benchmarks of the store and the handler, on 1 and 2 cores,
 ## recorded in $(BENCH_OUT) and summarised with benchstat.
 bench:

@@ -47,6 +47,11 @@ func (r *actionRecorder) recorded() []string {
 	return slices.Sorted(maps.Keys(r.actions))
 }
 
+func (r *actionRecorder) DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+	r.note("DescribeTable")
+	return r.next.DescribeTable(ctx, in, opts...)
+}
+
 func (r *actionRecorder) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	r.note("GetItem")
 	return r.next.GetItem(ctx, in, opts...)

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return err
 		}
-		return createTable(ctx, cfg, stdout)
+		return createTable(ctx, cfg, getenv, stdout)
 	case len(args) > 0:
 		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables (see -h); the only subcommands are create-table and help", args)
 	case err != nil:
@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// always logs what operators must see whatever LOG_LEVEL says.
 	always := slog.New(slog.NewJSONHandler(logs, nil))
-	store, err := stores.Open(ctx, cfg, logger)
+	store, err := stores.Open(ctx, cfg, getenv, logger)
 	if err != nil {
 		if cfg.DataDir != "" {
 			// Name the setting, as for every other one the server refuses:
@@ -238,8 +238,8 @@ docs/openapi.yaml (also served at GET /api/v1/openapi.yaml).
 
 // createTable creates the DynamoDB store's table with the key schema and
 // TTL the deployment uses, and says whether it was already there.
-func createTable(ctx context.Context, cfg config.Config, stdout io.Writer) error {
-	created, err := stores.CreateTable(ctx, cfg)
+func createTable(ctx context.Context, cfg config.Config, getenv func(string) string, stdout io.Writer) error {
+	created, err := stores.CreateTable(ctx, cfg, getenv)
 	if err != nil {
 		return err
 	}

@@ -91,13 +91,12 @@ func TestServerOverHTTP(t *testing.T) {
 
 // TestDynamoDBServerOverHTTP creates the table with the create-table
 // subcommand and serves the API with STORE=dynamodb against an in-process
-// DynamoDB, reached through the AWS SDK's own settings. It sets the process
-// environment, so it cannot run in parallel.
+// DynamoDB, reached through the AWS SDK's own settings, which run reads
+// through its getenv like every other setting.
 func TestDynamoDBServerOverHTTP(t *testing.T) {
-	for k, v := range dynamotest.Env(dynamotest.Start(t)) {
-		t.Setenv(k, v)
-	}
-	env := map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}
+	t.Parallel()
+	env := dynamotest.Env(dynamotest.Start(t))
+	env["STORE"], env["DYNAMODB_TABLE"] = "dynamodb", "impressions"
 	getenv := func(k string) string { return env[k] }
 	for _, want := range []string{"created table impressions\n", "table impressions already exists\n"} {
 		var out strings.Builder

@@ -38,12 +38,20 @@ const (
 	// DefaultTimeout bounds each store call, SDK retries included, unless
 	// WithTimeout says otherwise.
 	DefaultTimeout = 5 * time.Second
+	// DefaultPingCache is how long Ping reuses its last answer unless
+	// WithPingCache says otherwise: long enough that frequent readiness
+	// probes from several load balancers cost one DescribeTable call per
+	// process every few seconds, short enough that a deleted table or
+	// revoked credentials show within a probe interval or two.
+	DefaultPingCache = 5 * time.Second
 )
 
 // Client is the part of the DynamoDB API that the store calls; each method
-// is one IAM action the store needs on its table. *dynamodb.Client
-// implements it.
+// is one IAM action the store needs on its table. Only Ping calls
+// DescribeTable, so a process that never checks readiness (a Lambda
+// function) needs no permission for it. *dynamodb.Client implements it.
 type Client interface {
+	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
@@ -54,12 +62,19 @@ type Client interface {
 // its settings, so any number of Stores, in any number of processes, may
 // share one table. It is safe for concurrent use.
 type Store struct {
-	db      Client
-	table   string
-	now     func() time.Time
-	ttl     time.Duration
-	shards  int
-	timeout time.Duration
+	db        Client
+	table     string
+	now       func() time.Time
+	ttl       time.Duration
+	shards    int
+	timeout   time.Duration
+	pingCache time.Duration
+
+	// ping holds one token: the Ping that holds it reads and refreshes
+	// the cached answer, so concurrent probes make one call between them.
+	ping    chan struct{}
+	pingAt  time.Time // when pingErr was found; zero before the first check
+	pingErr error
 }
 
 var _ adcount.Store = (*Store)(nil)
@@ -84,6 +99,11 @@ func WithDedupTTL(ttl time.Duration) Option { return func(s *Store) { s.ttl = tt
 // they find.
 func WithCounterShards(n int) Option { return func(s *Store) { s.shards = n } }
 
+// WithPingCache sets how long Ping reuses its last answer, measured on the
+// store's clock (WithClock); DefaultPingCache if not set, zero to check on
+// every call.
+func WithPingCache(d time.Duration) Option { return func(s *Store) { s.pingCache = d } }
+
 // WithTimeout bounds each store call, the SDK's own retries included; zero
 // means no bound beyond the caller's context. A call that runs out of time
 // returns ErrUnavailable.
@@ -91,10 +111,15 @@ func WithTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d
 
 // New returns a store over the named table, which must have the key schema
 // and TTL attribute that Schema describes. It fails for an empty table
-// name, a dedup TTL that adcount.CheckDedupTTL refuses, or a shard count outside 1
-// to MaxCounterShards. It makes no call to DynamoDB.
+// name, a dedup TTL that adcount.CheckDedupTTL refuses, a shard count outside 1
+// to MaxCounterShards, or a negative timeout or ping cache. It makes no call
+// to DynamoDB.
 func New(db Client, table string, opts ...Option) (*Store, error) {
-	s := &Store{db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL, shards: DefaultCounterShards, timeout: DefaultTimeout}
+	s := &Store{
+		db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL,
+		shards: DefaultCounterShards, timeout: DefaultTimeout, pingCache: DefaultPingCache,
+		ping: make(chan struct{}, 1),
+	}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -110,6 +135,8 @@ func New(db Client, table string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("dynamostore: counter shards must be between 1 and %d, got %d", MaxCounterShards, s.shards)
 	case s.timeout < 0:
 		return nil, fmt.Errorf("dynamostore: timeout must not be negative, got %v", s.timeout)
+	case s.pingCache < 0:
+		return nil, fmt.Errorf("dynamostore: ping cache must not be negative, got %v", s.pingCache)
 	}
 	return s, nil
 }
@@ -143,11 +170,17 @@ func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 		return s.wrap(op, c.ID, err)
 	}
 	existing, err := s.getCampaignItem(ctx, c.ID)
-	if err != nil {
+	switch {
+	case errors.Is(err, adcount.ErrNotFound):
+		// The ID was taken when the put ran and is free again now, which
+		// only someone deleting items by hand can cause. Either way the
+		// campaign that was there was not this call's.
+	case err != nil:
 		return s.wrap(op, c.ID, err)
-	}
-	if got, _ := getString(existing, attrCreator); got == creator {
-		return nil
+	default:
+		if got, _ := getString(existing, attrCreator); got == creator {
+			return nil
+		}
 	}
 	return fmt.Errorf("dynamostore: %s %s: %w", op, c.ID, adcount.ErrConflict)
 }
@@ -163,9 +196,6 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 	if err != nil {
 		return adcount.Campaign{}, s.wrap(op, id, err)
 	}
-	if item == nil {
-		return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, adcount.ErrNotFound)
-	}
 	c, err := campaignFromItem(id, item)
 	if err != nil {
 		return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
@@ -173,6 +203,9 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 	return c, nil
 }
 
+// getCampaignItem reads the campaign's item strongly consistently. It
+// returns adcount.ErrNotFound if there is no such campaign, for the caller
+// to wrap with its operation and the ID as it wraps DynamoDB's errors.
 func (s *Store) getCampaignItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
@@ -183,7 +216,7 @@ func (s *Store) getCampaignItem(ctx context.Context, id string) (map[string]type
 		return nil, err
 	}
 	if len(out.Item) == 0 {
-		return nil, nil
+		return nil, adcount.ErrNotFound
 	}
 	return out.Item, nil
 }
@@ -193,7 +226,7 @@ func campaignFromItem(id string, item map[string]types.AttributeValue) (adcount.
 	startText, okStart := getString(item, attrStart)
 	start, err := time.Parse(time.RFC3339Nano, startText)
 	if !okName || !okStart || err != nil {
-		return adcount.Campaign{}, errors.New("malformed campaign item")
+		return adcount.Campaign{}, fmt.Errorf("%w: campaign item %s", ErrMalformedItem, metaSK)
 	}
 	return adcount.Campaign{ID: id, Name: name, StartTime: start}, nil
 }
@@ -414,19 +447,25 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 			case sk == metaSK:
 				found = true
 			case strings.HasPrefix(sk, totalPrefix):
-				n, _ := getInt(item, attrCount)
+				n, err := counter(item, attrCount)
+				if err != nil {
+					return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w", op, campaignID, sk, err)
+				}
 				stats.Total += n
 			case strings.HasPrefix(sk, hourPrefix):
 				hour, ok := parseHourSK(sk)
 				if !ok {
-					continue
+					return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w: the sort key names no hour", op, campaignID, sk, ErrMalformedItem)
 				}
 				for name := range item {
 					minute, ok := parseMinuteAttr(name)
 					if !ok {
-						continue
+						continue // the keys and the TTL
 					}
-					n, _ := getInt(item, name)
+					n, err := counter(item, name)
+					if err != nil {
+						return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w", op, campaignID, sk, err)
+					}
 					b := hour*adcount.HourBuckets + minute
 					if lastHour.Contains(b) {
 						stats.LastHour += n
@@ -465,13 +504,18 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 }
 
 // wrap adds the operation and key to a DynamoDB error, and marks it
-// ErrUnavailable when it is transient: the API then answers 503 with
-// Retry-After, and the client's retry is safe.
+// ErrUnavailable when it is transient or the table is missing: the API then
+// answers 503 with Retry-After, and the client's retry is safe.
 func (s *Store) wrap(op, id string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if transient(err) {
+	switch {
+	case missingTable(err):
+		// Every request fails alike until the table exists: a 503, and a
+		// failing readiness check (Ping), rather than a 500 per request.
+		return fmt.Errorf("dynamostore: %s %s: %w: table %s not found: %w", op, id, adcount.ErrUnavailable, s.table, err)
+	case transient(err):
 		return fmt.Errorf("dynamostore: %s %s: %w: %w", op, id, adcount.ErrUnavailable, err)
 	}
 	return fmt.Errorf("dynamostore: %s %s: %w", op, id, err)

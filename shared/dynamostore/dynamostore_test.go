@@ -3,11 +3,16 @@ package dynamostore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
@@ -16,6 +21,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
 
@@ -44,6 +50,8 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{"NoShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(0)}, "shards"},
 		{"TooManyShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(dynamostore.MaxCounterShards + 1)}, "shards"},
 		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
+		// A readiness answer cannot be reused for less than no time.
+		{"NegativePingCache", "t", []dynamostore.Option{dynamostore.WithPingCache(-time.Second)}, "ping cache"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +100,13 @@ func TestStoresShareOneTableExactly(t *testing.T) {
 							errs <- err
 							return
 						}
-						if _, dup := counted.LoadOrStore(imp, true); ok && dup {
+						// Only a reply that counted is recorded: a duplicate
+						// may be answered before or after the reply that
+						// counted its key, and either order is right.
+						if !ok {
+							continue
+						}
+						if _, dup := counted.LoadOrStore(imp, true); dup {
 							errs <- fmt.Errorf("%s: %+v counted twice", round, imp)
 							return
 						}
@@ -105,6 +119,9 @@ func TestStoresShareOneTableExactly(t *testing.T) {
 		for err := range errs {
 			require.NoError(t, err)
 		}
+		n := 0
+		counted.Range(func(any, any) bool { n++; return true })
+		require.Equal(t, keys, n, "%s: exactly one reply per key says it counted", round)
 	}
 
 	send("first window")
@@ -205,4 +222,103 @@ func stats(t *testing.T, s adcount.Store, id string) adcount.Stats {
 	st, err := s.Stats(context.Background(), id)
 	require.NoError(t, err)
 	return st
+}
+
+// TestStatsRefuseMalformedCounters corrupts one counter of a campaign that
+// has counted an impression, through the SDK as a hand edit or another
+// program would, and checks that Stats fails with an error naming the item,
+// and that the API answers 500, rather than reading the counter as zero.
+func TestStatsRefuseMalformedCounters(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t)
+	str := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	num := func(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+	cases := []struct {
+		name string
+		// item picks the item to corrupt by its sort key's prefix.
+		item string
+		// set and remove change its counter attribute; put, if set,
+		// instead adds a whole item with this sort key.
+		set    types.AttributeValue
+		remove bool
+		put    string
+	}{
+		// A total shard whose count was written as a string.
+		{name: "TotalIsAString", item: "TOTAL#", set: str("12")},
+		// Counters only ever grow by one: a fraction or a negative count
+		// was not written by the store.
+		{name: "TotalIsAFraction", item: "TOTAL#", set: num("1.5")},
+		{name: "TotalIsNegative", item: "TOTAL#", set: num("-3")},
+		// A total shard without its count.
+		{name: "TotalIsMissing", item: "TOTAL#", remove: true},
+		{name: "TotalOverflows", item: "TOTAL#", set: num("99999999999999999999")},
+		// A minute counter of an hour item.
+		{name: "MinuteIsAString", item: "HOUR#", set: str("x")},
+		{name: "MinuteIsABoolean", item: "HOUR#", set: &types.AttributeValueMemberBOOL{Value: true}},
+		// An hour item whose sort key names no hour.
+		{name: "HourKeyUnreadable", put: "HOUR#zz"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := storetest.NewClock(storetest.Epoch)
+			s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(1))
+			c := createCampaign(t, s, storetest.Epoch)
+			require.True(t, record(t, s, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}))
+			db := tg.client(t, nil)
+
+			sk := tc.put
+			if tc.put != "" {
+				_, err := db.PutItem(ctx, &dynamodb.PutItemInput{
+					TableName: aws.String(tg.table),
+					Item: map[string]types.AttributeValue{
+						"pk": str("CAMPAIGN#" + c.ID), "sk": str(tc.put), "m00": num("1"),
+					},
+				})
+				require.NoError(t, err)
+			} else {
+				var attr string
+				for _, item := range tg.items(t, c.ID) {
+					if got := sortKeys([]map[string]types.AttributeValue{item})[0]; strings.HasPrefix(got, tc.item) {
+						sk = got
+						for name := range item {
+							if name == "n" || (len(name) == 3 && name[0] == 'm') {
+								attr = name
+							}
+						}
+					}
+				}
+				require.NotEmpty(t, attr, "the impression wrote a counter to an item %s…", tc.item)
+				var err error
+				if tc.remove {
+					// The item replaced by its key alone. (minidyn
+					// ignores REMOVE with an attribute name placeholder.)
+					_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tg.table), Item: itemKey("CAMPAIGN#"+c.ID, sk)})
+				} else {
+					_, err = db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+						TableName:                 aws.String(tg.table),
+						Key:                       itemKey("CAMPAIGN#"+c.ID, sk),
+						UpdateExpression:          aws.String("SET #a = :v"),
+						ExpressionAttributeNames:  map[string]string{"#a": attr},
+						ExpressionAttributeValues: map[string]types.AttributeValue{":v": tc.set},
+					})
+				}
+				require.NoError(t, err)
+			}
+
+			_, err := s.Stats(ctx, c.ID)
+			require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
+			assert.ErrorContains(t, err, c.ID, "the error names the campaign")
+			assert.ErrorContains(t, err, sk, "the error names the item")
+			assert.NotErrorIs(t, err, adcount.ErrUnavailable, "a retry cannot help")
+
+			api := httptest.NewServer(httpapi.NewHandler(s, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
+			t.Cleanup(api.Close)
+			resp, err := http.Get(api.URL + "/api/v1/campaigns/" + c.ID + "/stats")
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		})
+	}
 }

@@ -90,8 +90,8 @@ func num(v int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
 }
 
-// getString and getInt read an attribute of an item, reporting false if it
-// is missing or of another type.
+// getString reads a string attribute of an item, reporting false if it is
+// missing or of another type.
 func getString(item map[string]types.AttributeValue, name string) (string, bool) {
 	v, ok := item[name].(*types.AttributeValueMemberS)
 	if !ok {
@@ -100,11 +100,36 @@ func getString(item map[string]types.AttributeValue, name string) (string, bool)
 	return v.Value, true
 }
 
-func getInt(item map[string]types.AttributeValue, name string) (int64, bool) {
+// counter reads a counter attribute of an item: a whole number, zero or
+// more, which is all that the store's ADD updates ever write. Anything else
+// is an ErrMalformedItem, never read as zero: a count that is silently
+// wrong is worse than a stats read that fails.
+func counter(item map[string]types.AttributeValue, name string) (int64, error) {
 	v, ok := item[name].(*types.AttributeValueMemberN)
 	if !ok {
-		return 0, false
+		return 0, fmt.Errorf("%w: counter %s is %s, not a number", ErrMalformedItem, name, attrType(item[name]))
 	}
 	n, err := strconv.ParseInt(v.Value, 10, 64)
-	return n, err == nil
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: counter %s is %q, not a whole number of impressions", ErrMalformedItem, name, v.Value)
+	}
+	return n, nil
+}
+
+// attrType names an attribute's DynamoDB type, for error messages.
+func attrType(v types.AttributeValue) string {
+	switch v.(type) {
+	case nil:
+		return "missing"
+	case *types.AttributeValueMemberS:
+		return "a string"
+	case *types.AttributeValueMemberN:
+		return "a number"
+	case *types.AttributeValueMemberBOOL:
+		return "a boolean"
+	case *types.AttributeValueMemberNULL:
+		return "null"
+	default:
+		return fmt.Sprintf("of type %T", v)
+	}
 }

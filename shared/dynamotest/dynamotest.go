@@ -1,7 +1,8 @@
 // Package dynamotest runs an in-process server that speaks DynamoDB's JSON
 // protocol, for tests that drive the real AWS SDK client without Docker or
 // a cloud account. The server is github.com/truora/minidyn's, with the few
-// operations it lacks filled in for the create-table path.
+// operations it lacks filled in for the create-table path and the store's
+// readiness check.
 package dynamotest
 
 import (
@@ -61,11 +62,12 @@ func Env(endpoint string) map[string]string {
 	}
 }
 
-// ttlShim fills two gaps of minidyn so that the create-table path runs
-// unchanged against the in-process server: it answers the two TTL
-// operations, remembering each table's TTL attribute, and adds the ACTIVE
-// status that minidyn's DescribeTable leaves out (its tables are usable at
-// once). Every other request goes to minidyn as it is. minidyn never
+// ttlShim fills two gaps of minidyn so that the create-table path and the
+// store's readiness check run unchanged against the in-process server: it
+// answers the two TTL operations, remembering each table's TTL attribute,
+// and adds the ACTIVE status that minidyn's DescribeTable leaves out (its
+// tables are usable at once). For a table that does not exist, minidyn's
+// own DescribeTable answers ResourceNotFoundException, as DynamoDB does. Every other request goes to minidyn as it is. minidyn never
 // deletes expired items, which is the worst case DynamoDB's lazy TTL allows
 // and the one the store must count right in.
 type ttlShim struct {

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/adcount/impression-counter/shared/adcount"
@@ -24,14 +26,14 @@ import (
 // restores its state from there. A store that holds files implements
 // io.Closer; close it after the last request.
 //
-// The DynamoDB store takes its AWS settings from the SDK's default chain:
-// AWS_REGION, credentials, and AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local
-// or another endpoint. Open makes no call to DynamoDB, so a missing table
-// shows on the first request.
+// The DynamoDB store reads its AWS settings through getenv, as the AWS
+// variables that the SDK documents (see dynamoDBClient). Open makes no call
+// to DynamoDB; a missing table shows in the store's readiness check
+// (dynamostore.Store.Ping) and as 503s.
 //
 // logger receives what a persistent memory store reports as it opens, such
 // as what it restored and a torn log tail it dropped.
-func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (adcount.Store, error) {
+func Open(ctx context.Context, cfg config.Config, getenv func(string) string, logger *slog.Logger) (adcount.Store, error) {
 	switch cfg.Store {
 	case config.StoreMemory:
 		var s *memstore.Store
@@ -59,7 +61,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (adcount.
 		}
 		return s, nil
 	case config.StoreDynamoDB:
-		db, err := dynamoDBClient(ctx)
+		db, err := dynamoDBClient(ctx, getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -76,23 +78,67 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (adcount.
 }
 
 // CreateTable creates the DynamoDB store's table, DYNAMODB_TABLE, with the
-// key schema and TTL that dynamostore.Schema describes, for local use. It
-// reports whether it created the table; an existing one is left as it is.
-func CreateTable(ctx context.Context, cfg config.Config) (bool, error) {
+// key schema and TTL that dynamostore.Schema describes, for local use,
+// reading the AWS settings through getenv as Open does. It reports whether
+// it created the table; an existing one is left as it is.
+func CreateTable(ctx context.Context, cfg config.Config, getenv func(string) string) (bool, error) {
 	if cfg.DynamoDBTable == "" {
 		return false, fmt.Errorf("stores: create table: DYNAMODB_TABLE is required")
 	}
-	db, err := dynamoDBClient(ctx)
+	db, err := dynamoDBClient(ctx, getenv)
 	if err != nil {
 		return false, err
 	}
 	return dynamostore.CreateTable(ctx, db, cfg.DynamoDBTable)
 }
 
-func dynamoDBClient(ctx context.Context) (*dynamodb.Client, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+// dynamoDBClient builds a DynamoDB client from the AWS variables that
+// getenv holds, so that the settings a caller passes in, not the process
+// environment, decide where it connects and as whom:
+//
+//   - AWS_REGION, or else AWS_DEFAULT_REGION;
+//   - AWS_ENDPOINT_URL_DYNAMODB, or else AWS_ENDPOINT_URL, for DynamoDB
+//     Local or another endpoint;
+//   - AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_SESSION_TOKEN
+//     if set, as static credentials: how Lambda hands a function its role's
+//     credentials, and how DynamoDB Local is reached;
+//   - AWS_PROFILE, a profile of the shared config files.
+//
+// Whatever getenv leaves unset comes from the SDK's default chain as
+// before: the shared config and credentials files, and the container or
+// instance role. That chain reads its own few variables (such as
+// AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_WEB_IDENTITY_TOKEN_FILE) from
+// the process environment, which is the same as getenv in production.
+func dynamoDBClient(ctx context.Context, getenv func(string) string) (*dynamodb.Client, error) {
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	var opts []func(*awsconfig.LoadOptions) error
+	if region := first("AWS_REGION", "AWS_DEFAULT_REGION"); region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	if profile := getenv("AWS_PROFILE"); profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(profile))
+	}
+	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN"))))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("stores: load AWS configuration: %w", err)
 	}
-	return dynamodb.NewFromConfig(awsCfg), nil
+	endpoint := first("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
+	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		// Set on the client, this wins over any endpoint the SDK found in
+		// the process environment or the config files.
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
 }

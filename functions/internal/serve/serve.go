@@ -46,7 +46,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if len(cfg.AdminKeys) == 0 {
 		return errNoAdminKeys
 	}
-	store, err := stores.Open(ctx, cfg, logger)
+	store, err := stores.Open(ctx, cfg, getenv, logger)
 	if err != nil {
 		return err
 	}
