@@ -1,13 +1,17 @@
 // Package serve starts the API as a Lambda function. Every function under
-// functions/ starts the same way, so the wiring lives here once and a new
-// setting or store reaches all of them together.
+// functions/ starts the same way, so the wiring, the "cannot start" log and
+// the exit code live here once, each main is one line, and a new setting or
+// store reaches every function together.
 package serve
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
 
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/emf"
@@ -15,6 +19,26 @@ import (
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 	"github.com/adcount/impression-counter/shared/stores"
 )
+
+// Function names one Lambda function. Functions are grouped by what they
+// are allowed to do, not one per route: each function's IAM role allows
+// exactly the store calls of its routes, and its routes share one access
+// class, concurrency and blast radius (docs/lambda.md).
+type Function string
+
+// The functions template.yaml deploys; each is the directory of its main
+// under functions/.
+const (
+	// Ingest serves the open impression routes that ad tags call: it may
+	// only record impressions.
+	Ingest Function = "ingest"
+	// Admin serves the routes behind ADMIN_API_KEYS, campaigns and stats:
+	// it may create and read campaigns and read counts, never count.
+	Admin Function = "admin"
+)
+
+// Functions lists every Function, in the order the template declares them.
+func Functions() []Function { return []Function{Ingest, Admin} }
 
 // errNoAdminKeys is returned by Run when ADMIN_API_KEYS holds no key. A
 // function sits behind a public API, and every function serves the whole
@@ -26,14 +50,34 @@ var errNoAdminKeys = errors.New("serve: ADMIN_API_KEYS holds no key: a Lambda fu
 // MetricsNamespace is the CloudWatch namespace of the functions' metrics.
 const MetricsNamespace = "AdCount"
 
+// Main runs fn with the process's environment and stdout, as Lambda starts
+// it, and returns the exit code for main to exit with: it returns only if
+// fn cannot start, after logging why as one JSON line at level ERROR, which
+// Lambda sends to CloudWatch Logs and reports as an init error.
+func Main(fn Function) int {
+	if err := Run(context.Background(), fn, os.Getenv, os.Stdout); err != nil {
+		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error(string(fn)+" cannot start", "function", string(fn), "err", err)
+		return 1
+	}
+	return 0
+}
+
 // Run reads the settings through getenv once, at init, opens the store and
-// serves the API handler on Lambda until Lambda stops the instance, with
-// the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON lines to
-// stdout at LOG_LEVEL; each request's line is also a CloudWatch Embedded
-// Metric Format document, so the function publishes its metrics with no API
-// call. It returns only an error: a bad setting, no admin key or a store
-// that cannot be opened, which the caller reports before exiting.
-func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+// serves the API handler as fn on Lambda until Lambda stops the instance,
+// with the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON
+// lines to stdout at LOG_LEVEL; each request's line is also a CloudWatch
+// Embedded Metric Format document, so the function publishes its metrics
+// with no API call. It returns only an error: an unknown function, a bad
+// setting, no admin key or a store that cannot be opened, which the caller
+// reports before exiting.
+//
+// Every function serves the whole handler today, so a request that reaches
+// the wrong function by a routing mistake still gets the API's own answer,
+// admin routes still behind the keys.
+func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) error {
+	if !fn.known() {
+		return fmt.Errorf("serve: unknown function %q: want one of %q", fn, Functions())
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -53,3 +97,5 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	h := httpapi.NewHandler(store, httpapi.WithLogger(logger), httpapi.WithAdminKeys(cfg.AdminKeys))
 	return lambdaproxy.Start(h, payload)
 }
+
+func (fn Function) known() bool { return slices.Contains(Functions(), fn) }
