@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -55,13 +54,11 @@ func TestSampleEvents(t *testing.T) {
 		)
 		switch {
 		case strings.HasSuffix(file, "-v2.json"):
-			var ev events.APIGatewayV2HTTPRequest
-			ev, resp = replay(t, file, raw, v2, apigwtest.FromV2)
-			route = ev.RouteKey
+			ev, r := replay(t, file, raw, v2, apigwtest.FromV2)
+			route, resp = ev.RouteKey, r
 		case strings.HasSuffix(file, "-v1.json"):
-			var ev events.APIGatewayProxyRequest
-			ev, resp = replay(t, file, raw, v1, apigwtest.FromV1)
-			route = ev.HTTPMethod + " " + ev.Resource
+			ev, r := replay(t, file, raw, v1, apigwtest.FromV1)
+			route, resp = ev.HTTPMethod+" "+ev.Resource, r
 		default:
 			t.Errorf("%s: name a sample event *-v2.json or *-v1.json", file)
 			continue

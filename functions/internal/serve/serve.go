@@ -51,9 +51,10 @@ var errNoAdminKeys = errors.New("serve: ADMIN_API_KEYS holds no key: a Lambda fu
 const MetricsNamespace = "AdCount"
 
 // Main runs fn with the process's environment and stdout, as Lambda starts
-// it, and returns the exit code for main to exit with: it returns only if
-// fn cannot start, after logging why as one JSON line at level ERROR, which
-// Lambda sends to CloudWatch Logs and reports as an init error.
+// it, and returns the exit code for main to exit with, so that main stays
+// the only place that exits. It returns only if fn cannot start or stops
+// serving, with 1, after logging why as one JSON line at level ERROR that
+// names fn; Lambda sends it to CloudWatch Logs and reports an init error.
 func Main(fn Function) int {
 	if err := Run(context.Background(), fn, os.Getenv, os.Stdout); err != nil {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error(string(fn)+" cannot start", "function", string(fn), "err", err)
