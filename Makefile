@@ -101,7 +101,10 @@ run:
 # provided.al2023 never uses, without build paths, symbols or DWARF. The
 # emulator tests build with the same flags (functions/emulator_test.go).
 
-FUNCTIONS    := create-campaign track-impression get-stats
+# The functions, grouped by what they may do (docs/lambda.md): ingest records
+# impressions, admin creates and reads campaigns and reads stats. Each has a
+# build-<LogicalId> target below for sam build.
+FUNCTIONS    := ingest admin
 GOARCH       ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
@@ -118,13 +121,10 @@ build: $(FUNCTIONS:%=build/%/bootstrap)
 build/%/bootstrap: FORCE
 	$(LAMBDA_BUILD) -o $@ ./functions/$*
 
-build-CreateCampaignFunction: build/create-campaign/bootstrap
+build-IngestFunction: build/ingest/bootstrap
 	cp $< $(ARTIFACTS_DIR)/bootstrap
 
-build-TrackImpressionFunction: build/track-impression/bootstrap
-	cp $< $(ARTIFACTS_DIR)/bootstrap
-
-build-GetStatsFunction: build/get-stats/bootstrap
+build-AdminFunction: build/admin/bootstrap
 	cp $< $(ARTIFACTS_DIR)/bootstrap
 
 ## rie: the pinned Lambda runtime interface emulator, into build/bin.

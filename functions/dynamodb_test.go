@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/functions/internal/serve"
 	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
@@ -21,9 +22,9 @@ import (
 
 // TestDynamoDBUnderEmulator runs the functions as Lambda runs them, each
 // in its own process with its own DynamoDB client, against one table on the
-// in-process DynamoDB server: a campaign created through create-campaign
-// is counted by two concurrent track-impression instances and read through
-// get-stats, and every count agrees exactly.
+// in-process DynamoDB server: a campaign created through one admin
+// instance is counted by two concurrent ingest instances and read through
+// another admin instance, and every count agrees exactly.
 func TestDynamoDBUnderEmulator(t *testing.T) {
 	t.Parallel()
 	gw := apigwtest.NewGateway(httpapi.Routes())
@@ -40,9 +41,12 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 			for k, v := range dynamotest.Env(endpoint) {
 				env = append(env, k+"="+v)
 			}
-			campaigns := startFunction(t, "create-campaign", env...)
-			trackers := []*function{startFunction(t, "track-impression", env...), startFunction(t, "track-impression", env...)}
-			stats := startFunction(t, "get-stats", env...)
+			// Stats are read through an admin instance other than the one
+			// that created the campaign, so the table, not one instance's
+			// memory, must carry everything between them.
+			campaigns := startFunction(t, serve.Admin, env...)
+			trackers := []*function{startFunction(t, serve.Ingest, env...), startFunction(t, serve.Ingest, env...)}
+			stats := startFunction(t, serve.Admin, env...)
 
 			// A campaign counts from its start, so it started an hour ago.
 			start := time.Now().Add(-time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
@@ -60,8 +64,8 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 				require.Equal(t, http.StatusOK, r.Status, r.Body)
 				return r.jsonBody(t)
 			}
-			// get-stats sees the campaign another process created: the
-			// table is shared, not a memory store.
+			// The second admin instance sees the campaign another process
+			// created: the table is shared, not a memory store.
 			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 0.0, "total": 0.0}, readStats(t))
 
 			// Ten distinct (user, ad) pairs, each sent twice to each of the
@@ -123,7 +127,7 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 
 			want := float64(len(keys))
 			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want}, readStats(t),
-				"get-stats reports exactly what track-impression counted")
+				"admin reports exactly what ingest counted")
 		})
 	}
 }

@@ -27,14 +27,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/functions/internal/serve"
 	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 	"github.com/adcount/impression-counter/shared/syncbuf"
 )
-
-// The functions, by directory under functions/.
-var functionDirs = []string{"create-campaign", "track-impression", "get-stats"}
 
 // releaseFlags are the flags of the Makefile's release build; the template
 // test checks that the Makefile still uses them.
@@ -67,15 +65,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bootstrap returns the path of the function in dir, built once per test
-// binary for this machine's architecture with the release flags.
-func bootstrap(tb testing.TB, dir string) string {
+// bootstrap returns the path of fn's bootstrap, built once per test binary
+// for this machine's architecture with the release flags.
+func bootstrap(tb testing.TB, fn serve.Function) string {
 	tb.Helper()
 	buildOnce.Do(func() {
 		args := append([]string{"build"}, releaseFlags...)
 		args = append(args, "-o", binDir+string(filepath.Separator))
-		for _, d := range functionDirs {
-			args = append(args, "./"+d)
+		for _, f := range serve.Functions() {
+			args = append(args, "./"+string(f))
 		}
 		cmd := exec.Command("go", args...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
@@ -84,7 +82,7 @@ func bootstrap(tb testing.TB, dir string) string {
 		}
 	})
 	require.NoError(tb, buildErr)
-	return filepath.Join(binDir, dir)
+	return filepath.Join(binDir, string(fn))
 }
 
 // rie returns the emulator binary. A missing emulator fails the test: the
@@ -108,13 +106,13 @@ type function struct {
 	output      *syncbuf.Buffer
 }
 
-// startFunction runs the function in dir under the emulator with env on
+// startFunction runs the function fn under the emulator with env on
 // free loopback ports, waits until the emulator accepts connections, and
 // stops both when the test ends. The emulator starts the bootstrap, and so
 // reads env, at the first invocation.
-func startFunction(tb testing.TB, dir string, env ...string) *function {
+func startFunction(tb testing.TB, fn serve.Function, env ...string) *function {
 	tb.Helper()
-	bin, emulator := bootstrap(tb, dir), rie(tb)
+	bin, emulator := bootstrap(tb, fn), rie(tb)
 	var lastOutput string
 	// A port picked free can be taken before the emulator binds it; the
 	// emulator then exits, and a fresh pair of ports is tried.
@@ -145,7 +143,7 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 			tb.Cleanup(func() {
 				stop()
 				if tb.Failed() {
-					tb.Logf("%s under the emulator wrote:\n%s", dir, out.String())
+					tb.Logf("%s under the emulator wrote:\n%s", fn, out.String())
 				}
 			})
 			return &function{invocations: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out}
@@ -153,7 +151,7 @@ func startFunction(tb testing.TB, dir string, env ...string) *function {
 		stop()
 		lastOutput = out.String()
 	}
-	tb.Fatalf("the emulator for %s never listened; its output:\n%s", dir, lastOutput)
+	tb.Fatalf("the emulator for %s never listened; its output:\n%s", fn, lastOutput)
 	return nil
 }
 
@@ -289,8 +287,8 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	t.Parallel()
 	tooLarge := `{"name":"` + strings.Repeat("n", httpapi.MaxBodyBytes) + `","start_time":"2026-01-01T00:00:00Z"}`
 	unknownImpression := `{"campaign_id":"no-such-campaign","user_id":"u1","ad_id":"a1"}`
-	tables := map[string][]emulatorCase{
-		"create-campaign": {
+	tables := map[serve.Function][]emulatorCase{
+		serve.Admin: {
 			// A body the gateway base64-encodes must be decoded before the
 			// handler reads it.
 			{"Base64BodyCreates", apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Encoded","start_time":"2026-01-01T00:00:00Z"}`, Base64: true}, 201, "", ""},
@@ -302,8 +300,15 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			{"WrongMethodIs405", apigwtest.Request{Method: "PUT", Target: "/api/v1/campaigns"}, 405, "not allowed", "POST"},
 			// An ID needing escaping is looked up whole, not rerouted.
 			{"EscapedIDIsNotFound", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + url.PathEscape(awkwardID)}, 404, "campaign not found", ""},
+			// Stats of a campaign this instance never saw.
+			{"UnknownCampaignStatsIs404", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/stats"}, 404, "campaign not found", ""},
+			// An escaped ID stays one path parameter: not found, rather than
+			// a different route or a query string.
+			{"EscapedIDStatsIsNotFound", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + url.PathEscape(awkwardID) + "/stats"}, 404, "campaign not found", ""},
+			// GET routes also list HEAD.
+			{"WrongMethodOnStatsIs405", apigwtest.Request{Method: "DELETE", Target: "/api/v1/campaigns/x/stats"}, 405, "not allowed", "GET, HEAD"},
 		},
-		"track-impression": {
+		serve.Ingest: {
 			// Each process has its own memory store, so no campaign exists
 			// here: a 404 in JSON, nothing counted.
 			{"UnknownCampaignIs404", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: unknownImpression, Header: http.Header{"Content-Type": {"application/json"}}}, 404, "campaign not found", ""},
@@ -320,26 +325,18 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			// A path no route serves is the API's JSON 404.
 			{"UnknownRouteIs404", apigwtest.Request{Method: "GET", Target: "/api/v2/nothing"}, 404, "no route", ""},
 		},
-		"get-stats": {
-			// Stats of a campaign this instance never saw.
-			{"UnknownCampaignIs404", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/stats"}, 404, "campaign not found", ""},
-			// An escaped ID stays one path parameter: not found, rather than
-			// a different route or a query string.
-			{"EscapedIDIsNotFound", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + url.PathEscape(awkwardID) + "/stats"}, 404, "campaign not found", ""},
-			// GET routes also list HEAD.
-			{"WrongMethodIs405", apigwtest.Request{Method: "DELETE", Target: "/api/v1/campaigns/x/stats"}, 405, "not allowed", "GET, HEAD"},
-		},
 	}
 	gw := apigwtest.NewGateway(httpapi.Routes())
 	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
-		for _, dir := range functionDirs {
-			t.Run(dir+"/Payload"+string(p), func(t *testing.T) {
+		for _, fn := range serve.Functions() {
+			t.Run(string(fn)+"/Payload"+string(p), func(t *testing.T) {
 				t.Parallel()
-				f := startFunction(t, dir, lambdaproxy.PayloadEnv+"="+string(p))
+				f := startFunction(t, fn, lambdaproxy.PayloadEnv+"="+string(p))
 				// The emulator serves one invocation at a time, so the
 				// cases of one process run in order. They are sent as an
 				// admin; TestAdminKeysUnderEmulator covers the rest.
-				for _, tc := range tables[dir] {
+				require.NotEmpty(t, tables[fn], "no cases for %s", fn)
+				for _, tc := range tables[fn] {
 					t.Run(tc.name, func(t *testing.T) {
 						r := f.call(t, gw, p, asAdmin(tc.request))
 						require.Equal(t, tc.status, r.Status, r.Body)
@@ -352,10 +349,10 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 						}
 					})
 				}
-				switch dir {
-				case "create-campaign":
+				switch fn {
+				case serve.Admin:
 					createThenGet(t, f, gw, p)
-				case "track-impression":
+				case serve.Ingest:
 					preflight(t, f, gw, p)
 					emitsMetrics(t, f)
 				}
@@ -448,8 +445,8 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 		key    string
 		status int
 	}
-	tables := map[string][]keyCase{
-		"create-campaign": {
+	tables := map[serve.Function][]keyCase{
+		serve.Admin: {
 			// No credentials: 401, and the client is told the scheme.
 			{"CreateWithoutKeyIs401", create, "", http.StatusUnauthorized},
 			// Credentials that are not an active key: 403.
@@ -462,29 +459,33 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 			{"ReadWithWrongKeyIs403", getCampaign, "not-a-key", http.StatusForbidden},
 			// With the key the request reaches the store.
 			{"ReadWithKeyReachesTheStore", getCampaign, currentKey, http.StatusNotFound},
-		},
-		"get-stats": {
+			// So are stats.
 			{"StatsWithoutKeyIs401", stats, "", http.StatusUnauthorized},
 			{"StatsWithWrongKeyIs403", stats, "not-a-key", http.StatusForbidden},
 			{"StatsWithKeyReachesTheStore", stats, currentKey, http.StatusNotFound},
+			// The admin function serves only admin routes: an impression
+			// routed to it by mistake is a route it does not have, never
+			// counted by a role that may not count.
+			{"MisroutedImpressionIsNoRoute", impression, "", http.StatusNotFound},
 		},
-		"track-impression": {
+		serve.Ingest: {
 			// Ad tags in browsers hold no key: ingest reaches the store
 			// without one.
 			{"ImpressionWithoutKeyReachesTheStore", impression, "", http.StatusNotFound},
-			// Every function serves the whole handler, so an admin route
-			// that reaches this one by a routing mistake is still guarded.
-			{"MisroutedStatsWithoutKeyIs401", stats, "", http.StatusUnauthorized},
-			{"MisroutedCreateWithWrongKeyIs403", create, "not-a-key", http.StatusForbidden},
+			// The ingest function has no admin route: one routed to it by
+			// mistake is a route it does not have, with or without a key.
+			{"MisroutedStatsIsNoRoute", stats, "", http.StatusNotFound},
+			{"MisroutedCreateWithKeyIsNoRoute", create, currentKey, http.StatusNotFound},
 		},
 	}
 	gw := apigwtest.NewGateway(httpapi.Routes())
 	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
-		for _, dir := range functionDirs {
-			t.Run(dir+"/Payload"+string(p), func(t *testing.T) {
+		for _, fn := range serve.Functions() {
+			t.Run(string(fn)+"/Payload"+string(p), func(t *testing.T) {
 				t.Parallel()
-				f := startFunction(t, dir, lambdaproxy.PayloadEnv+"="+string(p), "ADMIN_API_KEYS="+previousKey+", "+currentKey)
-				for _, tc := range tables[dir] {
+				f := startFunction(t, fn, lambdaproxy.PayloadEnv+"="+string(p), "ADMIN_API_KEYS="+previousKey+", "+currentKey)
+				require.NotEmpty(t, tables[fn], "no cases for %s", fn)
+				for _, tc := range tables[fn] {
 					t.Run(tc.name, func(t *testing.T) {
 						req := tc.request
 						if tc.key != "" {
@@ -493,11 +494,13 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 						r := f.call(t, gw, p, req)
 						require.Equal(t, tc.status, r.Status, r.Body)
 						body := r.jsonBody(t)
-						switch tc.status {
-						case http.StatusUnauthorized:
+						switch {
+						case strings.HasPrefix(tc.name, "Misrouted"):
+							assert.Contains(t, body["error"], "no route for")
+						case tc.status == http.StatusUnauthorized:
 							assert.Contains(t, r.Header.Get("WWW-Authenticate"), "Bearer")
 							assert.Contains(t, body["error"], "admin key")
-						case http.StatusForbidden:
+						case tc.status == http.StatusForbidden:
 							assert.Contains(t, body["error"], "admin key")
 						}
 					})
@@ -509,8 +512,8 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 
 func TestBadConfigExitsNonZero(t *testing.T) {
 	t.Parallel()
-	for _, dir := range functionDirs {
-		t.Run(dir, func(t *testing.T) {
+	for _, fn := range serve.Functions() {
+		t.Run(string(fn), func(t *testing.T) {
 			t.Parallel()
 			cases := []struct {
 				name, env, mention string
@@ -520,15 +523,19 @@ func TestBadConfigExitsNonZero(t *testing.T) {
 				{"BadDedupTTL", "DEDUP_TTL=soon", "DEDUP_TTL"},
 				// A payload format the function cannot read.
 				{"BadPayloadVersion", lambdaproxy.PayloadEnv + "=3.0", lambdaproxy.PayloadEnv},
-				// A function is public: without an admin key it would
-				// serve campaigns and stats to anyone, so it must not
-				// start. Blanks between commas are no key.
-				{"NoAdminKey", "ADMIN_API_KEYS= , ", "ADMIN_API_KEYS"},
+				// A key list that is set but holds no key is a mistake
+				// for every function. The admin function is public: with
+				// no key at all it would serve campaigns and stats to
+				// anyone (checked below).
+				{"AdminKeysOnlyBlanks", "ADMIN_API_KEYS= , ", "ADMIN_API_KEYS"},
 				// DynamoDB without a table cannot count anything.
 				{"DynamoDBWithoutTable", "STORE=dynamodb", "DYNAMODB_TABLE"},
 			}
+			if fn == serve.Admin {
+				cases = append(cases, struct{ name, env, mention string }{"NoAdminKey", "ADMIN_API_KEYS=", "ADMIN_API_KEYS"})
+			}
 			for _, tc := range cases {
-				cmd := exec.Command(bootstrap(t, dir))
+				cmd := exec.Command(bootstrap(t, fn))
 				// Later entries win, so tc.env overrides the defaults.
 				cmd.Env = []string{"STORE=memory", "ADMIN_API_KEYS=" + adminKey, tc.env}
 				out, err := cmd.CombinedOutput()
@@ -536,9 +543,13 @@ func TestBadConfigExitsNonZero(t *testing.T) {
 				require.True(t, errors.As(err, &exit), "%s: want a non-zero exit, got %v: %s", tc.name, err, out)
 				require.NotZero(t, exit.ExitCode())
 				require.Contains(t, string(out), tc.mention, "%s: the log names the setting", tc.name)
-				var line struct{ Level, Msg, Err string }
+				var line struct{ Level, Msg, Err, Function string }
 				require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &line), "one JSON log line: %s", out)
 				require.Equal(t, "ERROR", line.Level)
+				// The line says which function failed, as its log group
+				// would not when logs are gathered elsewhere.
+				require.Equal(t, string(fn)+" cannot start", line.Msg)
+				require.Equal(t, string(fn), line.Function)
 			}
 		})
 	}
@@ -582,18 +593,17 @@ func ms(tb testing.TB, s string) float64 {
 // machine with the release flags.
 func BenchmarkColdStart(b *testing.B) {
 	gw := apigwtest.NewGateway(httpapi.Routes())
-	requests := map[string]apigwtest.Request{
-		"create-campaign":  asAdmin(apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Cold","start_time":"2026-01-01T00:00:00Z"}`}),
-		"track-impression": {Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"c","user_id":"u","ad_id":"a"}`},
-		"get-stats":        asAdmin(apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/c/stats"}),
+	requests := map[serve.Function]apigwtest.Request{
+		serve.Admin:  asAdmin(apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":"Cold","start_time":"2026-01-01T00:00:00Z"}`}),
+		serve.Ingest: {Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"c","user_id":"u","ad_id":"a"}`},
 	}
-	for _, dir := range functionDirs {
-		b.Run(dir, func(b *testing.B) {
+	for _, fn := range serve.Functions() {
+		b.Run(string(fn), func(b *testing.B) {
 			var initMS, coldMS, warmMS float64
 			for range b.N {
-				f := startFunction(b, dir)
+				f := startFunction(b, fn)
 				for range 2 {
-					code, body := f.invoke(b, gw.V2(requests[dir]))
+					code, body := f.invoke(b, gw.V2(requests[fn]))
 					require.Equal(b, http.StatusOK, code, "%s", body)
 				}
 				got := f.reports(b, 2)

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/functions/internal/serve"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/httpapi"
@@ -99,43 +100,74 @@ func TestTemplateRoutesMatchTheHandler(t *testing.T) {
 	}
 }
 
+// logicalID is fn's logical ID in template.yaml, and so the name of its
+// Makefile target build-<LogicalId>: IngestFunction for ingest.
+func logicalID(fn serve.Function) string {
+	name := string(fn)
+	return strings.ToUpper(name[:1]) + name[1:] + "Function"
+}
+
 func TestTemplateFunctionsAreBuiltByTheMakefile(t *testing.T) {
 	t.Parallel()
 	tmpl := openTemplate(t)
-	built := map[string]string{}
-	for name, fn := range tmpl.GetAllServerlessFunctionResources() {
-		assert.Equal(t, "makefile", fn.AWSCloudFormationMetadata["BuildMethod"], "%s: sam build must run the Makefile", name)
-		require.NotNil(t, fn.CodeUri, name)
-		require.NotNil(t, fn.CodeUri.String, name)
-		assert.Equal(t, ".", *fn.CodeUri.String, "%s: the Makefile sits at the root", name)
+	fns := tmpl.GetAllServerlessFunctionResources()
+	var want []string
+	for _, fn := range serve.Functions() {
+		want = append(want, logicalID(fn))
+	}
+	// The template deploys exactly the functions serve knows, each under
+	// the logical ID its directory names.
+	assert.ElementsMatch(t, want, slices.Collect(maps.Keys(fns)), "the template's functions")
+	for _, fn := range serve.Functions() {
+		name := logicalID(fn)
+		resource, ok := fns[name]
+		if !assert.True(t, ok, "template.yaml has no %s for ./functions/%s", name, fn) {
+			continue
+		}
+		assert.Equal(t, "makefile", resource.AWSCloudFormationMetadata["BuildMethod"], "%s: sam build must run the Makefile", name)
+		require.NotNil(t, resource.CodeUri, name)
+		require.NotNil(t, resource.CodeUri.String, name)
+		assert.Equal(t, ".", *resource.CodeUri.String, "%s: the Makefile sits at the root", name)
 
 		// A dry run of the target sam build calls shows what it builds.
 		cmd := exec.Command("make", "-n", "--no-print-directory", "build-"+name, "ARTIFACTS_DIR=/artifacts", "GOARCH=arm64")
 		cmd.Dir = ".."
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "the Makefile has no target build-%s: %s", name, out)
-		dir := builtPackage(t, string(out))
-		require.Contains(t, functionDirs, dir, "build-%s builds ./functions/%s, which is not a function", name, dir)
-		if other, dup := built[dir]; dup {
-			t.Errorf("./functions/%s is built for both %s and %s", dir, other, name)
-		}
-		built[dir] = name
+		assert.Equal(t, string(fn), builtPackage(t, string(out)), "build-%s builds another function", name)
 		for _, flag := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "-tags lambda.norpc", "-trimpath", `-ldflags "-s -w"`} {
 			assert.Contains(t, string(out), flag, "build-%s", name)
 		}
 		assert.Contains(t, string(out), "/artifacts/bootstrap", "build-%s copies the bootstrap into ARTIFACTS_DIR", name)
-	}
-	// Every function directory is deployed.
-	for _, dir := range functionDirs {
-		assert.Contains(t, built, dir, "no template function builds ./functions/%s", dir)
 	}
 	entries, err := os.ReadDir(".")
 	require.NoError(t, err)
 	for _, e := range entries {
 		// internal holds what the functions share, not a function.
 		if e.IsDir() && e.Name() != "internal" {
-			assert.True(t, slices.Contains(functionDirs, e.Name()), "functions/%s is not in the tests' list of functions", e.Name())
+			assert.Contains(t, serve.Functions(), serve.Function(e.Name()), "functions/%s is not a function serve knows", e.Name())
 		}
+	}
+}
+
+// TestTemplateFunctionsGroupRoutesByAccess checks that each function's
+// routes share one access class, which its IAM role, concurrency and blast
+// radius follow (docs/lambda.md): ingest routes only the open impression
+// routes, admin only routes behind the admin keys: the template routes to
+// each function exactly the route table's routes of that function's access
+// class, which are the only ones the function serves.
+func TestTemplateFunctionsGroupRoutesByAccess(t *testing.T) {
+	t.Parallel()
+	routes := eventRoutes(t, openTemplate(t))
+	for _, fn := range serve.Functions() {
+		var want []string
+		for _, rt := range httpapi.Table() {
+			if rt.Access == fn.Access() {
+				want = append(want, rt.Pattern)
+			}
+		}
+		require.NotEmpty(t, want, "%s serves no route", fn)
+		assert.ElementsMatch(t, want, routes[logicalID(fn)], "%s must be routed exactly the %s routes", logicalID(fn), fn.Access())
 	}
 }
 
@@ -326,7 +358,7 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		}
 	}
 	functions := tmpl.GetAllServerlessFunctionResources()
-	require.Len(t, functions, len(functionDirs))
+	require.Len(t, functions, len(serve.Functions()))
 	for name := range functions {
 		env := functionEnv(raw, name)
 		for variable, target := range want {

@@ -71,6 +71,16 @@ type operations struct {
 	openapi []byte
 }
 
+// WithOnly serves only the API routes of the given access classes; every
+// other API route answers like a path the API does not have, a JSON 404.
+// Each Lambda function serves one class, so that a request routed to the
+// wrong function by mistake is refused rather than served with a role that
+// lacks its permissions. By default every class is served. It does not
+// add the operations routes; WithOperations does.
+func WithOnly(classes ...Access) Option {
+	return func(a *api) { a.only = classes }
+}
+
 // WithIDGenerator sets how campaign IDs are made. The default makes random
 // (version 4) UUIDs; tests may want predictable ones.
 func WithIDGenerator(newID func() string) Option {
@@ -85,6 +95,7 @@ type api struct {
 	requestLog Sink
 	sinks      []Sink
 	ops        *operations
+	only       []Access // nil serves every class
 	mux        *http.ServeMux
 	// access is each registered pattern's access class, for the catch-all
 	// that answers the wrong methods on a route's path.
@@ -106,7 +117,7 @@ func NewHandler(store adcount.Store, opts ...Option) http.Handler {
 	}
 	a.sinks = append([]Sink{a.requestLog}, a.sinks...)
 	for _, rt := range routeTable {
-		if rt.Access == Operations && a.ops == nil {
+		if !a.serves(rt.Access) {
 			continue
 		}
 		a.mux.Handle(rt.Pattern, a.serve(rt))
@@ -115,6 +126,14 @@ func NewHandler(store adcount.Store, opts ...Option) http.Handler {
 	a.mux.Handle(routeUnmatched, a.serve(route{Route: Route{Pattern: routeUnmatched}, handler: (*api).unrouted}))
 	a.nonCanonical = a.serve(route{Route: Route{Pattern: routeUnmatched}, handler: handleNonCanonical})
 	return a
+}
+
+// serves reports whether the handler registers routes of class c.
+func (a *api) serves(c Access) bool {
+	if c == Operations {
+		return a.ops != nil
+	}
+	return a.only == nil || slices.Contains(a.only, c)
 }
 
 // ServeHTTP serves one request. A path that is not in canonical form, such

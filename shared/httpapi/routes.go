@@ -40,8 +40,10 @@ type Access int
 
 const (
 	// Admin routes need an admin key (see WithAdminKeys) and send no CORS
-	// headers, so browsers on other sites cannot read them.
-	Admin Access = iota
+	// headers, so browsers on other sites cannot read them. The zero
+	// Access is no class at all, so that the router's catch-all, which
+	// belongs to none, never asks for a key.
+	Admin Access = iota + 1
 	// Ingest routes are open to anyone, from any origin: ad tags run in
 	// browsers, where no secret can be kept. Every response on their path
 	// carries Access-Control-Allow-Origin: *.

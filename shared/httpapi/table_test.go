@@ -121,3 +121,78 @@ func TestRouteTable(t *testing.T) {
 	slices.Sort(patterns)
 	assert.Len(t, slices.Compact(patterns), len(table), "no pattern twice")
 }
+
+// TestWithOnlyServesOneAccessClass: a handler limited to one access class,
+// as each Lambda function is, answers the other class's routes as routes it
+// does not have, before any key check or store call.
+func TestWithOnlyServesOneAccessClass(t *testing.T) {
+	t.Parallel()
+	store, err := memstore.New()
+	require.NoError(t, err)
+	cases := []struct {
+		name         string
+		only         httpapi.Access
+		method, path string
+		want         int
+		noRoute      bool // answered as a route the handler lacks
+	}{
+		// An ingest handler counts impressions (404: no such campaign)...
+		{"IngestRecords", httpapi.Ingest, "POST", "/api/v1/impressions", http.StatusNotFound, false},
+		{"IngestPreflight", httpapi.Ingest, "OPTIONS", "/api/v1/impressions", http.StatusNoContent, false},
+		// ...and has no admin route at all: not even a 401 leaks one.
+		{"IngestHasNoStats", httpapi.Ingest, "GET", "/api/v1/campaigns/c/stats", http.StatusNotFound, true},
+		{"IngestHasNoCreate", httpapi.Ingest, "POST", "/api/v1/campaigns", http.StatusNotFound, true},
+		// An admin handler guards its routes with the key...
+		{"AdminNeedsKey", httpapi.Admin, "GET", "/api/v1/campaigns/c/stats", http.StatusUnauthorized, false},
+		// ...and has no ingest route.
+		{"AdminHasNoIngest", httpapi.Admin, "POST", "/api/v1/impressions", http.StatusNotFound, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := httpapi.NewHandler(store, httpapi.WithOnly(tc.only), httpapi.WithAdminKeys([]string{"admin-key-0123456789"}),
+				httpapi.WithLogger(slog.New(slog.DiscardHandler)))
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(`{"campaign_id":"c","user_id":"u","ad_id":"a"}`))
+			require.NoError(t, err)
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, resp.StatusCode, string(body))
+			if tc.noRoute {
+				assert.Contains(t, string(body), "no route for", "answered as a route the handler lacks")
+			} else {
+				assert.NotContains(t, string(body), "no route for")
+			}
+		})
+	}
+}
+
+// TestUnroutedNeedsNoKey: with admin keys set, a path the API lacks is a
+// 404 and a wrong method a 405, as without keys: the router's catch-all
+// belongs to no access class, so it never asks for a key.
+func TestUnroutedNeedsNoKey(t *testing.T) {
+	t.Parallel()
+	store, err := memstore.New()
+	require.NoError(t, err)
+	srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{"admin-key-0123456789"}),
+		httpapi.WithLogger(slog.New(slog.DiscardHandler))))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/api/v1/nothing-here", http.StatusNotFound},
+		{"DELETE", "/api/v1/campaigns/c", http.StatusMethodNotAllowed},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		require.NoError(t, err)
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, tc.want, resp.StatusCode, "%s %s", tc.method, tc.path)
+	}
+}

@@ -1,13 +1,17 @@
 // Package serve starts the API as a Lambda function. Every function under
-// functions/ starts the same way, so the wiring lives here once and a new
-// setting or store reaches all of them together.
+// functions/ starts the same way, so the wiring, the "cannot start" log and
+// the exit code live here once, each main is one line, and a new setting or
+// store reaches every function together.
 package serve
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
 
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/emf"
@@ -16,24 +20,74 @@ import (
 	"github.com/adcount/impression-counter/shared/stores"
 )
 
-// errNoAdminKeys is returned by Run when ADMIN_API_KEYS holds no key. A
-// function sits behind a public API, and every function serves the whole
-// handler, admin routes included, so it refuses to start rather than serve
-// campaigns and stats to anyone. The local server, which is for
-// development, starts open instead and warns.
-var errNoAdminKeys = errors.New("serve: ADMIN_API_KEYS holds no key: a Lambda function will not serve the admin routes open; set one or more comma-separated keys")
+// Function names one Lambda function. Functions are grouped by what they
+// are allowed to do, not one per route: each function's IAM role allows
+// exactly the store calls of its routes, and its routes share one access
+// class, concurrency and blast radius (docs/lambda.md).
+type Function string
+
+// The functions template.yaml deploys; each is the directory of its main
+// under functions/.
+const (
+	// Ingest serves the open impression routes that ad tags call: it may
+	// only record impressions.
+	Ingest Function = "ingest"
+	// Admin serves the routes behind ADMIN_API_KEYS, campaigns and stats:
+	// it may create and read campaigns and read counts, never count.
+	Admin Function = "admin"
+)
+
+// Functions lists every Function, in the order the template declares them.
+func Functions() []Function { return []Function{Ingest, Admin} }
+
+// Access is the one access class of the API's routes that fn serves.
+func (fn Function) Access() httpapi.Access {
+	if fn == Ingest {
+		return httpapi.Ingest
+	}
+	return httpapi.Admin
+}
+
+// errNoAdminKeys is returned by Run when the admin function's
+// ADMIN_API_KEYS holds no key. A function sits behind a public API, so it
+// refuses to start rather than serve campaigns and stats to anyone. The
+// local server, which is for development, starts open instead and warns.
+var errNoAdminKeys = errors.New("serve: ADMIN_API_KEYS holds no key: the admin function will not serve the admin routes open; set one or more comma-separated keys")
 
 // MetricsNamespace is the CloudWatch namespace of the functions' metrics.
 const MetricsNamespace = "AdCount"
 
+// Main runs fn with the process's environment and stdout, as Lambda starts
+// it, and returns the exit code for main to exit with, so that main stays
+// the only place that exits. It returns only if fn cannot start or stops
+// serving, with 1, after logging why as one JSON line at level ERROR that
+// names fn; Lambda sends it to CloudWatch Logs and reports an init error.
+func Main(fn Function) int {
+	if err := Run(context.Background(), fn, os.Getenv, os.Stdout); err != nil {
+		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error(string(fn)+" cannot start", "function", string(fn), "err", err)
+		return 1
+	}
+	return 0
+}
+
 // Run reads the settings through getenv once, at init, opens the store and
-// serves the API handler on Lambda until Lambda stops the instance, with
-// the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON lines to
-// stdout at LOG_LEVEL; each request's line is also a CloudWatch Embedded
-// Metric Format document, so the function publishes its metrics with no API
-// call, and that line is written at every LOG_LEVEL (see emf.Sink). It returns only an error: a bad setting, no admin key or a store
-// that cannot be opened, which the caller reports before exiting.
-func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+// serves the API handler as fn on Lambda until Lambda stops the instance,
+// with the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON
+// lines to stdout at LOG_LEVEL; each request's line is also a CloudWatch
+// Embedded Metric Format document, so the function publishes its metrics
+// with no API call, and that line is written at every LOG_LEVEL (see
+// emf.Sink). It returns only an error: an unknown function, a bad
+// setting, no admin key or a store that cannot be opened, which the caller
+// reports before exiting.
+//
+// Each function serves only the routes of its access class; a request that
+// reaches the wrong function by a routing mistake gets the API's JSON 404,
+// never a route served by a role that lacks its permissions. So only the
+// admin function needs ADMIN_API_KEYS.
+func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) error {
+	if !fn.known() {
+		return fmt.Errorf("serve: unknown function %q: want one of %q", fn, Functions())
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -43,7 +97,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if len(cfg.AdminKeys) == 0 {
+	if fn.Access() == httpapi.Admin && len(cfg.AdminKeys) == 0 {
 		return errNoAdminKeys
 	}
 	store, err := stores.Open(ctx, cfg, getenv, logger)
@@ -53,6 +107,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// The EMF sink writes each request's one line, log and metrics
 	// together, so that the metrics survive any LOG_LEVEL.
 	metrics := emf.NewSink(logger.Handler(), MetricsNamespace)
-	h := httpapi.NewHandler(store, httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys))
+	h := httpapi.NewHandler(store, httpapi.WithOnly(fn.Access()), httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys))
 	return lambdaproxy.Start(h, payload)
 }
+
+func (fn Function) known() bool { return slices.Contains(Functions(), fn) }
