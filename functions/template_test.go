@@ -408,6 +408,9 @@ func TestTemplateParameters(t *testing.T) {
 	if assert.NotNil(t, keys.MinLength) {
 		assert.Positive(t, *keys.MinLength, "an empty key list is refused")
 	}
+	// One rule everywhere: the template refuses at deploy exactly the keys
+	// that config.Load refuses at start, on Lambda and on the local server.
+	assert.Equal(t, config.AdminKeysPattern, keys.AllowedPattern, "template.yaml's AllowedPattern is config.AdminKeysPattern")
 	pattern, err := regexp.Compile(keys.AllowedPattern)
 	require.NoError(t, err)
 	cases := []struct {
@@ -437,6 +440,14 @@ func TestTemplateParameters(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.ok, pattern.MatchString(tc.keys) && len(tc.keys) >= *keys.MinLength)
+			_, err := config.Load(func(k string) string { return map[string]string{"ADMIN_API_KEYS": tc.keys}[k] })
+			if tc.ok {
+				assert.NoError(t, err, "config.Load takes what the template takes")
+			} else if tc.keys != "" && tc.name != "SpaceAfterComma" {
+				// An unset list leaves the local server open, and spaces
+				// around a key are forgiven; every other refusal agrees.
+				assert.ErrorContains(t, err, "ADMIN_API_KEYS", "config.Load refuses what the template refuses")
+			}
 		})
 	}
 }
