@@ -19,7 +19,8 @@ import (
 // bucket, so that tests can say exactly which bucket an impression is in.
 var Epoch = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
-// TTL is the dedup window the suite configures.
+// TTL is the dedup window the suite configures, except in the cases that
+// check other windows.
 const TTL = time.Hour
 
 // Tick is the finest step in which a store must tell a duplicate from a
@@ -35,10 +36,9 @@ type NewStore func(t *testing.T, now func() time.Time, ttl time.Duration) adcoun
 
 // CampaignCreator is implemented by stores that choose campaign IDs
 // themselves, such as a client of the HTTP API, which cannot keep
-// adcount.Store's promise to store a caller-chosen ID. The suite creates
-// every campaign through Create when the store implements it. Run such
-// stores with StoreChoosesIDs, which leaves out the cases that need a
-// caller-chosen ID.
+// adcount.Store's promise to store a caller-chosen ID. Run such stores with
+// StoreChoosesIDs: the suite then creates every campaign through Create and
+// leaves out the cases that need a caller-chosen ID.
 type CampaignCreator interface {
 	// Create stores a new campaign under an ID of the store's choosing and
 	// returns it.
