@@ -57,9 +57,13 @@ type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client that sends requests, for its
 // transport, timeouts and connection pool. The default is a client with
-// http.DefaultTransport and DefaultTimeout.
+// http.DefaultTransport and DefaultTimeout, which a nil hc keeps.
 func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) { c.http = hc }
+	return func(c *Client) {
+		if hc != nil {
+			c.http = hc
+		}
+	}
 }
 
 // WithAdminKey sets the admin key sent as "Authorization: Bearer <key>" on
