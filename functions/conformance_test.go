@@ -4,11 +4,15 @@ package functions_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,110 +24,187 @@ import (
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/apiclient"
 	"github.com/adcount/impression-counter/shared/apigwtest"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
 
-// conformanceFunction is the function the conformance suite runs against.
-// Every function serves the whole handler, so any one of them serves every
-// route the suite calls.
+// conformanceFunction is the function the memory deployment of the
+// conformance suite runs. Every function serves the whole handler, so any
+// one of them serves every route the suite calls, and one process keeps
+// every campaign in its memory store.
 const conformanceFunction = "track-impression"
 
 // TestConformanceUnderEmulator runs the store conformance suite through
-// apiclient against a built bootstrap under the Lambda runtime interface
-// emulator, in both payload formats, with a gateway in front that turns
-// the client's HTTP requests into API Gateway events as apigwtest does.
+// apiclient against built bootstraps under the Lambda runtime interface
+// emulator, in both payload formats, with a gateway in front that turns the
+// client's HTTP requests into API Gateway events as apigwtest does. It runs
+// two deployments:
 //
-// The bootstrap is another process reading the real clock, so only the
+//   - Memory: one function with STORE=memory serves every route;
+//   - DynamoDB: each route goes to the function the template routes it to,
+//     and the functions share one table on the in-process DynamoDB server,
+//     as deployed.
+//
+// The bootstraps are other processes reading the real clock, so only the
 // cases that need no clock move run; those that do run against the local
 // server (local's TestConformanceThroughTheClient), over the same handler.
 func TestConformanceUnderEmulator(t *testing.T) {
 	t.Parallel()
-	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
-		t.Run("Payload"+string(p), func(t *testing.T) {
-			t.Parallel()
-			// One instance serves every case: its memory store holds them
-			// all apart, since every campaign has its own ID.
-			f := startFunction(t, conformanceFunction, lambdaproxy.PayloadEnv+"="+string(p),
-				"DEDUP_TTL="+storetest.TTL.String())
-			gw := newGatewayServer(t, f, p)
-			c, err := apiclient.New(gw.URL, apiclient.WithHTTPClient(gw.Client()), apiclient.WithAdminKey(adminKey))
-			require.NoError(t, err)
-			ran := storetest.Run(t, func(t *testing.T, _ func() time.Time, ttl time.Duration) adcount.Store {
-				require.Equal(t, storetest.TTL, ttl, "the function runs with DEDUP_TTL=%v", storetest.TTL)
-				return c
-			}, storetest.RealClock(), storetest.StoreChoosesIDs())
-			assert.GreaterOrEqual(t, len(ran), 7, "cases run: %v", ran)
-			assert.Contains(t, ran, "ConcurrentImpressionsCountExactly")
-		})
+	deployments := []struct {
+		name   string
+		deploy func(t *testing.T, env []string) map[string]*function
+	}{
+		{"Memory", func(t *testing.T, env []string) map[string]*function {
+			f := startFunction(t, conformanceFunction, env...)
+			routes := map[string]*function{}
+			for _, route := range httpapi.Routes() {
+				routes[route] = f
+			}
+			return routes
+		}},
+		{"DynamoDB", deployAsTemplated},
+	}
+	for _, d := range deployments {
+		for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
+			t.Run(d.name+"/Payload"+string(p), func(t *testing.T) {
+				t.Parallel()
+				routes := d.deploy(t, []string{lambdaproxy.PayloadEnv + "=" + string(p), "DEDUP_TTL=" + storetest.TTL.String()})
+				gw := newGatewayServer(t, p, routes)
+				c, err := apiclient.New(gw.URL, apiclient.WithHTTPClient(gw.Client()), apiclient.WithAdminKey(adminKey))
+				require.NoError(t, err)
+				// The deployment serves every case: campaigns have their
+				// own IDs.
+				ran := storetest.Run(t, func(t *testing.T, _ func() time.Time, ttl time.Duration) adcount.Store {
+					require.Equal(t, storetest.TTL, ttl, "the functions run with DEDUP_TTL=%v", storetest.TTL)
+					return c
+				}, storetest.RealClock(), storetest.StoreChoosesIDs())
+				assert.GreaterOrEqual(t, len(ran), 7, "cases run: %v", ran)
+				assert.Contains(t, ran, "ConcurrentImpressionsCountExactly")
+			})
+		}
 	}
 }
 
-// newGatewayServer serves HTTP as API Gateway would in front of f: each
-// request becomes an event of payload format p, and the function's response
-// becomes the HTTP response. The emulator serves one invocation at a time,
-// so requests are sent to it one at a time.
-func newGatewayServer(t *testing.T, f *function, p lambdaproxy.Payload) *httptest.Server {
+// deployAsTemplated starts every function of the template with STORE=dynamodb
+// on one table of a new in-process DynamoDB server, and returns which
+// function serves each route, as the template's events say.
+func deployAsTemplated(t *testing.T, env []string) map[string]*function {
 	t.Helper()
-	gw := apigwtest.NewGateway(httpapi.Routes())
-	invoker := &http.Client{Timeout: 30 * time.Second}
-	var mu sync.Mutex
-	invoke := func(event any) (apigwtest.Response, error) {
-		payload, err := json.Marshal(event)
-		if err != nil {
-			return apigwtest.Response{}, err
+	endpoint := dynamotest.Start(t)
+	const table = "impressions"
+	_, err := dynamostore.CreateTable(context.Background(), dynamotest.Client(t, endpoint, nil), table)
+	require.NoError(t, err)
+	env = append(env, "STORE=dynamodb", "DYNAMODB_TABLE="+table)
+	for k, v := range dynamotest.Env(endpoint) {
+		env = append(env, k+"="+v)
+	}
+	routes := map[string]*function{}
+	for name, rs := range eventRoutes(t, openTemplate(t)) {
+		// The Makefile target sam build runs names the function's package.
+		cmd := exec.Command("make", "-n", "--no-print-directory", "build-"+name, "ARTIFACTS_DIR=/artifacts")
+		cmd.Dir = ".."
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "make -n build-%s: %s", name, out)
+		f := startFunction(t, builtPackage(t, string(out)), env...)
+		for _, route := range rs {
+			routes[route] = f
 		}
-		mu.Lock()
-		resp, err := invoker.Post(f.invocations, "application/json", bytes.NewReader(payload))
-		var body []byte
-		if err == nil {
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
+	}
+	return routes
+}
+
+// newGatewayServer serves HTTP as API Gateway would in front of the
+// functions: a request for one of routes, in ServeMux pattern syntax, becomes
+// an event of payload format p for that route's function, and the
+// function's response becomes the HTTP response. Any other request gets the
+// gateway's own 404.
+func newGatewayServer(t *testing.T, p lambdaproxy.Payload, routes map[string]*function) *httptest.Server {
+	t.Helper()
+	gw := apigwtest.NewGateway(slices.Collect(maps.Keys(routes)))
+	mux := http.NewServeMux()
+	invokers := map[*function]*invoker{}
+	for route, f := range routes {
+		if invokers[f] == nil {
+			invokers[f] = &invoker{f: f, p: p, gw: gw, http: &http.Client{Timeout: 30 * time.Second}}
 		}
-		mu.Unlock()
-		if err != nil {
-			return apigwtest.Response{}, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return apigwtest.Response{}, fmt.Errorf("invocation failed: %d %s", resp.StatusCode, body)
-		}
-		if p == lambdaproxy.PayloadV1 {
-			var ev events.APIGatewayProxyResponse
-			if err := json.Unmarshal(body, &ev); err != nil {
-				return apigwtest.Response{}, fmt.Errorf("decode %s: %w", body, err)
-			}
-			return apigwtest.FromV1(ev)
-		}
-		var ev events.APIGatewayV2HTTPResponse
+		mux.Handle(route, invokers[f])
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message":"Not Found"}`)
+	}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// invoker hands requests to one function under the emulator. The emulator
+// serves one invocation at a time, so requests are sent one at a time.
+type invoker struct {
+	f    *function
+	p    lambdaproxy.Payload
+	gw   *apigwtest.Gateway
+	http *http.Client
+	mu   sync.Mutex
+}
+
+func (i *invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req := apigwtest.Request{Method: r.Method, Target: r.URL.RequestURI(), Header: r.Header, Body: string(body)}
+	var event any = i.gw.V2(req)
+	if i.p == lambdaproxy.PayloadV1 {
+		event = i.gw.V1(req)
+	}
+	resp, err := i.invoke(event)
+	if err != nil {
+		// The gateway's answer to a function that failed.
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	for name, values := range resp.Header {
+		w.Header()[name] = values
+	}
+	w.WriteHeader(resp.Status)
+	_, _ = io.WriteString(w, resp.Body)
+}
+
+func (i *invoker) invoke(event any) (apigwtest.Response, error) {
+	payload, err := json.Marshal(event)
+	if err != nil {
+		return apigwtest.Response{}, err
+	}
+	i.mu.Lock()
+	resp, err := i.http.Post(i.f.invocations, "application/json", bytes.NewReader(payload))
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	i.mu.Unlock()
+	if err != nil {
+		return apigwtest.Response{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return apigwtest.Response{}, fmt.Errorf("invocation failed: %d %s", resp.StatusCode, body)
+	}
+	if i.p == lambdaproxy.PayloadV1 {
+		var ev events.APIGatewayProxyResponse
 		if err := json.Unmarshal(body, &ev); err != nil {
 			return apigwtest.Response{}, fmt.Errorf("decode %s: %w", body, err)
 		}
-		return apigwtest.FromV2(ev)
+		return apigwtest.FromV1(ev)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		req := apigwtest.Request{Method: r.Method, Target: r.URL.RequestURI(), Header: r.Header, Body: string(body)}
-		var event any = gw.V2(req)
-		if p == lambdaproxy.PayloadV1 {
-			event = gw.V1(req)
-		}
-		resp, err := invoke(event)
-		if err != nil {
-			// The gateway's answer to a function that failed.
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		for name, values := range resp.Header {
-			w.Header()[name] = values
-		}
-		w.WriteHeader(resp.Status)
-		_, _ = io.WriteString(w, resp.Body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	var ev events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return apigwtest.Response{}, fmt.Errorf("decode %s: %w", body, err)
+	}
+	return apigwtest.FromV2(ev)
 }
