@@ -352,9 +352,10 @@ func TestNoAnswer(t *testing.T) {
 	})
 	t.Run("ClientTimeoutIsUnavailable", func(t *testing.T) {
 		t.Parallel()
-		hc := hang.Client()
+		// A copy: the server's client is shared with the other subtests.
+		hc := *hang.Client()
 		hc.Timeout = 50 * time.Millisecond
-		c, err := apiclient.New(hang.URL, apiclient.WithHTTPClient(hc))
+		c, err := apiclient.New(hang.URL, apiclient.WithHTTPClient(&hc))
 		require.NoError(t, err)
 		_, err = c.RecordImpression(context.Background(), imp)
 		require.ErrorIs(t, err, adcount.ErrUnavailable)
