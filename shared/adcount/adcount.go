@@ -67,6 +67,11 @@ type Stats struct {
 
 // Store keeps campaigns and counts their impressions. Every implementation
 // must pass the storetest conformance suite and be safe for concurrent use.
+//
+// Every method honours ctx. Called with a ctx that is already done, a
+// method changes nothing and returns an error matching ctx.Err() or
+// ErrUnavailable; a ctx that ends during a call leaves a write's outcome
+// unknown, as ErrUnavailable does.
 type Store interface {
 	// CreateCampaign stores c, whose ID the caller has chosen. It returns
 	// ErrConflict if the ID is taken.

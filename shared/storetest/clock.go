@@ -1,5 +1,11 @@
 // Package storetest holds the conformance suite that every adcount.Store
 // must pass, and the hand-moved clock that tests use instead of sleeping.
+//
+// The suite also runs against stores that cannot do all a test store can:
+// a client of the HTTP API, which chooses its own campaign IDs, or a server
+// in another process, whose clock cannot be moved. Options say what a store
+// cannot do, and the cases that need it are left out of that run, never
+// counted as passed. Stores that persist add the cases that reopen them.
 package storetest
 
 import (

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // bucket, so that tests can say exactly which bucket an impression is in.
 var Epoch = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
-// TTL is the dedup window the suite configures.
+// TTL is the dedup window the suite configures, except in the cases that
+// check other windows.
 const TTL = time.Hour
 
 // Tick is the finest step in which a store must tell a duplicate from a
@@ -27,46 +29,185 @@ const Tick = time.Millisecond
 
 // NewStore returns a fresh store that reads now as its clock and ignores
 // repeats for ttl. Stores backed by a shared service may reuse it: the suite
-// gives every campaign a new random ID.
+// gives every campaign a new random ID. A store that cannot take an
+// injected clock, such as a server in another process, ignores now and is
+// run with RealClock.
 type NewStore func(t *testing.T, now func() time.Time, ttl time.Duration) adcount.Store
 
-// Run runs the conformance suite against the stores that newStore makes.
-// Each case gets its own store and clock and runs in parallel.
-func Run(t *testing.T, newStore NewStore) {
+// CampaignCreator is implemented by stores that choose campaign IDs
+// themselves, such as a client of the HTTP API, which cannot keep
+// adcount.Store's promise to store a caller-chosen ID. Run such stores with
+// StoreChoosesIDs: the suite then creates every campaign through Create and
+// leaves out the cases that need a caller-chosen ID.
+type CampaignCreator interface {
+	// Create stores a new campaign under an ID of the store's choosing and
+	// returns it.
+	Create(ctx context.Context, name string, start time.Time) (adcount.Campaign, error)
+}
+
+// Reopen closes s and returns a store opened on what s kept, with the same
+// clock and dedup TTL, as a restarted process would open it. The suite
+// uses the returned store from then on.
+type Reopen func(t *testing.T, s adcount.Store) adcount.Store
+
+// Option adapts the suite to what a store can do.
+type Option func(*options)
+
+type options struct {
+	realClock       bool
+	storeChoosesIDs bool
+	reopen          Reopen
+}
+
+// RealClock says the store reads the real clock, which the suite cannot
+// move: only the cases that need no clock move run. The now passed to
+// NewStore is then time.Now.
+func RealClock() Option {
+	return func(o *options) { o.realClock = true }
+}
+
+// StoreChoosesIDs says the store implements CampaignCreator and cannot
+// store a campaign under a caller-chosen ID: the cases that need one, such
+// as conflicting creates, do not run.
+func StoreChoosesIDs() Option {
+	return func(o *options) { o.storeChoosesIDs = true }
+}
+
+// WithReopen adds the cases that close a store and open it again, for
+// stores that persist.
+func WithReopen(reopen Reopen) Option {
+	return func(o *options) { o.reopen = reopen }
+}
+
+// needs is what a case asks of the store beyond the adcount.Store contract.
+type needs uint8
+
+const (
+	needClock     needs = 1 << iota // the suite moves the store's clock
+	needChosenIDs                   // the suite chooses campaign IDs
+	needReopen                      // the store persists and can be reopened
+)
+
+func (o options) can(n needs) bool {
+	return (n&needClock == 0 || !o.realClock) &&
+		(n&needChosenIDs == 0 || !o.storeChoosesIDs) &&
+		(n&needReopen == 0 || o.reopen != nil)
+}
+
+// suiteCase is one conformance case.
+type suiteCase struct {
+	name  string
+	needs needs
+	ttl   time.Duration // the store's dedup window; TTL if zero
+	test  func(t *testing.T, f *fixture)
+}
+
+// cases is the whole suite. Each comment says why the case exists.
+var cases = []suiteCase{
+	// A campaign reads back as stored: ID, name and the exact start
+	// instant, whatever zone it was given in; a new campaign has no counts.
+	{name: "CampaignRoundTrips", test: testCampaignRoundTrips},
+	// A second create of a taken ID fails and must not overwrite the
+	// first campaign.
+	{name: "CampaignConflict", needs: needChosenIDs, test: testCampaignConflict},
+	// Racing creates of one ID, as two admin requests retried at once
+	// would make: exactly one wins, the rest get ErrConflict, and the
+	// winner's campaign is the one stored.
+	{name: "ConcurrentCreatesOfOneIDHaveOneWinner", needs: needChosenIDs, test: testConcurrentCreates},
+	// Reads and writes of a campaign that does not exist are ErrNotFound,
+	// never a zero value.
+	{name: "UnknownCampaign", test: testUnknownCampaign},
+	// Every broken field is ErrInvalid, and nothing is counted.
+	{name: "InvalidImpressionChangesNothing", test: testInvalidImpression},
+	// Before its start a campaign refuses impressions, counts nothing and
+	// keeps no dedup key, so the same impression counts at the start.
+	{name: "NotStartedChangesNothing", needs: needClock, test: testNotStarted},
+	// A campaign that starts tomorrow refuses impressions today; this is
+	// the part of NotStartedChangesNothing a real clock can check.
+	{name: "FutureCampaignRefusesImpressions", test: testFutureCampaign},
+	// The dedup window is [first, first+TTL), exact to the millisecond.
+	{name: "DedupAtTheTTLBoundary", needs: needClock, test: testDedupBoundary},
+	// The window is the configured TTL, not a constant hour: a short one
+	// that is not a whole number of buckets ...
+	{name: "DedupHonoursA90SecondTTL", needs: needClock, ttl: 90 * time.Second, test: testDedupBoundary},
+	// ... and the longest window a store must keep.
+	{name: "DedupHonoursTheLongestTTL", needs: needClock, ttl: adcount.MaxDedupTTL, test: testDedupBoundary},
+	// The dedup key is all three fields, with no ambiguity between them.
+	{name: "DedupKeyIsAllThreeFields", test: testDedupKeyFields},
+	// last_hour and last_day slide with the clock; total never falls.
+	{name: "WindowsSlideWithTheClock", needs: needClock, test: testWindowsSlide},
+	// A window's edge is exact to within one bucket.
+	{name: "WindowEdgeWithinOneBucket", needs: needClock, test: testWindowEdge},
+	// Concurrent repeats of the same keys count each key exactly once.
+	{name: "ConcurrentImpressionsCountExactly", test: testConcurrent},
+	// A caller that has given up, by cancelling or by a deadline that has
+	// passed, gets an error and changes nothing: no campaign, no count and
+	// no dedup key that would swallow the retry.
+	{name: "DoneContextChangesNothing", test: testDoneContext},
+	// What a persisting store acknowledged survives a close and reopen:
+	// campaigns, totals, both windows and live dedup keys, which still
+	// expire at their original time.
+	{name: "ReopenKeepsEverythingAcknowledged", needs: needClock | needReopen, test: testReopen},
+}
+
+// Run runs the conformance suite against the stores that newStore makes,
+// and returns the names of the cases it ran. Each case gets its own store
+// and clock and runs in parallel.
+//
+// Cases that need what opts say the store cannot do, such as moving its
+// clock, are not run, and they are neither skipped nor passed: callers
+// should assert that the returned list holds as many cases as they expect.
+func Run(t *testing.T, newStore NewStore, opts ...Option) []string {
 	t.Helper()
-	cases := []struct {
-		name string
-		test func(t *testing.T, f *fixture)
-	}{
-		{"CampaignRoundTrips", testCampaignRoundTrips},
-		{"CampaignConflict", testCampaignConflict},
-		{"UnknownCampaign", testUnknownCampaign},
-		{"InvalidImpressionChangesNothing", testInvalidImpression},
-		{"NotStartedChangesNothing", testNotStarted},
-		{"DedupAtTheTTLBoundary", testDedupBoundary},
-		{"DedupKeyIsAllThreeFields", testDedupKeyFields},
-		{"WindowsSlideWithTheClock", testWindowsSlide},
-		{"WindowEdgeWithinOneBucket", testWindowEdge},
-		{"ConcurrentImpressionsCountExactly", testConcurrent},
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	var ran []string
 	for _, tc := range cases {
+		if !o.can(tc.needs) {
+			continue
+		}
+		ran = append(ran, tc.name)
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := NewClock(Epoch)
-			f := &fixture{clock: clock, store: newStore(t, clock.Now, TTL)}
+			ttl := tc.ttl
+			if ttl == 0 {
+				ttl = TTL
+			}
+			f := &fixture{opts: o, ttl: ttl, now: time.Now}
+			if !o.realClock {
+				f.clock = NewClock(Epoch)
+				f.now = f.clock.Now
+			}
+			f.store = newStore(t, f.now, ttl)
 			tc.test(t, f)
 		})
 	}
+	require.NotEmpty(t, ran, "no conformance case can run with these options")
+	return ran
 }
 
 type fixture struct {
-	clock *Clock
+	opts  options
+	clock *Clock // nil with RealClock
+	now   func() time.Time
+	ttl   time.Duration
 	store adcount.Store
 }
 
-// campaign creates a campaign that started at start.
+// campaign creates a campaign that starts at start, through Create if the
+// store chooses IDs.
 func (f *fixture) campaign(t *testing.T, start time.Time) adcount.Campaign {
 	t.Helper()
+	if f.opts.storeChoosesIDs {
+		cc, ok := f.store.(CampaignCreator)
+		require.True(t, ok, "StoreChoosesIDs needs a store that implements storetest.CampaignCreator, got %T", f.store)
+		c, err := cc.Create(context.Background(), "Spring sale", start)
+		require.NoError(t, err)
+		require.NotEmpty(t, c.ID)
+		return c
+	}
 	c, err := adcount.NewCampaign(uuid.NewString(), "Spring sale", start)
 	require.NoError(t, err)
 	require.NoError(t, f.store.CreateCampaign(context.Background(), c))
@@ -154,6 +295,7 @@ func testDedupBoundary(t *testing.T, f *fixture) {
 	imp := adcount.Impression{CampaignID: c.ID, UserID: "user-1", AdID: "ad-1"}
 	require.True(t, f.record(t, imp), "first sighting counts")
 
+	ttl := f.ttl
 	steps := []struct {
 		name    string
 		advance time.Duration // from the previous step
@@ -163,19 +305,19 @@ func testDedupBoundary(t *testing.T, f *fixture) {
 		// A repeat straight away is the common case of a double-fired tag.
 		{"DuplicateImmediately", 0, false, 1},
 		// Still inside the window one tick before it ends.
-		{"DuplicateOneTickBeforeTTL", TTL - Tick, false, 1},
+		{"DuplicateOneTickBeforeTTL", ttl - Tick, false, 1},
 		// The window is [first, first+TTL): at exactly TTL it counts again,
 		// and that sighting opens a new window.
 		{"CountsAgainAtTTL", Tick, true, 2},
 		// Duplicates inside the new window were measured from the recount.
-		{"DuplicateInsideNewWindow", time.Minute, false, 2},
+		{"DuplicateInsideNewWindow", ttl / 2, false, 2},
 		// One tick after the new window has ended it counts again.
-		{"CountsAgainAfterTTL", TTL - time.Minute + Tick, true, 3},
+		{"CountsAgainAfterTTL", ttl - ttl/2 + Tick, true, 3},
 	}
 	for _, s := range steps {
 		f.clock.Advance(s.advance)
-		assert.Equal(t, s.counted, f.record(t, imp), s.name)
-		assert.Equal(t, s.total, f.stats(t, c.ID)[2], s.name)
+		assert.Equal(t, s.counted, f.record(t, imp), "%s with a TTL of %v", s.name, ttl)
+		assert.Equal(t, s.total, f.stats(t, c.ID)[2], "%s with a TTL of %v", s.name, ttl)
 	}
 }
 
@@ -296,4 +438,116 @@ func testConcurrent(t *testing.T, f *fixture) {
 	}
 	const distinct = users * 2 // two ads
 	assert.Equal(t, [3]int64{distinct, distinct, distinct}, f.stats(t, c.ID))
+}
+
+func testFutureCampaign(t *testing.T, f *fixture) {
+	c := f.campaign(t, f.now().Add(24*time.Hour))
+	_, err := f.store.RecordImpression(context.Background(), adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"})
+	require.ErrorIs(t, err, adcount.ErrNotStarted)
+	assert.Equal(t, [3]int64{0, 0, 0}, f.stats(t, c.ID))
+}
+
+func testConcurrentCreates(t *testing.T, f *fixture) {
+	const racers = 16
+	id := uuid.NewString()
+	campaigns := make([]adcount.Campaign, racers)
+	for i := range campaigns {
+		c, err := adcount.NewCampaign(id, fmt.Sprint("Racer ", i), Epoch)
+		require.NoError(t, err)
+		campaigns[i] = c
+	}
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() { errs[i] = f.store.CreateCampaign(context.Background(), campaigns[i]) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "racers %d and %d both created %s", winner, i, id)
+			winner = i
+			continue
+		}
+		assert.ErrorIs(t, err, adcount.ErrConflict, "racer %d", i)
+	}
+	require.NotEqual(t, -1, winner, "no racer created %s", id)
+	got, err := f.store.Campaign(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, campaigns[winner].Name, got.Name, "the winner's campaign is the one stored")
+}
+
+func testDoneContext(t *testing.T, f *fixture) {
+	c := f.campaign(t, Epoch)
+	imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelExpired()
+	for _, done := range []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		// The caller cancelled, as a server does when its client hangs up.
+		{"Cancelled", cancelled, context.Canceled},
+		// The caller's deadline passed before the call.
+		{"DeadlinePassed", expired, context.DeadlineExceeded},
+	} {
+		check := func(op string, err error) {
+			t.Helper()
+			require.Error(t, err, "%s with a %s context", op, done.name)
+			assert.True(t, errors.Is(err, done.want) || errors.Is(err, adcount.ErrUnavailable),
+				"%s with a %s context: %v matches neither %v nor ErrUnavailable", op, done.name, err, done.want)
+		}
+		_, err := f.store.RecordImpression(done.ctx, imp)
+		check("RecordImpression", err)
+		_, err = f.store.Campaign(done.ctx, c.ID)
+		check("Campaign", err)
+		_, err = f.store.Stats(done.ctx, c.ID)
+		check("Stats", err)
+		if f.opts.storeChoosesIDs {
+			// The ID of a campaign that was not created is unknowable, so
+			// only the error is checked.
+			_, err = f.store.(CampaignCreator).Create(done.ctx, "Never", Epoch)
+			check("Create", err)
+			continue
+		}
+		never, err := adcount.NewCampaign(uuid.NewString(), "Never", Epoch)
+		require.NoError(t, err)
+		check("CreateCampaign", f.store.CreateCampaign(done.ctx, never))
+		_, err = f.store.Campaign(context.Background(), never.ID)
+		require.ErrorIs(t, err, adcount.ErrNotFound, "a create with a %s context stored nothing", done.name)
+	}
+	assert.Equal(t, [3]int64{0, 0, 0}, f.stats(t, c.ID), "nothing was counted")
+	assert.True(t, f.record(t, imp), "no dedup key was kept, so the retry counts")
+}
+
+func testReopen(t *testing.T, f *fixture) {
+	c := f.campaign(t, Epoch)
+	old := adcount.Impression{CampaignID: c.ID, UserID: "old", AdID: "a"}
+	recent := adcount.Impression{CampaignID: c.ID, UserID: "recent", AdID: "a"}
+	require.True(t, f.record(t, old))
+	f.clock.Advance(f.ttl + time.Hour)
+	require.True(t, f.record(t, recent))
+	before := f.stats(t, c.ID)
+	require.Equal(t, [3]int64{1, 2, 2}, before, "old has left the hour, not the day")
+
+	f.store = f.opts.reopen(t, f.store)
+
+	got, err := f.store.Campaign(context.Background(), c.ID)
+	require.NoError(t, err, "the campaign survives")
+	assert.Equal(t, c.Name, got.Name)
+	assert.True(t, c.StartTime.Equal(got.StartTime), "start time %v, want %v", got.StartTime, c.StartTime)
+	assert.Equal(t, before, f.stats(t, c.ID), "total and both windows survive")
+	assert.False(t, f.record(t, recent), "a live dedup key survives")
+	assert.True(t, f.record(t, old), "an expired dedup key is not brought back")
+	assert.Equal(t, [3]int64{2, 3, 3}, f.stats(t, c.ID))
+	// The surviving key expires when it would have without the reopen.
+	f.clock.Advance(f.ttl - Tick)
+	assert.False(t, f.record(t, recent), "one tick before its original expiry")
+	f.clock.Advance(Tick)
+	assert.True(t, f.record(t, recent), "at its original expiry")
+	_, err = f.store.Campaign(context.Background(), uuid.NewString())
+	require.ErrorIs(t, err, adcount.ErrNotFound, "nothing was made up")
 }

@@ -1,0 +1,400 @@
+// Package apiclient is a Go client for the impression counter's HTTP API,
+// for Go ad servers, for our own tests and for load harnesses.
+//
+// A *Client implements adcount.Store, as the HTTP client of
+// benbjohnson/wtf implements its domain's services, so code written against
+// the store contract can run against a remote deployment unchanged, and the
+// storetest conformance suite checks the whole stack over HTTP. The API's
+// error statuses come back as the domain's errors: a 404 for a campaign
+// matches adcount.ErrNotFound, a 400 is an *adcount.FieldError matching
+// adcount.ErrInvalid, and so on; see Client for the full mapping.
+//
+// The API chooses campaign IDs, so campaigns are created with
+// Client.Create. CreateCampaign, which the store contract has take a
+// caller-chosen ID, returns an error matching errors.ErrUnsupported.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+)
+
+// DefaultUserAgent is the User-Agent the client sends unless WithUserAgent
+// sets another. It lets a server's logs tell this client's traffic apart.
+const DefaultUserAgent = "adcount-apiclient/1"
+
+// DefaultTimeout bounds each request of a client made without
+// WithHTTPClient, so that a caller who passes context.Background() to a
+// server that stopped answering is not stuck for ever.
+const DefaultTimeout = 10 * time.Second
+
+// maxResponseBytes caps how much of a response body the client reads. Every
+// reply of the API is far smaller; the cap keeps a misdirected base URL from
+// making the client buffer a large page.
+const maxResponseBytes = 1 << 20
+
+// ErrUnauthorized means the API refused an admin route: with no admin key
+// (401) or with one that is not active (403). StatusError.Status says which.
+// Retrying will not help until the key is fixed.
+var ErrUnauthorized = errors.New("apiclient: the admin key is missing or not valid")
+
+// errIDChosenByServer explains why CreateCampaign cannot keep its promise.
+var errIDChosenByServer = fmt.Errorf("the API chooses campaign IDs; create campaigns with Client.Create: %w", errors.ErrUnsupported)
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client that sends requests, for its
+// transport, timeouts and connection pool. The default is a client with
+// http.DefaultTransport and DefaultTimeout, which a nil hc keeps.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.http = hc
+		}
+	}
+}
+
+// WithAdminKey sets the admin key sent as "Authorization: Bearer <key>" on
+// the admin routes: creating and reading campaigns and reading stats.
+// Recording impressions needs no key, so it is never sent there, which keeps
+// it out of the ingest path's proxies and logs.
+func WithAdminKey(key string) Option {
+	return func(c *Client) { c.adminKey = key }
+}
+
+// WithUserAgent sets the User-Agent header of every request. The default is
+// DefaultUserAgent.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.userAgent = ua }
+}
+
+// Client talks to one deployment of the API. It is safe for concurrent use
+// and holds no state besides its settings; share one per base URL so that
+// connections are reused.
+//
+// Every method honours ctx. A ctx that is already done fails the call
+// before anything is sent, with an error matching ctx.Err(); one that ends
+// in flight does too, and the outcome is then unknown.
+//
+// Errors map the API's answers back to the domain:
+//
+//	400 naming a field           *adcount.FieldError, matches adcount.ErrInvalid
+//	400 or 413 otherwise         matches adcount.ErrInvalid
+//	401, 403                     matches ErrUnauthorized
+//	404 "campaign not found"     matches adcount.ErrNotFound
+//	409 "already exists"         matches adcount.ErrConflict
+//	409 "has not started"        matches adcount.ErrNotStarted
+//	429, 502, 503, 504           matches adcount.ErrUnavailable
+//	no answer (network, timeout) matches adcount.ErrUnavailable and the cause
+//
+// Every error from a status is also a *StatusError. Any other status, such
+// as a 500 or a 404 for a path the API does not serve (a wrong base URL),
+// is a *StatusError that matches none of the domain's errors.
+type Client struct {
+	base      string // scheme, host and any path prefix, without a trailing slash
+	http      *http.Client
+	adminKey  string
+	userAgent string
+}
+
+var _ adcount.Store = (*Client)(nil)
+
+// New returns a client for the API at baseURL, such as
+// "http://localhost:8080" or an API Gateway stage URL with its path. It fails
+// unless baseURL is an absolute http or https URL.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: base URL %q: %w", baseURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("apiclient: base URL %q must be an absolute http or https URL without a query", baseURL)
+	}
+	c := &Client{
+		base:      strings.TrimSuffix(u.String(), "/"),
+		http:      &http.Client{Timeout: DefaultTimeout},
+		userAgent: DefaultUserAgent,
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
+}
+
+// StatusError is an error answer of the API. It unwraps to the domain error
+// the status means, if any, so callers usually test it with errors.Is and
+// need this type only for the status or RetryAfter.
+type StatusError struct {
+	// Op is the client operation, such as "record impression".
+	Op string
+	// Status is the HTTP status code.
+	Status int
+	// Message is the API's "error" text, or the status text if the body
+	// held none.
+	Message string
+	// RetryAfter is how long a 429 or 503 asked the client to wait; zero
+	// if it did not say.
+	RetryAfter time.Duration
+
+	err error // the domain error the status maps to; nil if none
+}
+
+// Error returns the operation, the status and the API's message.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("apiclient: %s: %d %s", e.Op, e.Status, e.Message)
+}
+
+// Unwrap returns the domain error the status maps to, or nil.
+func (e *StatusError) Unwrap() error { return e.err }
+
+// Create creates a campaign named name that counts impressions from start
+// on, under an ID the API chooses, and returns it as the API stored it: the
+// name trimmed, the start time in UTC. The name and start time are checked
+// before sending, with the errors of adcount.NewCampaign, because JSON
+// cannot carry invalid UTF-8 unchanged.
+func (c *Client) Create(ctx context.Context, name string, start time.Time) (adcount.Campaign, error) {
+	const op = "create campaign"
+	if _, err := adcount.NewCampaign("", name, start); err != nil {
+		return adcount.Campaign{}, fmt.Errorf("apiclient: %s: %w", op, err)
+	}
+	in := campaignRequest{Name: name, StartTime: start.Format(time.RFC3339Nano)}
+	var out campaignResponse
+	if err := c.do(ctx, op, http.MethodPost, "/api/v1/campaigns", true, in, &out, adcount.ErrConflict); err != nil {
+		return adcount.Campaign{}, err
+	}
+	return out.campaign(op)
+}
+
+// CreateCampaign implements adcount.Store, whose contract has the caller
+// choose the ID. The API chooses IDs itself, so CreateCampaign sends nothing
+// and returns an error matching errors.ErrUnsupported; use Create.
+func (c *Client) CreateCampaign(_ context.Context, camp adcount.Campaign) error {
+	return fmt.Errorf("apiclient: create campaign %s: %w", camp.ID, errIDChosenByServer)
+}
+
+// Campaign returns the campaign with the given ID, or an error matching
+// adcount.ErrNotFound.
+func (c *Client) Campaign(ctx context.Context, id string) (adcount.Campaign, error) {
+	op := "get campaign " + id
+	if err := checkID(op, id); err != nil {
+		return adcount.Campaign{}, err
+	}
+	var out campaignResponse
+	if err := c.do(ctx, op, http.MethodGet, "/api/v1/campaigns/"+url.PathEscape(id), true, nil, &out, nil); err != nil {
+		return adcount.Campaign{}, err
+	}
+	return out.campaign(op)
+}
+
+// RecordImpression sends imp and reports whether the API counted it or
+// ignored it as a duplicate within the dedup window. imp is validated
+// before sending, with the errors of Impression.Validate, because JSON
+// cannot carry invalid UTF-8 unchanged. An error matching
+// adcount.ErrUnavailable leaves the outcome unknown; sending the same
+// impression again is safe, as it counts at most once.
+//
+// A batch method, RecordImpressions, will join it when the API has a batch
+// route; both share one request path.
+func (c *Client) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+	op := "record impression for " + imp.CampaignID
+	if err := imp.Validate(); err != nil {
+		return false, fmt.Errorf("apiclient: %s: %w", op, err)
+	}
+	in := impressionRequest{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}
+	var out impressionResponse
+	if err := c.do(ctx, op, http.MethodPost, "/api/v1/impressions", false, in, &out, adcount.ErrNotStarted); err != nil {
+		return false, err
+	}
+	return out.Counted, nil
+}
+
+// Stats returns the campaign's counts as the API read them, or an error
+// matching adcount.ErrNotFound.
+func (c *Client) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
+	op := "stats " + campaignID
+	if err := checkID(op, campaignID); err != nil {
+		return adcount.Stats{}, err
+	}
+	var out statsResponse
+	if err := c.do(ctx, op, http.MethodGet, "/api/v1/campaigns/"+url.PathEscape(campaignID)+"/stats", true, nil, &out, nil); err != nil {
+		return adcount.Stats{}, err
+	}
+	return adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total}, nil
+}
+
+// checkID answers locally for IDs no campaign can have and no path can
+// carry as one segment: the empty ID, "." and "..", which the API would
+// treat as a different path.
+func checkID(op, id string) error {
+	switch id {
+	case "", ".", "..":
+		return fmt.Errorf("apiclient: %s: %w", op, adcount.ErrNotFound)
+	}
+	return nil
+}
+
+// do sends one request with in, if not nil, as its JSON body, and decodes a
+// 2xx answer into out. admin routes carry the admin key. conflict is what a
+// 409 means on this route when the message does not say.
+func (c *Client) do(ctx context.Context, op, method, path string, admin bool, in, out any, conflict error) error {
+	// A done context sends nothing, so the call certainly changed nothing.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apiclient: %s: %w", op, err)
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("apiclient: %s: encode request: %w", op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("apiclient: %s: %w", op, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if admin && c.adminKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.adminKey)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The caller gave up; that says nothing about the API.
+			return fmt.Errorf("apiclient: %s: %w", op, ctxErr)
+		}
+		return fmt.Errorf("apiclient: %s: %w: %w", op, adcount.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("apiclient: %s: read response: %w", op, ctxErr)
+		}
+		return fmt.Errorf("apiclient: %s: read response: %w: %w", op, adcount.ErrUnavailable, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return statusError(op, resp, raw, conflict)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("apiclient: %s: decode %d response: %w", op, resp.StatusCode, err)
+	}
+	return nil
+}
+
+// statusError turns an error answer into a *StatusError that unwraps to
+// the domain error the status means. This is the one place that mapping
+// lives.
+func statusError(op string, resp *http.Response, raw []byte, conflict error) *StatusError {
+	var body errorResponse
+	msg := http.StatusText(resp.StatusCode)
+	if json.Unmarshal(raw, &body) == nil && body.Error != "" {
+		msg = body.Error
+	}
+	e := &StatusError{Op: op, Status: resp.StatusCode, Message: msg}
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		if fe := parseFieldError(msg); fe != nil {
+			e.err = fe
+		} else {
+			e.err = adcount.ErrInvalid
+		}
+	case http.StatusRequestEntityTooLarge:
+		e.err = adcount.ErrInvalid
+	case http.StatusUnauthorized, http.StatusForbidden:
+		e.err = ErrUnauthorized
+	case http.StatusNotFound:
+		// Only the API's own "campaign not found" means the campaign is
+		// missing; a 404 for the path means the base URL is wrong.
+		if strings.Contains(msg, "campaign not found") {
+			e.err = adcount.ErrNotFound
+		}
+	case http.StatusConflict:
+		switch {
+		case strings.Contains(msg, "not started"):
+			e.err = adcount.ErrNotStarted
+		case strings.Contains(msg, "already exists"):
+			e.err = adcount.ErrConflict
+		default:
+			e.err = conflict
+		}
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		e.err = adcount.ErrUnavailable
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+	}
+	return e
+}
+
+// parseFieldError reads the API's "field: message" form of a validation
+// error, such as "user_id: must be at most 256 bytes". It returns nil for
+// a message that names no field, such as one about malformed JSON.
+func parseFieldError(msg string) *adcount.FieldError {
+	field, rest, ok := strings.Cut(msg, ": ")
+	if !ok || field == "" || rest == "" {
+		return nil
+	}
+	for _, r := range field {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return nil
+		}
+	}
+	return &adcount.FieldError{Field: field, Message: rest}
+}
+
+// The API's JSON shapes, as shared/httpapi writes and reads them. The client
+// keeps its own copies so that it depends on the wire format, not on the
+// server's code.
+type (
+	campaignRequest struct {
+		Name      string `json:"name"`
+		StartTime string `json:"start_time"`
+	}
+	campaignResponse struct {
+		ID        string `json:"id"`
+		Name      string `json:"name"`
+		StartTime string `json:"start_time"`
+	}
+	impressionRequest struct {
+		CampaignID string `json:"campaign_id"`
+		UserID     string `json:"user_id"`
+		AdID       string `json:"ad_id"`
+	}
+	impressionResponse struct {
+		Counted bool `json:"counted"`
+	}
+	statsResponse struct {
+		CampaignID string `json:"campaign_id"`
+		LastHour   int64  `json:"last_hour"`
+		LastDay    int64  `json:"last_day"`
+		Total      int64  `json:"total"`
+	}
+	errorResponse struct {
+		Error string `json:"error"`
+	}
+)
+
+func (r campaignResponse) campaign(op string) (adcount.Campaign, error) {
+	start, err := time.Parse(time.RFC3339Nano, r.StartTime)
+	if err != nil {
+		return adcount.Campaign{}, fmt.Errorf("apiclient: %s: decode start_time: %w", op, err)
+	}
+	return adcount.Campaign{ID: r.ID, Name: r.Name, StartTime: start.UTC()}, nil
+}
