@@ -331,6 +331,8 @@ func statusError(op string, resp *http.Response, raw []byte, conflict error) *St
 			e.err = adcount.ErrNotStarted
 		case strings.Contains(msg, "already exists"):
 			e.err = adcount.ErrConflict
+		case strings.Contains(msg, "maximum number of campaigns"):
+			e.err = adcount.ErrLimit
 		default:
 			e.err = conflict
 		}

@@ -275,6 +275,8 @@ func TestStatusMapping(t *testing.T) {
 		// The two 409s are told apart by their message.
 		{"Conflict", 409, `{"error":"a campaign with this id already exists"}`, nil, adcount.ErrConflict, "", 0},
 		{"NotStarted", 409, `{"error":"campaign has not started yet; impressions count from its start_time"}`, nil, adcount.ErrNotStarted, "", 0},
+		// A full store refuses a create with a 409 of its own.
+		{"CampaignLimit", 409, `{"error":"the store already holds its maximum number of campaigns (MAX_CAMPAIGNS); no campaign was created"}`, nil, adcount.ErrLimit, "", 0},
 		// A 503 is unavailable, and says when to retry.
 		{"Unavailable", 503, `{"error":"the store is unavailable; retry the same request: it is never counted twice"}`, http.Header{"Retry-After": {"1"}}, adcount.ErrUnavailable, "", time.Second},
 		// API Gateway throttles with a 429 in its own body shape.
@@ -371,4 +373,22 @@ func TestNoAnswer(t *testing.T) {
 		_, err = c.Stats(context.Background(), "c")
 		require.ErrorIs(t, err, adcount.ErrUnavailable)
 	})
+}
+
+// TestFullStoreIsErrLimit: the real handler over a memory store that holds
+// one campaign answers the second create with the 409 the client reads as
+// adcount.ErrLimit, not as a conflict.
+func TestFullStoreIsErrLimit(t *testing.T) {
+	t.Parallel()
+	store, err := memstore.New(memstore.WithMaxCampaigns(1))
+	require.NoError(t, err)
+	srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
+	t.Cleanup(srv.Close)
+	c, err := apiclient.New(srv.URL, apiclient.WithHTTPClient(srv.Client()))
+	require.NoError(t, err)
+	_, err = c.Create(context.Background(), "First", storetest.Epoch)
+	require.NoError(t, err)
+	_, err = c.Create(context.Background(), "Second", storetest.Epoch)
+	require.ErrorIs(t, err, adcount.ErrLimit)
+	assert.NotErrorIs(t, err, adcount.ErrConflict)
 }
