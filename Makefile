@@ -34,16 +34,22 @@ test: rie
 # issue that touches concurrency is resolved.
 STRESS_TESTS := \
 	./shared/dynamostore:^TestStoresShareOneTableExactly$$ \
-	./shared/dynamostore:^TestConformance$$/^ConcurrentImpressionsCountExactly$$ \
+	./shared/dynamostore:^TestConformance$$/^Concurrent \
 	./shared/dynamostore:^TestPingIsCachedBriefly$$ \
-	./shared/memstore:^TestConformance$$/^ConcurrentImpressionsCountExactly$$ \
-	./shared/memstore:^TestPersistentConformance$$/^ConcurrentImpressionsCountExactly$$ \
+	./shared/memstore:^TestConformance$$/^Concurrent \
+	./shared/memstore:^TestPersistentConformance$$/^Concurrent \
 	./shared/memstore:^TestHighVolumeConcurrentImpressions$$ \
+	./shared/memstore:^TestStatsNeverShowACountAFailedFsyncTakesBack$$ \
 	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \
+	./shared/logbuf:^TestWriter(ConcurrentWriters|Flush)$$ \
 	./shared/syncbuf:^TestConcurrentWritesStayWhole$$ \
+	./shared/httpapi:^TestClientHangUpIs499$$ \
 	./loadtest:^TestTargeterIsSafeForConcurrentUse$$ \
+	./local:^TestConformanceThroughTheClient$$/^Concurrent \
+	./local:^(TestBlockedStdoutDoesNotBlockRequests|TestStdoutThatNeverReadsAgain|TestConnectionLimit)$$ \
+	./local:^TestRestartKeepsAcknowledgedImpressions$$ \
 	./functions:^TestDynamoDBUnderEmulator$$ \
-	./local:^TestRestartKeepsAcknowledgedImpressions$$
+	./functions:^TestConformanceUnderEmulator$$
 STRESS_COUNT ?= 20
 STRESS_ONLY  ?=
 

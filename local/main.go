@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -133,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
 	srv := &http.Server{
-		Handler:           newHandler(store, cfg, logger, logs),
+		Handler:           closeAfterChunked(newHandler(store, cfg, logger, logs)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      15 * time.Second,
@@ -249,6 +250,25 @@ func createTable(ctx context.Context, cfg config.Config, getenv func(string) str
 		fmt.Fprintf(stdout, "table %s already exists\n", cfg.DynamoDBTable)
 	}
 	return nil
+}
+
+// closeAfterChunked closes the connection after answering a request whose
+// body came chunked. RFC 9112 (section 6.3) requires a server that serves a
+// request carrying both Transfer-Encoding and Content-Length to close the
+// connection afterwards, because a proxy in front that framed the request
+// by Content-Length would read what follows differently: the classic
+// request-smuggling desync. net/http serves such a request by its chunked
+// framing, as it must, but keeps the connection open, and it drops the
+// Content-Length header before a handler could see both. So every chunked
+// request closes its connection. Browsers and ad servers send small bodies
+// with a Content-Length, so normal traffic never pays for this.
+func closeAfterChunked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(r.TransferEncoding, "chunked") {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // newHandler is the API with the routes a long-running server adds: health,
