@@ -41,12 +41,15 @@ STRESS_TESTS := \
 	./shared/memstore:^TestHighVolumeConcurrentImpressions$$ \
 	./shared/memstore:^TestStatsNeverShowACountAFailedFsyncTakesBack$$ \
 	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \
-	./shared/logbuf:^TestWriter(ConcurrentWriters|Flush)$$ \
+	./shared/logbuf:^TestWriterConcurrentWriters$$ \
+	./shared/logbuf:^TestWriterFlush$$ \
 	./shared/syncbuf:^TestConcurrentWritesStayWhole$$ \
 	./shared/httpapi:^TestClientHangUpIs499$$ \
 	./loadtest:^TestTargeterIsSafeForConcurrentUse$$ \
 	./local:^TestConformanceThroughTheClient$$/^Concurrent \
-	./local:^(TestBlockedStdoutDoesNotBlockRequests|TestStdoutThatNeverReadsAgain|TestConnectionLimit)$$ \
+	./local:^TestBlockedStdoutDoesNotBlockRequests$$ \
+	./local:^TestStdoutThatNeverReadsAgain$$ \
+	./local:^TestConnectionLimit$$ \
 	./local:^TestRestartKeepsAcknowledgedImpressions$$ \
 	./functions:^TestDynamoDBUnderEmulator$$ \
 	./functions:^TestConformanceUnderEmulator$$
@@ -55,7 +58,8 @@ STRESS_ONLY  ?=
 
 .PHONY: stress
 
-## stress: each concurrency test in STRESS_TESTS, STRESS_COUNT (20) times on
+## stress: each concurrency test in STRESS_TESTS (package:pattern, one test
+## an entry, no spaces or parentheses), STRESS_COUNT (20) times on
 ## 1 and 2 cores with the race detector; any failure fails it.
 ## STRESS_ONLY=dynamostore keeps the entries that contain that text.
 stress: rie
