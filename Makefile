@@ -160,7 +160,7 @@ dynamodb-table:
 VEGETA_CLI := github.com/tsenart/vegeta/v12@v12.13.0
 BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: vegeta load bench-http bench-persistence rss chaos
+.PHONY: vegeta load bench-http bench-compare bench-persistence rss chaos
 
 ## vegeta: the vegeta CLI that loadtest/scripts use, into bin/.
 vegeta:
@@ -170,9 +170,15 @@ vegeta:
 load:
 	loadtest/scripts/load.sh
 
-## bench-http: the service's impression route against a bare net/http floor.
+## bench-http: the service's impression route against a bare net/http floor;
+## BASELINE=<rev> also measures that revision's server in every round.
 bench-http:
 	loadtest/scripts/bench-http.sh
+
+## bench-compare: the Go benchmarks of this tree against BASELINE=<rev>, in
+## paired rounds (ROUNDS, BENCH, BENCHTIME, PKGS), summarised by benchstat.
+bench-compare:
+	BENCHSTAT=$(BENCHSTAT) loadtest/scripts/bench-compare.sh
 
 ## bench-persistence: the local server with and without DATA_DIR, verified.
 bench-persistence:

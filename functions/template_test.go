@@ -347,7 +347,6 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		"DEDUP_TTL":               ref("DedupTTL"),
 		"DYNAMODB_TABLE":          ref(table),
 		"DYNAMODB_COUNTER_SHARDS": ref("CounterShards"),
-		"ADMIN_API_KEYS":          ref("AdminApiKeys"),
 	}
 	// What a deployment with the defaults gives each Ref; the admin key
 	// has no default and stands for the one given at deploy time.
@@ -364,6 +363,15 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		for variable, target := range want {
 			assert.Equal(t, target, env[variable], "%s: %s", name, variable)
 		}
+		// Only the admin function holds the admin keys: the ingest
+		// function is open to the internet and serves no admin route.
+		wantKeys := []string{"deploy-time-admin-key"}
+		if name == logicalID(serve.Admin) {
+			assert.Equal(t, ref("AdminApiKeys"), env["ADMIN_API_KEYS"], "%s: ADMIN_API_KEYS", name)
+		} else {
+			assert.NotContains(t, env, "ADMIN_API_KEYS", "%s must not hold the admin keys", name)
+			wantKeys = nil
+		}
 		// The variables the functions read are the ones config reads, and
 		// the defaults make a DynamoDB deployment behind an admin key.
 		cfg, err := config.Load(func(k string) string {
@@ -379,7 +387,7 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Equal(t, config.StoreDynamoDB, cfg.Store, "%s: DynamoDB is the default store", name)
 		assert.Equal(t, resolved[table], cfg.DynamoDBTable, name)
-		assert.Equal(t, []string{"deploy-time-admin-key"}, cfg.AdminKeys, name)
+		assert.Equal(t, wantKeys, cfg.AdminKeys, name)
 		assert.Equal(t, config.DefaultCounterShards, cfg.CounterShards, name)
 	}
 }
