@@ -14,7 +14,8 @@ const RetryAfterSeconds = 1
 
 // StatusClientClosedRequest is the status recorded, in logs and metrics,
 // for a request whose client hung up before it was answered: nginx's 499.
-// The client never sees it; it keeps a client's behaviour out of the 5xx
+// A client that has gone never reads it (one that only half-closed its
+// connection still does); it keeps a client's behaviour out of the 5xx
 // that page an operator.
 const StatusClientClosedRequest = 499
 

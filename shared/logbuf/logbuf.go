@@ -102,9 +102,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 
 // Flush waits until every line written before it has been handed to the
-// output, or ctx ends. It returns the output's first error, if any. A
-// Lambda function flushes at the end of each invocation, before the
-// environment may be frozen.
+// output, or ctx ends. It returns the output's first error, if any. The
+// local server flushes at shutdown, so that a clean stop loses no line.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -41,11 +41,16 @@ const (
 func Functions() []Function { return []Function{Ingest, Admin} }
 
 // Access is the one access class of the API's routes that fn serves.
+// A function not listed here serves nothing, so that a new function never
+// serves admin routes by default; Run refuses it at start.
 func (fn Function) Access() httpapi.Access {
-	if fn == Ingest {
+	switch fn {
+	case Ingest:
 		return httpapi.Ingest
+	case Admin:
+		return httpapi.Admin
 	}
-	return httpapi.Admin
+	return 0
 }
 
 // errNoAdminKeys is returned by Run when the admin function's
@@ -59,9 +64,10 @@ const MetricsNamespace = "AdCount"
 
 // Main runs fn with the process's environment and stdout, as Lambda starts
 // it, and returns the exit code for main to exit with, so that main stays
-// the only place that exits. It returns only if fn cannot start or stops
-// serving, with 1, after logging why as one JSON line at level ERROR that
-// names fn; Lambda sends it to CloudWatch Logs and reports an init error.
+// the only place that exits. It returns 1 if fn cannot start or stops
+// serving with an error, after logging why as one JSON line at level ERROR
+// that names fn (Lambda sends it to CloudWatch Logs and reports an init
+// error), and 0 if it stops serving cleanly.
 func Main(fn Function) int {
 	if err := Run(context.Background(), fn, os.Getenv, os.Stdout); err != nil {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error(string(fn)+" cannot start", "function", string(fn), "err", err)

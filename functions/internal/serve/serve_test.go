@@ -46,4 +46,6 @@ func TestFunctionsServeOneAccessClassEach(t *testing.T) {
 	t.Parallel()
 	assert.Equal(t, httpapi.Ingest, serve.Ingest.Access())
 	assert.Equal(t, httpapi.Admin, serve.Admin.Access())
+	// A function not yet given a class serves nothing, never admin routes.
+	assert.Equal(t, httpapi.Access(0), serve.Function("aggregate").Access())
 }
