@@ -53,24 +53,34 @@ func (s slowStore) RecordImpression(ctx context.Context, imp adcount.Impression)
 // nothing is counted.
 func TestClientHangUpIs499(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name        string
-		unavailable bool
-	}{
-		// The store returns the context's error, wrapped.
-		{"StoreSaysCanceled", false},
-		// The store calls the cut call an outage; the request's context
-		// still says the client left first.
-		{"StoreSaysUnavailable", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			hangUp(t, tc.unavailable)
-		})
-	}
+	rec, line := hangUp(t, false)
+	assert.Equal(t, 499, rec.Status)
+	assert.Equal(t, "client_closed", rec.ErrorKind)
+	assert.False(t, rec.StoreError, "a client's hang-up is no store failure")
+	assert.Equal(t, httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "client_closed", Count: 1}}}, rec.Impressions)
+	assert.Equal(t, "INFO", line["level"], "not an error of the service")
+	assert.Equal(t, 499.0, line["status"])
+	assert.Equal(t, "client_closed", line["error_kind"])
+	assert.NotContains(t, line, "store_error")
 }
 
-func hangUp(t *testing.T, unavailable bool) {
+// TestStoreFailureDuringHangUpStaysAStoreFailure: a store that fails on its
+// own, with an error that does not carry the client's cancellation, is an
+// outage even if the client has gone meanwhile: it must reach the store
+// error metrics and the ERROR log, not hide as a 499.
+func TestStoreFailureDuringHangUpStaysAStoreFailure(t *testing.T) {
+	t.Parallel()
+	rec, line := hangUp(t, true)
+	assert.Equal(t, 503, rec.Status)
+	assert.Equal(t, "unavailable", rec.ErrorKind)
+	assert.True(t, rec.StoreError)
+	assert.Equal(t, "unavailable", line["store_error"])
+}
+
+// hangUp sends a whole, valid impression to a store that waits for the
+// request to end, half-closes the connection, and returns the request's
+// record and log line. With unavailable the store then fails on its own.
+func hangUp(t *testing.T, unavailable bool) (httpapi.Record, map[string]any) {
 	t.Helper()
 	mem, err := memstore.New(memstore.WithClock(storetest.NewClock(storetest.Epoch).Now))
 	require.NoError(t, err)
@@ -98,22 +108,13 @@ func hangUp(t *testing.T, unavailable bool) {
 	_, err = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
-	assert.Equal(t, httpapi.StatusClientClosedRequest, resp.StatusCode)
-
 	rec := sink.last(t)
-	assert.Equal(t, 499, rec.Status)
-	assert.Equal(t, "client_closed", rec.ErrorKind)
-	assert.False(t, rec.StoreError, "a client's hang-up is no store failure")
-	assert.Equal(t, httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "client_closed", Count: 1}}}, rec.Impressions)
+	assert.Equal(t, rec.Status, resp.StatusCode)
 
 	var line map[string]any
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line))
-	assert.Equal(t, "INFO", line["level"], "not an error of the service")
-	assert.Equal(t, 499.0, line["status"])
-	assert.Equal(t, "client_closed", line["error_kind"])
-	assert.NotContains(t, line, "store_error")
-
 	stats, err := mem.Stats(context.Background(), "c")
 	require.NoError(t, err)
 	assert.Zero(t, stats.Total, "nothing counted")
+	return rec, line
 }

@@ -65,13 +65,6 @@ func (e *methodError) Error() string {
 	return "method " + e.method + " is not allowed here; allowed: " + e.allow
 }
 
-// clientClosedError is a failure that followed the client hanging up.
-type clientClosedError struct{ err error }
-
-func (e *clientClosedError) Error() string { return e.err.Error() + " (the client closed the request)" }
-
-func (e *clientClosedError) Unwrap() []error { return []error{e.err, context.Canceled} }
-
 // problem is how the API answers an error: the status, the message a client
 // sees, and a short kind for logs and metrics.
 type problem struct {

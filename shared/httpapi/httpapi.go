@@ -8,8 +8,6 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -191,11 +189,10 @@ func (a *api) serve(rt route) http.Handler {
 		rec := Record{Time: start, Method: r.Method, Route: name, RequestID: id, Impressions: res.impressions}
 		switch {
 		case err != nil:
-			if errors.Is(r.Context().Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
-				// The client hung up while the request ran; whatever
-				// failed after that is its doing.
-				err = &clientClosedError{err: err}
-			}
+			// Only an error that carries the client's cancellation is
+			// client_closed (classify checks context.Canceled first); a
+			// store failure that coincides with a hang-up stays a store
+			// failure, so that no outage hides behind departing clients.
 			p := classify(err)
 			rec.Status, rec.ErrorKind, rec.Err = p.status, p.kind, err
 			rec.StoreError = p.storeFailure()
