@@ -206,8 +206,14 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 	if !shard.admitLocked(key, t, ttl) {
 		shard.mu.Unlock()
 		// The record that made this a duplicate may still be on its way
-		// to disk; answer "duplicate" only once it is there.
-		if err := s.journal.barrier(); err != nil {
+		// to disk; answer "duplicate" only once it is there. That record
+		// is this campaign's, counted before the shard lock was let go,
+		// so the campaign's last record is at or past it: once that is
+		// durable, as it long has been for most repeats, nothing waits.
+		cs.mu.Lock()
+		lsn := cs.lsn
+		cs.mu.Unlock()
+		if err := s.journal.durableThrough(ctx, lsn); err != nil {
 			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
 		}
 		return false, nil

@@ -341,6 +341,8 @@ func (j *journal) impression(campaignID string, key adcount.DedupKey, t, expiry 
 // durableThrough waits until record lsn is durable, or ctx ends. Stats
 // call it so that no count is shown before it is durable: one that a
 // failed fsync then took back would make a total fall after a restart.
+// A duplicate calls it so that it is answered only once the record that
+// made it one is durable.
 func (j *journal) durableThrough(ctx context.Context, lsn uint64) error {
 	if j == nil || lsn <= j.log.Durable() {
 		return nil
@@ -352,14 +354,6 @@ func (j *journal) durableThrough(ctx context.Context, lsn uint64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// barrier waits until every record appended so far is durable.
-func (j *journal) barrier() error {
-	if j == nil {
-		return nil
-	}
-	return j.log.Barrier().Wait()
 }
 
 // restorer rebuilds a store from its snapshot and log. It runs before the

@@ -243,3 +243,63 @@ func TestOpenRefusesLostAcknowledgedImpressions(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateWaitsOnlyForTheRecordThatMadeIt: a duplicate is answered
+// only once the record that made it one is durable, but a repeat of a key
+// whose record is long durable answers at once, even while another
+// campaign's fsync is held.
+func TestDuplicateWaitsOnlyForTheRecordThatMadeIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fs := &faultfs.FS{}
+	s := openFaulty(t, t.TempDir(), fs, storetest.NewClock(storetest.Epoch))
+	defer func() { assert.NoError(t, s.Close()) }()
+	c2, err := adcount.NewCampaign("c2", "Quiet", storetest.Epoch)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateCampaign(ctx, c2))
+	durable := adcount.Impression{CampaignID: "c2", UserID: "u", AdID: "a"}
+	require.True(t, record(t, s, durable))
+
+	// The next fsync, for c1's new impression, is held until released.
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fs.OnSync(segments(func(string) error {
+		once.Do(func() { close(inSync); <-release })
+		return nil
+	}))
+	pending := make(chan error, 1)
+	go func() {
+		_, err := s.RecordImpression(ctx, impression(1))
+		pending <- err
+	}()
+	<-inSync
+	repeat := make(chan bool, 1)
+	go func() {
+		counted, err := s.RecordImpression(ctx, impression(1))
+		assert.NoError(t, err)
+		repeat <- counted
+	}()
+
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce() // a failure below must not leave the fsync held
+	durableRepeat := make(chan error, 1)
+	go func() {
+		counted, err := s.RecordImpression(ctx, durable)
+		assert.False(t, counted)
+		durableRepeat <- err
+	}()
+	select {
+	case err := <-durableRepeat:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a repeat of a durable key waited for another campaign's fsync")
+	}
+	select {
+	case <-repeat:
+		t.Fatal("a repeat of a key whose record is not yet durable was answered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	releaseOnce()
+	require.NoError(t, <-pending)
+	assert.False(t, <-repeat, "the repeat is a duplicate once its record is durable")
+}
