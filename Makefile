@@ -40,11 +40,14 @@ STRESS_TESTS := \
 	./shared/memstore:^TestPersistentConformance$$/^Concurrent \
 	./shared/memstore:^TestHighVolumeConcurrentImpressions$$ \
 	./shared/memstore:^TestStatsNeverShowACountAFailedFsyncTakesBack$$ \
+	./shared/memstore:^TestDuplicateWaitsOnlyForTheRecordThatMadeIt$$ \
 	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \
 	./shared/logbuf:^TestWriterConcurrentWriters$$ \
 	./shared/logbuf:^TestWriterFlush$$ \
 	./shared/syncbuf:^TestConcurrentWritesStayWhole$$ \
 	./shared/httpapi:^TestClientHangUpIs499$$ \
+	./shared/httpapi:^TestStoreFailureDuringHangUpStaysAStoreFailure$$ \
+	./shared/apiclient:^TestNoAnswer$$ \
 	./loadtest:^TestTargeterIsSafeForConcurrentUse$$ \
 	./local:^TestConformanceThroughTheClient$$/^Concurrent \
 	./local:^TestBlockedStdoutDoesNotBlockRequests$$ \
@@ -67,6 +70,7 @@ stress: rie
 		case "$$entry" in *"$(STRESS_ONLY)"*) ;; *) continue ;; esac; \
 		pkg="$${entry%%:*}"; run="$${entry#*:}"; \
 		echo "stress: $$pkg -run '$$run'"; \
+		$(GO) test -list "$${run%%/*}" "$$pkg" | grep -q '^Test' || { echo "stress: no test in $$pkg matches $${run%%/*}"; exit 1; }; \
 		$(RIE_ENV) $(GO) test -race -count=$(STRESS_COUNT) -cpu 1,2 -timeout 60m -run "$$run" "$$pkg"; \
 	done
 
