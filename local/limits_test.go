@@ -63,6 +63,11 @@ func TestMaxConnections(t *testing.T) {
 		{"LeavesNoRoomForFiles", "961", 1024, 0, true},
 		{"Zero", "0", 1024, 0, true},
 		{"NotANumber", "many", 1024, 0, true},
+		// A tiny open-file limit: auto stays within what may be set, and
+		// one connection is always allowed.
+		{"AutoWithinTinyLimit", "", 100, 36, false},
+		{"TinyLimitStillTakesOne", "1", 50, 1, false},
+		{"TinyLimitAutoIsOne", "", 50, 1, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

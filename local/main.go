@@ -197,8 +197,10 @@ func maxConnections(getenv func(string) string, fileLimit uint64) (int, error) {
 	hi := math.MaxInt32
 	auto := autoMaxConnections
 	if fileLimit > 0 {
-		hi = int(min(fileLimit, math.MaxInt32)) - reservedFiles
-		auto = min(auto, int(min(fileLimit, math.MaxInt32))/2)
+		// A limit too small to reserve the store's files still lets one
+		// connection in, and auto never exceeds what may be set.
+		hi = max(int(min(fileLimit, math.MaxInt32))-reservedFiles, 1)
+		auto = min(auto, int(min(fileLimit, math.MaxInt32))/2, hi)
 	}
 	if v := getenv("MAX_CONNECTIONS"); v == "" || v == "auto" {
 		return max(auto, 1), nil
