@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -144,6 +145,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if err := loadPersistence(getenv, &cfg); err != nil {
 		return Config{}, err
+	}
+	// A setting that the chosen store would ignore is a mistake to report,
+	// not to skip: whoever set it expects it to do something.
+	switch {
+	case cfg.AcceptDataLoss && cfg.DataDir == "":
+		return Config{}, errors.New("config: ACCEPT_DATA_LOSS applies only with DATA_DIR, which is not set")
+	case cfg.Store == StoreDynamoDB && getenv("MAX_CAMPAIGNS") != "":
+		return Config{}, fmt.Errorf("config: MAX_CAMPAIGNS applies only to the memory store, not STORE=%s", StoreDynamoDB)
 	}
 	return cfg, nil
 }

@@ -192,7 +192,10 @@ func TestLoadPersistence(t *testing.T) {
 		// Zero is a real choice: fsync as soon as the previous one ends.
 		{"ZeroInterval", map[string]string{"FSYNC_INTERVAL": "0s"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 100_000}, ""},
 		// Accepting lost data is a decision for one start, spelled out.
-		{"AcceptDataLoss", map[string]string{"ACCEPT_DATA_LOSS": "true"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 100_000, AcceptDataLoss: true}, ""},
+		{"AcceptDataLoss", map[string]string{"ACCEPT_DATA_LOSS": "true", "DATA_DIR": "/d"}, config.Config{DataDir: "/d", FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 100_000, AcceptDataLoss: true}, ""},
+		// Settings the chosen store would ignore are refused by name.
+		{"AcceptDataLossWithoutDataDir", map[string]string{"ACCEPT_DATA_LOSS": "true"}, config.Config{}, "ACCEPT_DATA_LOSS applies only with DATA_DIR"},
+		{"MaxCampaignsWithDynamoDB", map[string]string{"MAX_CAMPAIGNS": "10", "STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}, config.Config{}, "MAX_CAMPAIGNS applies only to the memory store"},
 		{"AcceptDataLossTypo", map[string]string{"ACCEPT_DATA_LOSS": "yes"}, config.Config{}, "ACCEPT_DATA_LOSS must be true or false"},
 		// The campaign cap bounds the memory a flood of creates can claim.
 		{"MaxCampaigns", map[string]string{"MAX_CAMPAIGNS": "10"}, config.Config{FsyncBatch: 1024, SnapshotInterval: time.Minute, MaxCampaigns: 10}, ""},
