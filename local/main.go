@@ -133,8 +133,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// The timeouts cut off slow clients (a slow-loris client drips its
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
+	handler, err := newHandler(store, cfg, logger, logs)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           closeAfterChunked(newHandler(store, cfg, logger, logs)),
+		Handler:           closeAfterChunked(handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      15 * time.Second,
@@ -276,13 +280,15 @@ func closeAfterChunked(next http.Handler) http.Handler {
 // newHandler is the API with the routes a long-running server adds: health,
 // readiness, Prometheus metrics and the OpenAPI contract. The metrics count
 // the log lines that logs had to drop.
-func newHandler(store adcount.Store, cfg config.Config, logger *slog.Logger, logs *logbuf.Writer) http.Handler {
+func newHandler(store adcount.Store, cfg config.Config, logger *slog.Logger, logs *logbuf.Writer) (http.Handler, error) {
 	sizes, _ := store.(prommetrics.StoreSizes)
 	metrics := prommetrics.New(sizes)
-	metrics.CountDroppedLogLines(logs.Dropped)
+	if err := metrics.CountDroppedLogLines(logs.Dropped); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	return httpapi.NewHandler(store,
 		httpapi.WithLogger(logger),
 		httpapi.WithAdminKeys(cfg.AdminKeys),
 		httpapi.WithMetrics(metrics),
-		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI))
+		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI)), nil
 }

@@ -80,9 +80,10 @@ func (m *Metrics) Handler() http.Handler {
 
 // CountDroppedLogLines publishes dropped, read at scrape time, as
 // adcount_log_lines_dropped_total: the log lines a full log buffer dropped
-// rather than block requests. Call it once, before serving.
-func (m *Metrics) CountDroppedLogLines(dropped func() uint64) {
-	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+// rather than block requests. Call it once, before serving; a second call
+// returns the registry's error.
+func (m *Metrics) CountDroppedLogLines(dropped func() uint64) error {
+	return m.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "adcount_log_lines_dropped_total",
 		Help: "Log lines dropped because the log output did not keep up; alert on any increase.",
 	}, func() float64 { return float64(dropped()) }))

@@ -56,7 +56,8 @@ func TestDroppedLogLinesAreCounted(t *testing.T) {
 	t.Parallel()
 	m := prommetrics.New(nil)
 	var dropped atomic.Uint64
-	m.CountDroppedLogLines(dropped.Load)
+	require.NoError(t, m.CountDroppedLogLines(dropped.Load))
+	require.Error(t, m.CountDroppedLogLines(dropped.Load), "the counter is registered once")
 	scrape := func() string {
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
