@@ -320,18 +320,19 @@ func statusError(op string, resp *http.Response, raw []byte, conflict error) *St
 	case http.StatusUnauthorized, http.StatusForbidden:
 		e.err = ErrUnauthorized
 	case http.StatusNotFound:
-		// Only the API's own "campaign not found" means the campaign is
-		// missing; a 404 for the path means the base URL is wrong.
-		if strings.Contains(msg, "campaign not found") {
+		// Only the API's own not_found means the campaign is missing; a
+		// 404 for the path (no_route, or a gateway's own) means the base
+		// URL is wrong.
+		if body.Code == "not_found" {
 			e.err = adcount.ErrNotFound
 		}
 	case http.StatusConflict:
-		switch {
-		case strings.Contains(msg, "not started"):
+		switch body.Code {
+		case "not_started":
 			e.err = adcount.ErrNotStarted
-		case strings.Contains(msg, "already exists"):
+		case "conflict":
 			e.err = adcount.ErrConflict
-		case strings.Contains(msg, "maximum number of campaigns"):
+		case "limit":
 			e.err = adcount.ErrLimit
 		default:
 			e.err = conflict
@@ -390,6 +391,7 @@ type (
 	}
 	errorResponse struct {
 		Error string `json:"error"`
+		Code  string `json:"code"`
 	}
 )
 

@@ -265,20 +265,20 @@ func TestStatusMapping(t *testing.T) {
 		retryAfter time.Duration
 	}{
 		// A validation error names its field in "field: message" form.
-		{"FieldError", 400, `{"error":"user_id: must be at most 256 bytes, got 300"}`, nil, adcount.ErrInvalid, "user_id", 0},
+		{"FieldError", 400, `{"error":"user_id: must be at most 256 bytes, got 300","code":"invalid"}`, nil, adcount.ErrInvalid, "user_id", 0},
 		// A type error from decoding names its field the same way.
-		{"TypeError", 400, `{"error":"campaign_id: must be a string, got number"}`, nil, adcount.ErrInvalid, "campaign_id", 0},
+		{"TypeError", 400, `{"error":"campaign_id: must be a string, got number","code":"malformed"}`, nil, adcount.ErrInvalid, "campaign_id", 0},
 		// Malformed JSON names no field, and is still invalid input.
-		{"MalformedJSON", 400, `{"error":"malformed JSON at byte 3: invalid character"}`, nil, adcount.ErrInvalid, "", 0},
+		{"MalformedJSON", 400, `{"error":"malformed JSON at byte 3: invalid character","code":"malformed"}`, nil, adcount.ErrInvalid, "", 0},
 		// A body over the limit is invalid input too.
-		{"TooLarge", 413, `{"error":"request body is larger than 65536 bytes"}`, nil, adcount.ErrInvalid, "", 0},
+		{"TooLarge", 413, `{"error":"request body is larger than 65536 bytes","code":"too_large"}`, nil, adcount.ErrInvalid, "", 0},
 		// The two 409s are told apart by their message.
-		{"Conflict", 409, `{"error":"a campaign with this id already exists"}`, nil, adcount.ErrConflict, "", 0},
-		{"NotStarted", 409, `{"error":"campaign has not started yet; impressions count from its start_time"}`, nil, adcount.ErrNotStarted, "", 0},
+		{"Conflict", 409, `{"error":"a campaign with this id already exists","code":"conflict"}`, nil, adcount.ErrConflict, "", 0},
+		{"NotStarted", 409, `{"error":"campaign has not started yet; impressions count from its start_time","code":"not_started"}`, nil, adcount.ErrNotStarted, "", 0},
 		// A full store refuses a create with a 409 of its own.
-		{"CampaignLimit", 409, `{"error":"the store already holds its maximum number of campaigns (MAX_CAMPAIGNS); no campaign was created"}`, nil, adcount.ErrLimit, "", 0},
+		{"CampaignLimit", 409, `{"error":"the store already holds its maximum number of campaigns (MAX_CAMPAIGNS); no campaign was created","code":"limit"}`, nil, adcount.ErrLimit, "", 0},
 		// A 503 is unavailable, and says when to retry.
-		{"Unavailable", 503, `{"error":"the store is unavailable; retry the same request: it is never counted twice"}`, http.Header{"Retry-After": {"1"}}, adcount.ErrUnavailable, "", time.Second},
+		{"Unavailable", 503, `{"error":"the store is unavailable; retry the same request: it is never counted twice","code":"unavailable"}`, http.Header{"Retry-After": {"1"}}, adcount.ErrUnavailable, "", time.Second},
 		// API Gateway throttles with a 429 in its own body shape.
 		{"Throttled", 429, `{"message":"Too Many Requests"}`, http.Header{"Retry-After": {"3"}}, adcount.ErrUnavailable, "", 3 * time.Second},
 		// A gateway that lost its backend.
@@ -286,10 +286,15 @@ func TestStatusMapping(t *testing.T) {
 		{"GatewayTimeout", 504, ``, nil, adcount.ErrUnavailable, "", 0},
 		// An internal error is none of the domain's errors: retrying may
 		// not help, and the client must not guess.
-		{"Internal", 500, `{"error":"internal error"}`, nil, nil, "", 0},
+		{"Internal", 500, `{"error":"internal error","code":"internal"}`, nil, nil, "", 0},
 		// A 404 that is not the API's campaign not found, such as a
 		// gateway's for an unknown stage.
 		{"GatewayNotFound", 404, `{"message":"Not Found"}`, nil, nil, "", 0},
+		// The API's own 404 for a path it lacks: the base URL is wrong,
+		// no campaign is missing.
+		{"NoRoute", 404, `{"error":"no route for GET /v2/campaigns","code":"no_route"}`, nil, nil, "", 0},
+		// The code decides, not the message: a reworded message still maps.
+		{"RewordedNotStarted", 409, `{"error":"too early","code":"not_started"}`, nil, adcount.ErrNotStarted, "", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,6 +73,16 @@ type problem struct {
 	kind    string
 }
 
+// code is the kind a client sees in the error body: a recovered panic is
+// an internal error like any other, so that a client learns nothing of
+// the service's insides from it.
+func (p problem) code() string {
+	if p.kind == "panic" {
+		return "internal"
+	}
+	return p.kind
+}
+
 // storeFailure reports whether the problem is a failure of the store,
 // which metrics count apart.
 func (p problem) storeFailure() bool {
@@ -153,5 +163,5 @@ func fail(w http.ResponseWriter, err error, p problem) {
 			}
 		}
 	}
-	writeError(w, p.status, p.message)
+	writeError(w, p.status, p.message, p.code())
 }

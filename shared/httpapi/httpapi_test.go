@@ -194,7 +194,8 @@ func TestErrors(t *testing.T) {
 			r := s.do(t, tc.method, tc.path, tc.body)
 			assert.Equal(t, tc.status, r.status)
 			assert.Contains(t, r.body["error"], tc.errContain)
-			assert.Len(t, r.body, 1, "an error body holds only the error")
+			assert.Len(t, r.body, 2, "an error body holds the error and its code")
+			assert.Regexp(t, `^[a-z_]+$`, r.body["code"], "a stable code for programs")
 		})
 	}
 	t.Cleanup(func() {

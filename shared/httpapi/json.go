@@ -114,11 +114,16 @@ func writeEncoded(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
+// errorResponse is the API's one error shape: a message for people and a
+// stable code for programs, such as the Go client, so that no client has
+// to read the message to tell one error from another.
 type errorResponse struct {
 	Error string `json:"error"`
+	Code  string `json:"code"`
 }
 
-// writeError sends the API's one error shape, {"error": message}.
-func writeError(w http.ResponseWriter, status int, message string) {
-	writeJSON(w, status, errorResponse{Error: message})
+// writeError sends the API's one error shape, {"error": message, "code":
+// code}; the code is the error's kind, as logs and metrics name it.
+func writeError(w http.ResponseWriter, status int, message, code string) {
+	writeJSON(w, status, errorResponse{Error: message, Code: code})
 }

@@ -146,7 +146,7 @@ func TestPanicIsRecovered(t *testing.T) {
 
 	r := s.do(t, "POST", "/api/v1/impressions", impression("c", "u", "a"))
 	assert.Equal(t, http.StatusInternalServerError, r.status)
-	assert.Equal(t, map[string]any{"error": "internal error"}, r.body)
+	assert.Equal(t, map[string]any{"error": "internal error", "code": "internal"}, r.body)
 
 	// The server keeps serving.
 	id := s.createCampaign(t, "After the panic", storetest.Epoch)
