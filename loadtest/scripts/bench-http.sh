@@ -63,6 +63,19 @@ for round in $(seq 1 "$rounds"); do
 	f_otput="$TPUT" f_p99="$P99" f_ook="$OK"
 	measure "r$round-service-open" "$service_url" -rate "$half" -workers "$workers"
 	s_otput="$TPUT" s_p99="$P99" s_ook="$OK"
+	awk -v r="$round" -v ft="$f_tput" -v st="$s_tput" -v fcp="$f_cp99" -v scp="$s_cp99" -v half="$half" \
+		-v fot="$f_otput" -v sot="$s_otput" -v fp="$f_p99" -v sp="$s_p99" \
+		-v fs="$f_cok" -v ss="$s_cok" -v fos="$f_ook" -v sos="$s_ook" 'BEGIN {
+		tr = st / ft; pr = sp / fp
+		printf "Round %d (%s each, %s workers in the closed model, at most %s connections)\n", r, "'"$duration"'", "'"$workers"'", "'"$connections"'"
+		printf "  %-32s %14s %14s %9s  %s\n", "", "floor", "service", "ratio", "target"
+		printf "  %-32s %12.0f/s %12.0f/s %9.3f  >= 0.90 %s\n", "closed: throughput", ft, st, tr, (tr >= 0.9 ? "met" : "MISSED by " sprintf("%.1f", (0.9 - tr) * 100) " points")
+		printf "  %-32s %12.3fms %12.3fms %8.2fx\n", "closed: p99", fcp / 1e6, scp / 1e6, scp / fcp
+		printf "  %-32s %12.0f/s %12.0f/s\n", "open at " half "/s: throughput", fot, sot
+		printf "  %-32s %12.3fms %12.3fms %8.2fx  <= 1.50x %s\n", "open at " half "/s: p99", fp / 1e6, sp / 1e6, pr, (pr <= 1.5 ? "met" : "MISSED by " sprintf("%.2f", pr - 1.5) "x")
+		printf "  %-32s %13.2f%% %13.2f%%\n", "success closed", fs * 100, ss * 100
+		printf "  %-32s %13.2f%% %13.2f%%\n", "success open", fos * 100, sos * 100
+	}' | tee -a "$root/summary.txt"
 	if [ -n "$baseline_url" ]; then
 		measure "r$round-baseline-closed" "$baseline_url" -rate 0 -workers "$workers" -max-workers "$workers"
 		b_tput="$TPUT"
@@ -77,19 +90,6 @@ for round in $(seq 1 "$rounds"); do
 			printf "  %-32s %12.3fms  service/baseline %.2fx\n", "baseline open: p99", bp / 1e6, sp / bp
 		}' | tee -a "$root/summary.txt"
 	fi
-	awk -v r="$round" -v ft="$f_tput" -v st="$s_tput" -v fcp="$f_cp99" -v scp="$s_cp99" -v half="$half" \
-		-v fot="$f_otput" -v sot="$s_otput" -v fp="$f_p99" -v sp="$s_p99" \
-		-v fs="$f_cok" -v ss="$s_cok" -v fos="$f_ook" -v sos="$s_ook" 'BEGIN {
-		tr = st / ft; pr = sp / fp
-		printf "Round %d (%s each, %s workers in the closed model, at most %s connections)\n", r, "'"$duration"'", "'"$workers"'", "'"$connections"'"
-		printf "  %-32s %14s %14s %9s  %s\n", "", "floor", "service", "ratio", "target"
-		printf "  %-32s %12.0f/s %12.0f/s %9.3f  >= 0.90 %s\n", "closed: throughput", ft, st, tr, (tr >= 0.9 ? "met" : "MISSED by " sprintf("%.1f", (0.9 - tr) * 100) " points")
-		printf "  %-32s %12.3fms %12.3fms %8.2fx\n", "closed: p99", fcp / 1e6, scp / 1e6, scp / fcp
-		printf "  %-32s %12.0f/s %12.0f/s\n", "open at " half "/s: throughput", fot, sot
-		printf "  %-32s %12.3fms %12.3fms %8.2fx  <= 1.50x %s\n", "open at " half "/s: p99", fp / 1e6, sp / 1e6, pr, (pr <= 1.5 ? "met" : "MISSED by " sprintf("%.2f", pr - 1.5) "x")
-		printf "  %-32s %13.2f%% %13.2f%%\n", "success closed", fs * 100, ss * 100
-		printf "  %-32s %13.2f%% %13.2f%%\n", "success open", fos * 100, sos * 100
-	}' | tee -a "$root/summary.txt"
 done
 if [ -n "$baseline_url" ]; then
 	# median COLUMN prints the median of one column of paired.txt.
