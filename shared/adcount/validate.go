@@ -15,8 +15,9 @@ const (
 	MaxIDBytes = 256
 )
 
-// The range of a campaign's start time. No campaign starts before 1970,
-// and a start after 9999 has no RFC 3339 form to be answered with.
+// MinStartTime and MaxStartTime bound a campaign's start time. No campaign
+// starts before 1970, and a start after 9999 has no RFC 3339 form to be
+// answered with. Treat them as constants.
 var (
 	MinStartTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 	MaxStartTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)

@@ -84,6 +84,7 @@ type LossError struct {
 	Want uint64 // the last record it had made durable
 }
 
+// Error says how far the log reached and how far it had been durable.
 func (e *LossError) Error() string {
 	return fmt.Sprintf("wal: the log in %s ends at record %d (%s), but records through %d were durable and acknowledged: %d acknowledged records are missing",
 		e.Dir, e.Have, e.File, e.Want, e.Want-e.Have)
