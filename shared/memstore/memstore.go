@@ -180,11 +180,13 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 // answers only once the outcome is durable, and returns ErrUnavailable
 // when it cannot be made so.
 //
-// The dedup shard's lock is held from the decision until the counters
-// change, and the campaign's lock from the journal append until then
-// too. So the log orders each key's records as the dedup decisions were
-// made, and each campaign's as its counters changed, which is what replay
-// and snapshots rely on. The log's own mutex, held only to copy the record
+// With a journal, the dedup shard's lock is held from the decision until
+// the counters change, and the campaign's lock from the journal append
+// until then too. So the log orders each key's records as the dedup
+// decisions were made, and each campaign's as its counters changed, which
+// is what replay and snapshots rely on. Without one there is no order to
+// keep, and the shard's lock is let go at the decision, so that one
+// campaign's impressions on several cores wait only for its counters. The log's own mutex, held only to copy the record
 // into its buffer, is the one lock all impressions share: group commit
 // needs one order of records.
 func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
@@ -206,17 +208,16 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 	if !shard.admitLocked(key, t, ttl) {
 		shard.mu.Unlock()
 		// The record that made this a duplicate may still be on its way
-		// to disk; answer "duplicate" only once it is there. That record
-		// is this campaign's, counted before the shard lock was let go,
-		// so the campaign's last record is at or past it: once that is
-		// durable, as it long has been for most repeats, nothing waits.
-		cs.mu.Lock()
-		lsn := cs.lsn
-		cs.mu.Unlock()
-		if err := s.journal.durableThrough(ctx, lsn); err != nil {
+		// to disk; answer "duplicate" only once it is there.
+		if err := s.journal.durableFor(ctx, cs); err != nil {
 			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
 		}
 		return false, nil
+	}
+	// See above for why the shard's lock is held only with a journal.
+	ordered := s.journal != nil
+	if !ordered {
+		shard.mu.Unlock()
 	}
 	cs.mu.Lock()
 	lsn, commit, err := s.journal.impression(imp.CampaignID, key, t, t+ttl)
@@ -224,10 +225,12 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 		cs.count(now, lsn)
 	}
 	cs.mu.Unlock()
-	if err != nil {
-		shard.forget(key)
+	if ordered {
+		if err != nil {
+			shard.forget(key)
+		}
+		shard.mu.Unlock()
 	}
-	shard.mu.Unlock()
 	if err == nil && commit != nil {
 		err = commit.Wait()
 	}

@@ -338,11 +338,24 @@ func (j *journal) impression(campaignID string, key adcount.DedupKey, t, expiry 
 	return j.log.Append(appendImpression(buf[:0], campaignID, key, t, expiry))
 }
 
+// durableFor waits until the record that made a repeat of one of cs's
+// keys a duplicate is durable, or ctx ends. That record is cs's, counted
+// before the dedup shard's lock was let go, so cs's last record is at or
+// past it: once that is durable, as it long has been for most repeats,
+// nothing waits. Without a journal there is nothing to wait for.
+func (j *journal) durableFor(ctx context.Context, cs *campaignState) error {
+	if j == nil {
+		return nil
+	}
+	cs.mu.Lock()
+	lsn := cs.lsn
+	cs.mu.Unlock()
+	return j.durableThrough(ctx, lsn)
+}
+
 // durableThrough waits until record lsn is durable, or ctx ends. Stats
 // call it so that no count is shown before it is durable: one that a
 // failed fsync then took back would make a total fall after a restart.
-// A duplicate calls it so that it is answered only once the record that
-// made it one is durable.
 func (j *journal) durableThrough(ctx context.Context, lsn uint64) error {
 	if j == nil || lsn <= j.log.Durable() {
 		return nil
