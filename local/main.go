@@ -203,8 +203,9 @@ func maxConnections(getenv func(string) string, fileLimit uint64) (int, error) {
 	if fileLimit > 0 {
 		// A limit too small to reserve the store's files still lets one
 		// connection in, and auto never exceeds what may be set.
-		hi = max(int(min(fileLimit, math.MaxInt32))-reservedFiles, 1)
-		auto = min(auto, int(min(fileLimit, math.MaxInt32))/2, hi)
+		limit := int(min(fileLimit, math.MaxInt32))
+		hi = max(limit-reservedFiles, 1)
+		auto = min(auto, limit/2, hi)
 	}
 	if v := getenv("MAX_CONNECTIONS"); v == "" || v == "auto" {
 		return max(auto, 1), nil
