@@ -8,6 +8,7 @@ package adcount
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -49,20 +50,70 @@ func (c Campaign) Started(now time.Time) bool {
 }
 
 // Impression is one view of one ad by one user within one campaign. The three
-// fields together are its dedup key.
+// IDs, with Filtered, are its dedup key.
 type Impression struct {
 	CampaignID string
 	UserID     string
 	AdID       string
+	// Filtered marks invalid traffic, such as a known crawler, as judged
+	// by the caller before the store sees it. A store never counts a
+	// filtered impression as an impression: it adds it to Stats.Filtered,
+	// once per dedup window like any other, so that an advertiser can
+	// audit what was left out and a retried request cannot inflate it.
+	Filtered bool
+}
+
+// MaxBatch is the most impressions one RecordImpressions call takes. It
+// bounds the memory and the time one request can claim.
+const MaxBatch = 1000
+
+// Outcome is what a store did with an impression it accepted.
+type Outcome uint8
+
+// The outcomes of an accepted impression. The zero Outcome is none of them.
+const (
+	// Counted means the impression now counts in the campaign's stats.
+	Counted Outcome = iota + 1
+	// Duplicate means the same (campaign, user, ad) was counted within the
+	// dedup window, so nothing changed.
+	Duplicate
+	// Filtered means the impression was marked as invalid traffic: it
+	// counts in Stats.Filtered, at most once per dedup window, and never
+	// in the impression counts.
+	Filtered
+)
+
+// String returns the outcome's name as the API spells it: "counted",
+// "duplicate" or "filtered".
+func (o Outcome) String() string {
+	switch o {
+	case Counted:
+		return "counted"
+	case Duplicate:
+		return "duplicate"
+	case Filtered:
+		return "filtered"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Result is what became of one impression of a batch: an Outcome, or the
+// error that refused it (ErrInvalid, ErrNotFound or ErrNotStarted), exactly
+// as RecordImpression would have answered for that impression alone.
+type Result struct {
+	Outcome Outcome
+	Err     error
 }
 
 // Stats are the counted impressions of one campaign in the sliding windows
-// that end at the moment they were read, and in total.
+// that end at the moment they were read, and in total, and the impressions
+// filtered as invalid traffic in total.
 type Stats struct {
 	CampaignID string
 	LastHour   int64
 	LastDay    int64
 	Total      int64
+	Filtered   int64
 }
 
 // Store keeps campaigns and counts their impressions. Every implementation
@@ -81,11 +132,28 @@ type Store interface {
 	Campaign(ctx context.Context, id string) (Campaign, error)
 
 	// RecordImpression counts imp unless the same (campaign, user, ad) was
-	// counted within the dedup window, and reports whether it counted.
-	// It returns ErrNotFound for an unknown campaign and ErrNotStarted before
-	// the campaign's start time; neither changes any count. A nil error
-	// means the outcome is durable in this store.
-	RecordImpression(ctx context.Context, imp Impression) (counted bool, err error)
+	// counted within the dedup window, and returns the outcome: Counted,
+	// Duplicate, or Filtered for an impression marked Filtered. It returns
+	// ErrInvalid for an invalid impression, ErrNotFound for an unknown
+	// campaign and ErrNotStarted before the campaign's start time; none
+	// changes any count. A nil error means the outcome is durable in this
+	// store.
+	RecordImpression(ctx context.Context, imp Impression) (Outcome, error)
+
+	// RecordImpressions records a batch of at most MaxBatch impressions and
+	// returns one Result per impression, in order: exactly what
+	// RecordImpression would have answered for each, called one by one in
+	// that order. So a repeat inside the batch is a Duplicate, and a bad
+	// impression fails only its own Result.
+	//
+	// A non-nil error means the store failed (ErrUnavailable, or ctx's
+	// error) or the batch is too large (ErrInvalid); the results are then
+	// nil and the outcome of each impression unknown. Retrying the whole
+	// batch is safe: an impression that did count answers Duplicate. A nil
+	// error means every outcome is durable in this store. Stores implement
+	// it natively, not as a loop over RecordImpression, so that a batch
+	// costs far less than its impressions one by one.
+	RecordImpressions(ctx context.Context, imps []Impression) ([]Result, error)
 
 	// Stats returns the campaign's counts as of now, or ErrNotFound.
 	Stats(ctx context.Context, campaignID string) (Stats, error)

@@ -207,17 +207,27 @@ func (c *Client) Campaign(ctx context.Context, id string) (adcount.Campaign, err
 //
 // A batch method, RecordImpressions, will join it when the API has a batch
 // route; both share one request path.
-func (c *Client) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+func (c *Client) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	op := "record impression for " + imp.CampaignID
 	if err := imp.Validate(); err != nil {
-		return false, fmt.Errorf("apiclient: %s: %w", op, err)
+		return 0, fmt.Errorf("apiclient: %s: %w", op, err)
 	}
 	in := impressionRequest{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}
 	var out impressionResponse
 	if err := c.do(ctx, op, http.MethodPost, "/api/v1/impressions", false, in, &out, adcount.ErrNotStarted); err != nil {
-		return false, err
+		return 0, err
 	}
-	return out.Counted, nil
+	if out.Counted {
+		return adcount.Counted, nil
+	}
+	return adcount.Duplicate, nil
+}
+
+// RecordImpressions records a batch; see adcount.Store.
+//
+// TODO(batch): interim loop, replaced by the batch route.
+func (c *Client) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
+	return adcount.RecordEach(ctx, c, imps)
 }
 
 // Stats returns the campaign's counts as the API read them, or an error

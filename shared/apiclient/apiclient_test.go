@@ -77,10 +77,10 @@ func TestClientAgainstTheAPI(t *testing.T) {
 		imp := adcount.Impression{CampaignID: camp.ID, UserID: "u", AdID: "a"}
 		counted, err := c.RecordImpression(ctx, imp)
 		require.NoError(t, err)
-		assert.True(t, counted)
+		assert.Equal(t, adcount.Counted, counted)
 		counted, err = c.RecordImpression(ctx, imp)
 		require.NoError(t, err)
-		assert.False(t, counted)
+		assert.Equal(t, adcount.Duplicate, counted)
 		stats, err := c.Stats(ctx, camp.ID)
 		require.NoError(t, err)
 		assert.Equal(t, adcount.Stats{CampaignID: camp.ID, LastHour: 1, LastDay: 1, Total: 1}, stats)

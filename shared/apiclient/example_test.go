@@ -42,7 +42,7 @@ func Example() {
 		case err != nil:
 			fmt.Println(err)
 		default:
-			fmt.Println("counted:", counted)
+			fmt.Println(counted)
 		}
 	}
 	stats, err := c.Stats(ctx, camp.ID)
@@ -55,8 +55,8 @@ func Example() {
 	_, err = c.Stats(ctx, "no-such-campaign")
 	fmt.Println("not found:", errors.Is(err, adcount.ErrNotFound))
 	// Output:
-	// counted: true
-	// counted: false
+	// counted
+	// duplicate
 	// total: 1
 	// not found: true
 }

@@ -255,10 +255,10 @@ const transactAttempts = 3
 // failed or did not answer in time: then the impression may or may not
 // have been counted, and a retry of the same impression is safe, because
 // the dedup marker and the counters are written in one transaction.
-func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	const op = "record impression"
 	if err := imp.Validate(); err != nil {
-		return false, fmt.Errorf("dynamostore: %s: %w", op, err)
+		return 0, fmt.Errorf("dynamostore: %s: %w", op, err)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -272,26 +272,36 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 		in.ClientRequestToken = aws.String(owner + "-" + strconv.Itoa(attempt))
 		_, err := s.db.TransactWriteItems(ctx, in)
 		if err == nil {
-			return true, nil
+			return adcount.Counted, nil
 		}
 		var tce *types.TransactionCanceledException
 		if !errors.As(err, &tce) {
-			return false, s.wrap(op, imp.CampaignID, err)
+			return 0, s.wrap(op, imp.CampaignID, err)
 		}
 		out, retry := classifyCancellation(tce.CancellationReasons, owner)
 		if !retry {
 			if out.err != nil {
-				return false, fmt.Errorf("dynamostore: %s %s: %w", op, imp.CampaignID, out.err)
+				return 0, fmt.Errorf("dynamostore: %s %s: %w", op, imp.CampaignID, out.err)
 			}
-			return out.counted, nil
+			if out.counted {
+				return adcount.Counted, nil
+			}
+			return adcount.Duplicate, nil
 		}
 		if attempt == transactAttempts {
-			return false, fmt.Errorf("dynamostore: %s %s: %w: %w", op, imp.CampaignID, adcount.ErrUnavailable, err)
+			return 0, fmt.Errorf("dynamostore: %s %s: %w: %w", op, imp.CampaignID, adcount.ErrUnavailable, err)
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return false, s.wrap(op, imp.CampaignID, err)
+			return 0, s.wrap(op, imp.CampaignID, err)
 		}
 	}
+}
+
+// RecordImpressions records a batch; see adcount.Store.
+//
+// TODO(batch): interim loop, replaced by the native batch path.
+func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
+	return adcount.RecordEach(ctx, s, imps)
 }
 
 // recordTransaction builds the one transaction that counts imp at now.

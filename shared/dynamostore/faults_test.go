@@ -200,7 +200,7 @@ func TestStoreFailures(t *testing.T) {
 
 			counted, err := s.RecordImpression(context.Background(), imp)
 			require.NoError(t, err)
-			assert.Equal(t, !tc.applied, counted, "the retry counts only if the failed call did not")
+			assert.Equal(t, !tc.applied, counted == adcount.Counted, "the retry counts only if the failed call did not")
 			assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1}, stats(t, s, c.ID))
 		})
 	}

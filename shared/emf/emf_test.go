@@ -25,8 +25,8 @@ import (
 // were down; no real store fails on demand.
 type downStore struct{ adcount.Store }
 
-func (downStore) RecordImpression(context.Context, adcount.Impression) (bool, error) {
-	return false, fmt.Errorf("down: %w", adcount.ErrUnavailable)
+func (downStore) RecordImpression(context.Context, adcount.Impression) (adcount.Outcome, error) {
+	return 0, fmt.Errorf("down: %w", adcount.ErrUnavailable)
 }
 
 // serve sends one request through the API whose request lines the EMF sink

@@ -35,13 +35,13 @@ type slowStore struct {
 	unavailable bool
 }
 
-func (s slowStore) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+func (s slowStore) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 	}
 	if s.unavailable {
-		return false, fmt.Errorf("slow: record %s: %w", imp.UserID, adcount.ErrUnavailable)
+		return 0, fmt.Errorf("slow: record %s: %w", imp.UserID, adcount.ErrUnavailable)
 	}
 	return s.Store.RecordImpression(ctx, imp)
 }

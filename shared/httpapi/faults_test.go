@@ -35,15 +35,15 @@ const (
 
 var _ adcount.Store = (*faultyStore)(nil)
 
-func (f *faultyStore) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+func (f *faultyStore) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	switch f.fault.Load() {
 	case failBefore:
-		return false, fmt.Errorf("faulty: record %s: %w", imp.UserID, adcount.ErrUnavailable)
+		return 0, fmt.Errorf("faulty: record %s: %w", imp.UserID, adcount.ErrUnavailable)
 	case failAfter:
 		if _, err := f.Store.RecordImpression(ctx, imp); err != nil {
-			return false, err
+			return 0, err
 		}
-		return false, fmt.Errorf("faulty: record %s: reply lost: %w", imp.UserID, adcount.ErrUnavailable)
+		return 0, fmt.Errorf("faulty: record %s: reply lost: %w", imp.UserID, adcount.ErrUnavailable)
 	}
 	return f.Store.RecordImpression(ctx, imp)
 }

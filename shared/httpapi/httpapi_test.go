@@ -245,8 +245,11 @@ func (f *failingStore) CreateCampaign(context.Context, adcount.Campaign) error {
 func (f *failingStore) Campaign(context.Context, string) (adcount.Campaign, error) {
 	return adcount.Campaign{}, f.err
 }
-func (f *failingStore) RecordImpression(context.Context, adcount.Impression) (bool, error) {
-	return false, f.err
+func (f *failingStore) RecordImpression(context.Context, adcount.Impression) (adcount.Outcome, error) {
+	return 0, f.err
+}
+func (f *failingStore) RecordImpressions(context.Context, []adcount.Impression) ([]adcount.Result, error) {
+	return nil, f.err
 }
 func (f *failingStore) Stats(context.Context, string) (adcount.Stats, error) {
 	return adcount.Stats{}, f.err

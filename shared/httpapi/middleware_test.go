@@ -130,7 +130,7 @@ type panickingStore struct{ adcount.Store }
 
 var _ adcount.Store = (*panickingStore)(nil)
 
-func (panickingStore) RecordImpression(context.Context, adcount.Impression) (bool, error) {
+func (panickingStore) RecordImpression(context.Context, adcount.Impression) (adcount.Outcome, error) {
 	panic("bug in the store")
 }
 

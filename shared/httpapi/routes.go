@@ -227,11 +227,11 @@ func (a *api) handleRecordImpression() endpoint {
 			return response{}, err
 		}
 		imp := adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}
-		counted, err := a.store.RecordImpression(r.Context(), imp)
+		outcome, err := a.store.RecordImpression(r.Context(), imp)
 		if err != nil {
 			return response{}, err
 		}
-		if counted {
+		if outcome == adcount.Counted {
 			return response{status: http.StatusOK, encoded: countedReply, impressions: Impressions{Counted: 1}}, nil
 		}
 		return response{status: http.StatusOK, encoded: duplicateReply, impressions: Impressions{Duplicate: 1}}, nil

@@ -189,17 +189,17 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 // campaign's impressions on several cores wait only for its counters. The log's own mutex, held only to copy the record
 // into its buffer, is the one lock all impressions share: group commit
 // needs one order of records.
-func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (bool, error) {
+func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	if err := imp.Validate(); err != nil {
-		return false, fmt.Errorf("memstore: record impression: %w", err)
+		return 0, fmt.Errorf("memstore: record impression: %w", err)
 	}
 	cs, err := s.load(ctx, "record impression", imp.CampaignID)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	now := s.now()
 	if !cs.campaign.Started(now) {
-		return false, fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, adcount.ErrNotStarted)
+		return 0, fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, adcount.ErrNotStarted)
 	}
 	key := imp.Key()
 	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
@@ -210,9 +210,9 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 		// The record that made this a duplicate may still be on its way
 		// to disk; answer "duplicate" only once it is there.
 		if err := s.journal.durableFor(ctx, cs); err != nil {
-			return false, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
+			return 0, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
 		}
-		return false, nil
+		return adcount.Duplicate, nil
 	}
 	// See above for why the shard's lock is held only with a journal.
 	ordered := s.journal != nil
@@ -235,9 +235,16 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (b
 		err = commit.Wait()
 	}
 	if err != nil {
-		return false, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
+		return 0, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
 	}
-	return true, nil
+	return adcount.Counted, nil
+}
+
+// RecordImpressions records a batch; see adcount.Store.
+//
+// TODO(batch): interim loop, replaced by the native batch path.
+func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
+	return adcount.RecordEach(ctx, s, imps)
 }
 
 // Stats returns the campaign's counts as of the store's clock, or

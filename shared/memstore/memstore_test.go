@@ -54,7 +54,7 @@ func TestExpiredDedupEntriesAreReclaimed(t *testing.T) {
 		for i := range n {
 			counted, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: c.ID, UserID: fmt.Sprint(prefix, i), AdID: "a"})
 			require.NoError(t, err)
-			require.True(t, counted)
+			require.Equal(t, adcount.Counted, counted)
 		}
 	}
 	const n = 10_000
@@ -115,7 +115,7 @@ func TestHighVolumeConcurrentImpressions(t *testing.T) {
 				if !assert.NoError(t, err) {
 					return
 				}
-				if ok {
+				if ok == adcount.Counted {
 					counted.Add(1)
 				}
 			}
@@ -332,7 +332,7 @@ func TestMaxCampaigns(t *testing.T) {
 	assert.Equal(t, 2, s.CampaignCount())
 	counted, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: "a", UserID: "u", AdID: "x"})
 	require.NoError(t, err)
-	assert.True(t, counted)
+	assert.Equal(t, adcount.Counted, counted)
 
 	_, err = memstore.New(memstore.WithMaxCampaigns(0))
 	assert.ErrorContains(t, err, "campaign limit")

@@ -273,7 +273,7 @@ func TestDuplicateWaitsOnlyForTheRecordThatMadeIt(t *testing.T) {
 		pending <- err
 	}()
 	<-inSync
-	repeat := make(chan bool, 1)
+	repeat := make(chan adcount.Outcome, 1)
 	go func() {
 		counted, err := s.RecordImpression(ctx, impression(1))
 		assert.NoError(t, err)
@@ -285,7 +285,7 @@ func TestDuplicateWaitsOnlyForTheRecordThatMadeIt(t *testing.T) {
 	durableRepeat := make(chan error, 1)
 	go func() {
 		counted, err := s.RecordImpression(ctx, durable)
-		assert.False(t, counted)
+		assert.Equal(t, adcount.Duplicate, counted)
 		durableRepeat <- err
 	}()
 	select {
@@ -301,5 +301,5 @@ func TestDuplicateWaitsOnlyForTheRecordThatMadeIt(t *testing.T) {
 	}
 	releaseOnce()
 	require.NoError(t, <-pending)
-	assert.False(t, <-repeat, "the repeat is a duplicate once its record is durable")
+	assert.Equal(t, adcount.Duplicate, <-repeat, "the repeat is a duplicate once its record is durable")
 }

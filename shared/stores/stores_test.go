@@ -70,7 +70,7 @@ func TestOpenDynamoDB(t *testing.T) {
 	require.NoError(t, s.CreateCampaign(ctx, c))
 	counted, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"})
 	require.NoError(t, err)
-	assert.True(t, counted)
+	assert.Equal(t, adcount.Counted, counted)
 	p, ok := s.(adcount.Pinger)
 	require.True(t, ok, "the DynamoDB store has a readiness check")
 	assert.NoError(t, p.Ping(ctx))

@@ -216,9 +216,10 @@ func (f *fixture) campaign(t *testing.T, start time.Time) adcount.Campaign {
 
 func (f *fixture) record(t *testing.T, imp adcount.Impression) bool {
 	t.Helper()
-	counted, err := f.store.RecordImpression(context.Background(), imp)
+	out, err := f.store.RecordImpression(context.Background(), imp)
 	require.NoError(t, err)
-	return counted
+	require.Contains(t, []adcount.Outcome{adcount.Counted, adcount.Duplicate}, out)
+	return out == adcount.Counted
 }
 
 // stats returns last_hour, last_day and total as one comparable value.
@@ -417,12 +418,12 @@ func testConcurrent(t *testing.T, f *fixture) {
 			for i := range users * repeats {
 				u := (i + w*7) % users // workers overlap on the same keys
 				imp := adcount.Impression{CampaignID: c.ID, UserID: fmt.Sprint("user-", u), AdID: fmt.Sprint("ad-", w%2)}
-				ok, err := f.store.RecordImpression(context.Background(), imp)
+				out, err := f.store.RecordImpression(context.Background(), imp)
 				if err != nil {
 					errs <- err
 					return
 				}
-				if ok {
+				if out == adcount.Counted {
 					if _, dup := counted.LoadOrStore(imp, true); dup {
 						errs <- fmt.Errorf("%+v counted twice", imp)
 						return
