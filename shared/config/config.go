@@ -105,6 +105,10 @@ type Config struct {
 	// campaign's counters; DYNAMODB_COUNTER_SHARDS, default
 	// DefaultCounterShards.
 	CounterShards int
+	// FilterBots makes the API judge each impression's User-Agent against
+	// the crawler list and record a known bot's impression as filtered
+	// rather than counted; FILTER_BOTS, true or false, default true.
+	FilterBots bool
 }
 
 // Load reads the settings through getenv, which is os.Getenv in production
@@ -119,6 +123,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SnapshotInterval: memstore.DefaultSnapshotInterval,
 		CounterShards:    DefaultCounterShards,
 		MaxCampaigns:     memstore.DefaultMaxCampaigns,
+		FilterBots:       true,
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -149,6 +154,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if cfg.AdminKeys, err = adminKeys(getenv("ADMIN_API_KEYS")); err != nil {
 		return Config{}, err
 	}
+	if cfg.FilterBots, err = Bool(getenv, "FILTER_BOTS", cfg.FilterBots); err != nil {
+		return Config{}, err
+	}
 	if err := loadPersistence(getenv, &cfg); err != nil {
 		return Config{}, err
 	}
@@ -176,12 +184,8 @@ func loadPersistence(getenv func(string) string, cfg *Config) error {
 	if cfg.MaxCampaigns, err = Int(getenv, "MAX_CAMPAIGNS", cfg.MaxCampaigns, 1, MaxCampaignsLimit); err != nil {
 		return err
 	}
-	switch v := getenv("ACCEPT_DATA_LOSS"); v {
-	case "", "false":
-	case "true":
-		cfg.AcceptDataLoss = true
-	default:
-		return fmt.Errorf("config: ACCEPT_DATA_LOSS must be true or false, got %q", v)
+	if cfg.AcceptDataLoss, err = Bool(getenv, "ACCEPT_DATA_LOSS", false); err != nil {
+		return err
 	}
 	cfg.SnapshotInterval, err = Duration(getenv, "SNAPSHOT_INTERVAL", cfg.SnapshotInterval, time.Second, MaxDuration)
 	return err
@@ -211,6 +215,22 @@ func Duration(getenv func(string) string, name string, def, lo, hi time.Duration
 		return 0, fmt.Errorf("config: %s must be a positive Go duration such as 10s or 1h, got %q", name, v)
 	default:
 		return 0, fmt.Errorf("config: %s must be a Go duration of at least %v, got %q", name, lo, v)
+	}
+}
+
+// Bool reads true or false from the variable name, or returns def when it
+// is unset. Any other value is an error naming the variable: a typo such as
+// "flase" must not silently mean either.
+func Bool(getenv func(string) string, name string, def bool) (bool, error) {
+	switch v := getenv(name); v {
+	case "":
+		return def, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return false, fmt.Errorf("config: %s must be true or false, got %q", name, v)
 	}
 }
 

@@ -177,6 +177,41 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+func TestLoadFilterBots(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		value   string
+		want    bool
+		wantErr string
+	}{
+		// Unset: known bots are filtered, as the README promises.
+		{"Default", "", true, ""},
+		{"On", "true", true, ""},
+		{"Off", "false", false, ""},
+		// A typo must not silently turn filtering either way.
+		{"Typo", "no", false, "FILTER_BOTS must be true or false, got \"no\""},
+		{"Capitalised", "True", false, "FILTER_BOTS must be true or false"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(func(k string) string {
+				if k == "FILTER_BOTS" {
+					return tc.value
+				}
+				return ""
+			})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.FilterBots)
+		})
+	}
+}
+
 func TestLoadPersistence(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

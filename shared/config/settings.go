@@ -41,6 +41,7 @@ var Settings = []Setting{
 	{"SNAPSHOT_INTERVAL", "1m", "with DATA_DIR: how often the state is snapshotted and the log behind it dropped; at least 1s"},
 	{"ACCEPT_DATA_LOSS", "false", "with DATA_DIR, for one start: true starts from a log that lost acknowledged impressions, logging the loss"},
 	{"MAX_CAMPAIGNS", "100000", "memory store: campaigns it holds before a create is refused with 409 (1-10000000)"},
+	{"FILTER_BOTS", "true", "true judges each impression's User-Agent against the crawler list and counts known bots apart as filtered; false counts every impression"},
 }
 
 // WriteSettings writes Settings to w as an aligned table of name, default
