@@ -99,8 +99,8 @@ func (s *Sink) Observe(ctx context.Context, rec httpapi.Record) {
 // are the metric impressions by impression_outcome and by it and
 // impression_reason (the error kind of a rejection, "none" otherwise).
 // Dimensions hold one value per document, so a batch with mixed outcomes
-// is counted instead as impressions_counted, impressions_duplicate and
-// impressions_rejected by route.
+// is counted instead as impressions_counted, impressions_duplicate,
+// impressions_filtered and impressions_rejected by route.
 func (s *Sink) impressions(n httpapi.Impressions, attrs []slog.Attr, directives []directive) ([]slog.Attr, []directive) {
 	type group struct {
 		outcome, reason string
@@ -112,6 +112,9 @@ func (s *Sink) impressions(n httpapi.Impressions, attrs []slog.Attr, directives 
 	}
 	if n.Duplicate > 0 {
 		groups = append(groups, group{"duplicate", "none", n.Duplicate})
+	}
+	if n.Filtered > 0 {
+		groups = append(groups, group{"filtered", "none", n.Filtered})
 	}
 	rejected := 0
 	for _, r := range n.Rejected {
@@ -132,7 +135,8 @@ func (s *Sink) impressions(n httpapi.Impressions, attrs []slog.Attr, directives 
 		return attrs, directives
 	}
 	directives = append(directives, directive{s.namespace, [][]string{{"route"}},
-		[]metric{{"impressions_counted", "Count"}, {"impressions_duplicate", "Count"}, {"impressions_rejected", "Count"}}})
-	attrs = append(attrs, slog.Int("impressions_counted", n.Counted), slog.Int("impressions_duplicate", n.Duplicate), slog.Int("impressions_rejected", rejected))
+		[]metric{{"impressions_counted", "Count"}, {"impressions_duplicate", "Count"}, {"impressions_filtered", "Count"}, {"impressions_rejected", "Count"}}})
+	attrs = append(attrs, slog.Int("impressions_counted", n.Counted), slog.Int("impressions_duplicate", n.Duplicate),
+		slog.Int("impressions_filtered", n.Filtered), slog.Int("impressions_rejected", rejected))
 	return attrs, directives
 }

@@ -171,12 +171,28 @@ func TestMixedBatchOutcomes(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	sink := emf.NewSink(slog.NewJSONHandler(&buf, nil), "AdCount")
-	sink.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 200,
-		Impressions: httpapi.Impressions{Counted: 3, Duplicate: 1, Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 2}, {Reason: "not_found", Count: 1}}}})
+	sink.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions/batch", Status: 200,
+		Impressions: httpapi.Impressions{Counted: 3, Duplicate: 1, Filtered: 5, Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 2}, {Reason: "not_found", Count: 1}}}})
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
 	validEMF(t, line)
-	assert.Equal(t, map[string]any{"impressions_counted": 3.0, "impressions_duplicate": 1.0, "impressions_rejected": 3.0},
-		pick(line, "impressions_counted", "impressions_duplicate", "impressions_rejected"))
+	assert.Equal(t, map[string]any{"impressions_counted": 3.0, "impressions_duplicate": 1.0, "impressions_filtered": 5.0, "impressions_rejected": 3.0},
+		pick(line, "impressions_counted", "impressions_duplicate", "impressions_filtered", "impressions_rejected"))
 	assert.NotContains(t, line, "impression_outcome")
+}
+
+// TestFilteredOutcome: impressions filtered as invalid traffic are an
+// outcome of their own, one pixel's or a whole batch's.
+func TestFilteredOutcome(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 40} {
+		var buf bytes.Buffer
+		sink := emf.NewSink(slog.NewJSONHandler(&buf, nil), "AdCount")
+		sink.Observe(context.Background(), httpapi.Record{Route: "GET /api/v1/pixel.gif", Status: 200, Impressions: httpapi.Impressions{Filtered: n}})
+		var line map[string]any
+		require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
+		validEMF(t, line)
+		assert.Equal(t, map[string]any{"impression_outcome": "filtered", "impression_reason": "none", "impressions": float64(n)},
+			pick(line, "impression_outcome", "impression_reason", "impressions"))
+	}
 }

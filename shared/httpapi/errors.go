@@ -39,6 +39,14 @@ func (e *requestError) Error() string { return e.message }
 
 func badRequest(message string) error { return &requestError{message: message} }
 
+// batchTooLargeError means a batch holds more impressions than one
+// request may carry: 413, naming the limit.
+type batchTooLargeError struct{ limit int }
+
+func (e *batchTooLargeError) Error() string {
+	return "a batch holds at most " + strconv.Itoa(e.limit) + " impressions; send more in several batches"
+}
+
 // noRouteError means no route serves the path: 404.
 type noRouteError struct {
 	method, path string
@@ -101,6 +109,7 @@ func classify(err error) problem {
 		req      *requestError
 		field    *adcount.FieldError
 		tooLarge *http.MaxBytesError
+		tooMany  *batchTooLargeError
 		panicked *panicError
 		noRoute  *noRouteError
 		method   *methodError
@@ -119,7 +128,9 @@ func classify(err error) problem {
 	case errors.Is(err, errWrongCredentials):
 		return problem{http.StatusForbidden, errWrongCredentials.Error(), "forbidden"}
 	case errors.As(err, &tooLarge):
-		return problem{http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes", "too_large"}
+		return problem{http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", "too_large"}
+	case errors.As(err, &tooMany):
+		return problem{http.StatusRequestEntityTooLarge, tooMany.Error(), "too_large"}
 	case errors.As(err, &noRoute):
 		return problem{http.StatusNotFound, noRoute.Error(), "no_route"}
 	case errors.As(err, &method):

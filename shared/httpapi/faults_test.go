@@ -19,7 +19,7 @@ import (
 )
 
 // faultyStore wraps a real store and, while a fault is on, fails
-// RecordImpression with ErrUnavailable, either before the real store sees
+// RecordImpression and RecordImpressions with ErrUnavailable, either before the real store sees
 // the impression or after it has recorded it (a lost acknowledgement). The
 // in-memory store cannot fail by itself, so this fake injects the fault.
 type faultyStore struct {
@@ -46,6 +46,19 @@ func (f *faultyStore) RecordImpression(ctx context.Context, imp adcount.Impressi
 		return 0, fmt.Errorf("faulty: record %s: reply lost: %w", imp.UserID, adcount.ErrUnavailable)
 	}
 	return f.Store.RecordImpression(ctx, imp)
+}
+
+func (f *faultyStore) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
+	switch f.fault.Load() {
+	case failBefore:
+		return nil, fmt.Errorf("faulty: record batch of %d: %w", len(imps), adcount.ErrUnavailable)
+	case failAfter:
+		if _, err := f.Store.RecordImpressions(ctx, imps); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("faulty: record batch of %d: reply lost: %w", len(imps), adcount.ErrUnavailable)
+	}
+	return f.Store.RecordImpressions(ctx, imps)
 }
 
 // TestRetryAfterFaultCountsOnce: clients whose impressions failed with 503

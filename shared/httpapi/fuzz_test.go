@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -63,8 +64,8 @@ var documented = map[int]bool{
 
 // FuzzHandler sends requests with arbitrary methods, paths, a header and
 // bodies through the whole handler and checks the invariants the API
-// promises: no panic, a JSON body, a documented status, and a count that
-// moves only when the answer says the impression counted.
+// promises: no panic, a JSON body (or the pixel), a documented status, and
+// a count that moves only as far as the answer says impressions counted.
 func FuzzHandler(f *testing.F) {
 	f.Add("POST", "/api/v1/impressions", "Content-Type", "application/json", []byte(`{"campaign_id":"c1","user_id":"u","ad_id":"a"}`))
 	f.Add("POST", "/api/v1/impressions", "Content-Type", "text/plain", []byte(`{"campaign_id":"nope","user_id":"u","ad_id":"a"}`))
@@ -75,6 +76,10 @@ func FuzzHandler(f *testing.F) {
 	f.Add("DELETE", "/api/v1/campaigns/c1/stats", "", "", []byte(nil))
 	f.Add("GET", "//api/v1/../v1/campaigns/c1", "", "", []byte(nil))
 	f.Add("PATCH", "/api/v1/impressions/", "Content-Length", "5", []byte(`{"x":1}`))
+	f.Add("POST", "/api/v1/impressions/batch", "Content-Type", "text/plain;charset=UTF-8", []byte(`{"impressions":[{"campaign_id":"c1","user_id":"u","ad_id":"a"},{"campaign_id":"c1","user_id":"u","ad_id":"a"},7]}`))
+	f.Add("POST", "/api/v1/impressions/batch", "User-Agent", "Googlebot/2.1", []byte(`{"impressions":[{"campaign_id":"c1","user_id":"u","ad_id":"a","user_agent":"bot"}]}`))
+	f.Add("GET", "/api/v1/pixel.gif?campaign_id=c1&user_id=u&ad_id=a", "User-Agent", "Mozilla/5.0", []byte(nil))
+	f.Add("HEAD", "/api/v1/pixel.gif?campaign_id=c1&user_id=u&ad_id=%zz", "", "", []byte(nil))
 	f.Fuzz(func(t *testing.T, method, path, hkey, hval string, body []byte) {
 		req, err := http.NewRequest(method, "http://counter.example"+path, bytes.NewReader(body))
 		if err != nil || !utf8.ValidString(hkey) {
@@ -91,7 +96,8 @@ func FuzzHandler(f *testing.F) {
 		if err := store.CreateCampaign(context.Background(), adcount.Campaign{ID: "c1", Name: "fuzz", StartTime: start}); err != nil {
 			t.Fatal(err)
 		}
-		h := NewHandler(store, WithAdminKeys([]string{"k"}), WithLogger(slog.New(slog.DiscardHandler)))
+		bot := func(ua string) bool { return strings.Contains(ua, "bot") }
+		h := NewHandler(store, WithAdminKeys([]string{"k"}), WithBotFilter(bot), WithLogger(slog.New(slog.DiscardHandler)))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 
@@ -100,22 +106,38 @@ func FuzzHandler(f *testing.F) {
 		}
 		var reply struct {
 			Counted *bool `json:"counted"`
+			Summary *struct {
+				Counted int64 `json:"counted"`
+			} `json:"summary"`
 		}
-		if rec.Code != http.StatusNoContent && req.Method != http.MethodHead {
+		var want int64
+		switch {
+		case rec.Code == http.StatusNoContent || req.Method == http.MethodHead:
+		case rec.Header().Get("Content-Type") == pixelType:
+			// The pixel says in a header what its image cannot.
+			if !bytes.Equal(rec.Body.Bytes(), pixelGIF) {
+				t.Fatalf("%s %q: status %d with an image that is not the pixel", method, path, rec.Code)
+			}
+			if rec.Header().Get(OutcomeHeader) == "counted" {
+				want = 1
+			}
+		default:
 			if err := json.Unmarshal(rec.Body.Bytes(), &reply); err != nil {
 				t.Fatalf("%s %q: status %d with a body that is not JSON: %q", method, path, rec.Code, rec.Body)
+			}
+			switch {
+			case reply.Counted != nil && *reply.Counted:
+				want = 1
+			case reply.Summary != nil:
+				want = reply.Summary.Counted
 			}
 		}
 		stats, err := store.Stats(context.Background(), "c1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want int64
-		if reply.Counted != nil && *reply.Counted {
-			want = 1
-		}
 		if stats.Total != want {
-			t.Fatalf("%s %q: total %d, but the answer said counted=%v", method, path, stats.Total, reply.Counted)
+			t.Fatalf("%s %q: total %d, but the answer said %d counted: %s", method, path, stats.Total, want, rec.Body)
 		}
 	})
 }

@@ -79,6 +79,19 @@ func WithOnly(classes ...Access) Option {
 	return func(a *api) { a.only = classes }
 }
 
+// WithBotFilter judges impressions by User-Agent: isBot reports whether
+// a User-Agent is a known bot or crawler, and an impression it accepts is
+// recorded as filtered (adcount.Impression.Filtered), never counted. The
+// single route and the pixel judge the request's User-Agent header, or the
+// single route's user_agent field when the body has one; a batch judges
+// each item's own user_agent field, and an item without one is not judged,
+// because a batch comes from an ad server, whose User-Agent is not the
+// viewer's. isBot must be safe for concurrent use and cheap: it runs on
+// every impression. Nil, the default, filters nothing.
+func WithBotFilter(isBot func(userAgent string) bool) Option {
+	return func(a *api) { a.isBot = isBot }
+}
+
 // WithIDGenerator sets how campaign IDs are made. The default makes random
 // (version 4) UUIDs; tests may want predictable ones.
 func WithIDGenerator(newID func() string) Option {
@@ -87,6 +100,7 @@ func WithIDGenerator(newID func() string) Option {
 
 type api struct {
 	store      adcount.Store
+	isBot      func(userAgent string) bool // nil filters nothing
 	newID      func() string
 	requestIDs *requestIDs
 	keys       adminKeys
@@ -154,14 +168,20 @@ type endpoint func(w http.ResponseWriter, r *http.Request) (response, error)
 type response struct {
 	status int
 	// body is sent as JSON; encoded is a body encoded once, ahead of time,
-	// with its trailing newline. With neither, no body is sent.
-	body    any
-	encoded []byte
+	// with its trailing newline, of type contentType (JSON when empty).
+	// With neither, no body is sent.
+	body        any
+	encoded     []byte
+	contentType string
 	// written means the endpoint wrote the whole response itself, as the
 	// metrics and OpenAPI endpoints do.
 	written bool
 	// impressions are the request's impressions by outcome.
 	impressions Impressions
+	// items is how many impressions a request that failed as a whole
+	// carried, so that a failed batch counts each of them as rejected;
+	// zero when unknown, which counts one.
+	items int
 }
 
 // serve wraps rt's endpoint: it gives the request its ID, checks the admin
@@ -197,14 +217,22 @@ func (a *api) serve(rt route) http.Handler {
 			rec.Status, rec.ErrorKind, rec.Err = p.status, p.kind, err
 			rec.StoreError = p.storeFailure()
 			if rt.impressions && rec.Impressions.Total() == 0 {
-				rec.Impressions.Rejected = []Rejection{{Reason: p.kind, Count: 1}}
+				rec.Impressions.Rejected = []Rejection{{Reason: p.kind, Count: max(res.items, 1)}}
 			}
-			fail(w, err, p)
+			if rt.fail != nil {
+				rt.fail(w, err, p)
+			} else {
+				fail(w, err, p)
+			}
 		case res.written:
 			rec.Status = res.status
 		case res.encoded != nil:
 			rec.Status = res.status
-			writeEncoded(w, res.status, res.encoded)
+			contentType := res.contentType
+			if contentType == "" {
+				contentType = "application/json"
+			}
+			writeBody(w, res.status, contentType, res.encoded)
 		case res.body != nil:
 			rec.Status = writeJSON(w, res.status, res.body)
 		default:

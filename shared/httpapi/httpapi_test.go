@@ -28,6 +28,7 @@ import (
 type server struct {
 	*httptest.Server
 	clock *storetest.Clock
+	store adcount.Store // set by the helpers that a test may need it from
 }
 
 func newServer(t *testing.T) *server {
@@ -48,8 +49,17 @@ type reply struct {
 
 func (s *server) do(t *testing.T, method, path, body string) reply {
 	t.Helper()
+	return s.doHeader(t, method, path, nil, body)
+}
+
+// doHeader sends a request with these headers and decodes its JSON reply.
+func (s *server) doHeader(t *testing.T, method, path string, header http.Header, body string) reply {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := s.Client().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -107,11 +117,12 @@ func TestImpressionsAndStats(t *testing.T) {
 
 	first := s.do(t, "POST", "/api/v1/impressions", impression(id, "u1", "a1"))
 	assert.Equal(t, http.StatusOK, first.status)
-	assert.Equal(t, map[string]any{"message": "Impression saved successfully", "counted": true}, first.body)
+	assert.Equal(t, map[string]any{"message": "Impression saved successfully", "counted": true, "outcome": "counted"}, first.body)
 
 	dup := s.do(t, "POST", "/api/v1/impressions", impression(id, "u1", "a1"))
 	assert.Equal(t, http.StatusOK, dup.status)
 	assert.Equal(t, false, dup.body["counted"])
+	assert.Equal(t, "duplicate", dup.body["outcome"])
 	assert.Contains(t, dup.body["message"], "Duplicate")
 
 	// Extra fields from an ad tag are ignored, and a text/plain beacon body
@@ -124,10 +135,10 @@ func TestImpressionsAndStats(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
-	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 2.0, "last_day": 2.0, "total": 2.0}, s.stats(t, id))
+	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 2.0, "last_day": 2.0, "total": 2.0, "filtered": 0.0}, s.stats(t, id))
 
 	s.clock.Advance(time.Hour)
-	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 2.0, "total": 2.0}, s.stats(t, id))
+	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 2.0, "total": 2.0, "filtered": 0.0}, s.stats(t, id))
 	again := s.do(t, "POST", "/api/v1/impressions", impression(id, "u1", "a1"))
 	assert.Equal(t, true, again.body["counted"], "after the dedup window the same key counts again")
 }

@@ -23,7 +23,13 @@ import (
 // name in the wrong case are refused, where encoding/json would accept
 // them silently (see textCheck).
 func decode(w http.ResponseWriter, r *http.Request, dst any, fields []string) error {
-	check := &textCheck{r: http.MaxBytesReader(w, r.Body, MaxBodyBytes), fields: fields}
+	return decodeFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes), dst, fields)
+}
+
+// decodeFrom is decode over any reader: the request body, or one item of
+// a batch, which is answered exactly as the same JSON sent alone would be.
+func decodeFrom(body io.Reader, dst any, fields []string) error {
+	check := &textCheck{r: body, fields: fields}
 	dec := json.NewDecoder(check)
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
@@ -67,7 +73,7 @@ func decodeError(err error) error {
 	case errors.As(err, &syntax):
 		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, syntax))
 	case errors.As(err, &typ) && typ.Field != "":
-		return badRequest(fmt.Sprintf("%s: must be a %s, got %s", typ.Field, jsonType(typ.Type.Kind().String()), typ.Value))
+		return badRequest(fmt.Sprintf("%s: must be %s, got %s", typ.Field, withArticle(jsonType(typ.Type.Kind().String())), typ.Value))
 	case errors.As(err, &typ):
 		return badRequest("request body must be a JSON object, got " + typ.Value)
 	default:
@@ -91,6 +97,14 @@ func jsonType(kind string) string {
 	}
 }
 
+// withArticle puts "a" or "an" before a JSON type's name.
+func withArticle(name string) string {
+	if name == "array" || name == "object" {
+		return "an " + name
+	}
+	return "a " + name
+}
+
 // writeJSON sends v as the whole response and returns the status sent. v
 // is always one of the API's own response types, so a marshalling error is
 // a bug; it is still answered with a 500 rather than a truncated body.
@@ -107,8 +121,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 // writeEncoded sends body, JSON with its trailing newline, as the whole
 // response.
 func writeEncoded(w http.ResponseWriter, status int, body []byte) {
+	writeBody(w, status, "application/json", body)
+}
+
+// writeBody sends body, of the given media type, as the whole response.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

@@ -48,6 +48,9 @@ type Record struct {
 type Impressions struct {
 	Counted   int
 	Duplicate int
+	// Filtered counts the impressions judged invalid traffic (a known bot
+	// or crawler): recorded apart, never counted.
+	Filtered int
 	// Rejected counts refused impressions by reason, the error kind.
 	Rejected []Rejection
 }
@@ -60,7 +63,7 @@ type Rejection struct {
 
 // Total is the number of impressions the request carried.
 func (n Impressions) Total() int {
-	t := n.Counted + n.Duplicate
+	t := n.Counted + n.Duplicate + n.Filtered
 	for _, r := range n.Rejected {
 		t += r.Count
 	}
@@ -68,7 +71,8 @@ func (n Impressions) Total() int {
 }
 
 // Outcome names the outcome of a request that carried exactly one
-// recorded impression: "counted" or "duplicate". It is empty otherwise,
+// recorded impression: "counted", "duplicate" or "filtered". It is empty
+// otherwise,
 // for a rejected impression (whose reason is the ErrorKind) and for a
 // request with none or many.
 func (r Record) Outcome() string {
@@ -79,6 +83,8 @@ func (r Record) Outcome() string {
 		return "counted"
 	case r.Impressions.Duplicate == 1:
 		return "duplicate"
+	case r.Impressions.Filtered == 1:
+		return "filtered"
 	}
 	return ""
 }
@@ -109,7 +115,7 @@ func (r Record) AppendLogAttrs(attrs []slog.Attr) []slog.Attr {
 	if o := r.Outcome(); o != "" {
 		attrs = append(attrs, slog.String("outcome", o))
 	} else if r.Impressions.Total() > 1 {
-		attrs = append(attrs, slog.Int("counted", r.Impressions.Counted), slog.Int("duplicate", r.Impressions.Duplicate))
+		attrs = append(attrs, slog.Int("counted", r.Impressions.Counted), slog.Int("duplicate", r.Impressions.Duplicate), slog.Int("filtered", r.Impressions.Filtered))
 		for _, rej := range r.Impressions.Rejected {
 			attrs = append(attrs, slog.Int("rejected_"+rej.Reason, rej.Count))
 		}

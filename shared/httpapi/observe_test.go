@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -185,4 +186,44 @@ func TestOneRecordPerRequest(t *testing.T) {
 	out := strings.TrimSpace(logs.String())
 	require.Equal(t, 1, strings.Count(out, "\n")+1, out)
 	assert.Contains(t, out, `"status":503`)
+}
+
+// TestRecordOutcome: a request with one recorded impression names its
+// outcome; one with several (a batch) logs its counts by outcome instead.
+func TestRecordOutcome(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		n       httpapi.Impressions
+		outcome string
+		counts  map[string]any // the log line's counts; nil when it has none
+	}{
+		{"Counted", httpapi.Impressions{Counted: 1}, "counted", nil},
+		{"Duplicate", httpapi.Impressions{Duplicate: 1}, "duplicate", nil},
+		{"Filtered", httpapi.Impressions{Filtered: 1}, "filtered", nil},
+		// A rejection's reason is the error kind, not an outcome.
+		{"Rejected", httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 1}}}, "", nil},
+		{"None", httpapi.Impressions{}, "", nil},
+		{"Batch", httpapi.Impressions{Counted: 3, Duplicate: 2, Filtered: 1, Rejected: []httpapi.Rejection{{Reason: "not_found", Count: 4}}}, "",
+			map[string]any{"counted": 3.0, "duplicate": 2.0, "filtered": 1.0, "rejected_not_found": 4.0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httpapi.Record{Route: httpapi.RouteRecordBatch, Status: 200, Impressions: tc.n}
+			assert.Equal(t, tc.outcome, rec.Outcome())
+			var buf bytes.Buffer
+			httpapi.LogSink(slog.New(slog.NewJSONHandler(&buf, nil))).Observe(context.Background(), rec)
+			var line map[string]any
+			require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
+			if tc.outcome != "" {
+				assert.Equal(t, tc.outcome, line["outcome"])
+			} else {
+				assert.NotContains(t, line, "outcome")
+			}
+			for k, v := range tc.counts {
+				assert.Equal(t, v, line[k], k)
+			}
+		})
+	}
 }

@@ -27,6 +27,12 @@ import (
 	"github.com/adcount/impression-counter/shared/storetest"
 )
 
+func init() {
+	// The pixel's body is an image, which the contract describes but the
+	// validator cannot read as JSON.
+	openapi3filter.RegisterBodyDecoder("image/gif", openapi3filter.FileBodyDecoder)
+}
+
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
 	loader := openapi3.NewLoader()
@@ -136,6 +142,18 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"broken", "POST", "/api/v1/impressions", impression("live", "u", "a"), "", 500},
 		{"unavailable", "POST", "/api/v1/impressions", impression("live", "u", "a"), "", 503},
 		{"memory", "OPTIONS", "/api/v1/impressions", "", "", 204},
+		{"memory", "POST", "/api/v1/impressions/batch", `{"impressions":[` + impression("live", "u", "a") + `,` + impression("none", "u", "a") + `,` + impression("future", "u", "a") + `,` + impression("live", "", "a") + `,7]}`, "", 200},
+		{"memory", "POST", "/api/v1/impressions/batch", `{"impressions":[]}`, "", 400},
+		{"memory", "POST", "/api/v1/impressions/batch", `{"impressions":[` + strings.Repeat(impression("live", "u", "a")+",", adcount.MaxBatch) + impression("live", "u", "a") + `]}`, "", 413},
+		{"broken", "POST", "/api/v1/impressions/batch", `{"impressions":[` + impression("live", "u", "a") + `]}`, "", 500},
+		{"unavailable", "POST", "/api/v1/impressions/batch", `{"impressions":[` + impression("live", "u", "a") + `]}`, "", 503},
+		{"memory", "OPTIONS", "/api/v1/impressions/batch", "", "", 204},
+		{"memory", "GET", "/api/v1/pixel.gif?campaign_id=live&user_id=p&ad_id=a", "", "", 200},
+		{"memory", "GET", "/api/v1/pixel.gif?campaign_id=live&user_id=p", "", "", 400},
+		{"memory", "GET", "/api/v1/pixel.gif?campaign_id=none&user_id=p&ad_id=a", "", "", 404},
+		{"memory", "GET", "/api/v1/pixel.gif?campaign_id=future&user_id=p&ad_id=a", "", "", 409},
+		{"broken", "GET", "/api/v1/pixel.gif?campaign_id=live&user_id=p&ad_id=a", "", "", 500},
+		{"unavailable", "GET", "/api/v1/pixel.gif?campaign_id=live&user_id=p&ad_id=a", "", "", 503},
 		{"memory", "GET", "/healthz", "", "", 200},
 		{"memory", "GET", "/readyz", "", "", 200},
 		{"unreachable", "GET", "/readyz", "", "", 503},

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -19,6 +20,9 @@ const (
 	RouteGetCampaign         = "GET /api/v1/campaigns/{id}"
 	RouteRecordImpression    = "POST /api/v1/impressions"
 	RoutePreflightImpression = "OPTIONS /api/v1/impressions"
+	RouteRecordBatch         = "POST /api/v1/impressions/batch"
+	RoutePreflightBatch      = "OPTIONS /api/v1/impressions/batch"
+	RoutePixel               = "GET /api/v1/pixel.gif"
 	RouteGetStats            = "GET /api/v1/campaigns/{id}/stats"
 )
 
@@ -83,6 +87,9 @@ type route struct {
 	// request that fails is a rejected impression.
 	impressions bool
 	handler     func(*api) endpoint
+	// fail answers the route's errors; nil is the API's JSON error (see
+	// fail in errors.go). The pixel answers its errors with the image.
+	fail func(w http.ResponseWriter, err error, p problem)
 }
 
 // routeTable is the API's whole surface, and the only list of routes: the
@@ -94,6 +101,9 @@ var routeTable = []route{
 	{Route: Route{RouteGetCampaign, Admin}, handler: (*api).handleGetCampaign},
 	{Route: Route{RouteRecordImpression, Ingest}, impressions: true, handler: (*api).handleRecordImpression},
 	{Route: Route{RoutePreflightImpression, Ingest}, handler: handlePreflight},
+	{Route: Route{RouteRecordBatch, Ingest}, impressions: true, handler: (*api).handleRecordBatch},
+	{Route: Route{RoutePreflightBatch, Ingest}, handler: handlePreflight},
+	{Route: Route{RoutePixel, Ingest}, impressions: true, handler: (*api).handlePixel, fail: failPixel},
 	{Route: Route{RouteGetStats, Admin}, handler: (*api).handleGetStats},
 	{Route: Route{RouteHealth, Operations}, handler: handleHealth},
 	{Route: Route{RouteReady, Operations}, handler: (*api).handleReady},
@@ -197,6 +207,9 @@ type impressionRequest struct {
 	CampaignID string `json:"campaign_id"`
 	UserID     string `json:"user_id"`
 	AdID       string `json:"ad_id"`
+	// UserAgent, when sent, is judged instead of the request's
+	// User-Agent header; null is the same as not sent.
+	UserAgent *string `json:"user_agent"`
 }
 
 var impressionFields = jsonFields[impressionRequest]()
@@ -204,22 +217,46 @@ var impressionFields = jsonFields[impressionRequest]()
 type impressionResponse struct {
 	Message string `json:"message"`
 	Counted bool   `json:"counted"`
+	Outcome string `json:"outcome"`
 }
 
 // Replies to a recorded impression, encoded by hand once, as json.Marshal
 // of an impressionResponse would (a test checks): they are the hot path's
-// every answer. Both are 200: a duplicate is a normal, successful outcome
-// that a client must not retry.
+// every answer. All are 200: a duplicate or a filtered impression is a
+// normal, successful outcome that a client must not retry.
 var (
-	countedReply   = []byte(`{"message":"Impression saved successfully","counted":true}` + "\n")
-	duplicateReply = []byte(`{"message":"Duplicate impression ignored: this campaign, user and ad were already counted within the dedup window","counted":false}` + "\n")
+	countedReply   = []byte(`{"message":"Impression saved successfully","counted":true,"outcome":"counted"}` + "\n")
+	duplicateReply = []byte(`{"message":"Duplicate impression ignored: this campaign, user and ad were already counted within the dedup window","counted":false,"outcome":"duplicate"}` + "\n")
+	filteredReply  = []byte(`{"message":"Impression filtered as invalid traffic: the User-Agent is a known bot or crawler, so it is not counted","counted":false,"outcome":"filtered"}` + "\n")
 )
+
+// judge reports whether an impression seen with this User-Agent is
+// invalid traffic, by the filter WithBotFilter set.
+func (a *api) judge(userAgent string) bool {
+	return a.isBot != nil && a.isBot(userAgent)
+}
+
+// recorded is what a request that carried one impression, recorded with
+// outcome o, counts; an outcome no store answers is an error.
+func recorded(o adcount.Outcome) (Impressions, error) {
+	switch o {
+	case adcount.Counted:
+		return Impressions{Counted: 1}, nil
+	case adcount.Duplicate:
+		return Impressions{Duplicate: 1}, nil
+	case adcount.Filtered:
+		return Impressions{Filtered: 1}, nil
+	}
+	return Impressions{}, fmt.Errorf("record impression: the store answered %v, which is no outcome", o)
+}
 
 // handleRecordImpression serves POST /api/v1/impressions. It answers 200
 // only once the store has recorded the outcome; the body says whether the
-// impression counted or was a duplicate. The store validates the
-// impression (every store returns ErrInvalid, with a FieldError, for an
-// invalid one), so the handler does not check it twice.
+// impression counted, was a duplicate or was filtered as invalid traffic.
+// The User-Agent judged is the body's user_agent if sent, else the
+// request's header. The store validates the impression (every store
+// returns ErrInvalid, with a FieldError, for an invalid one), so the
+// handler does not check it twice.
 func (a *api) handleRecordImpression() endpoint {
 	return func(w http.ResponseWriter, r *http.Request) (response, error) {
 		var req impressionRequest
@@ -227,14 +264,120 @@ func (a *api) handleRecordImpression() endpoint {
 			return response{}, err
 		}
 		imp := adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}
+		if a.isBot != nil {
+			ua := r.Header.Get("User-Agent")
+			if req.UserAgent != nil {
+				ua = *req.UserAgent
+			}
+			imp.Filtered = a.isBot(ua)
+		}
 		outcome, err := a.store.RecordImpression(r.Context(), imp)
 		if err != nil {
 			return response{}, err
 		}
-		if outcome == adcount.Counted {
-			return response{status: http.StatusOK, encoded: countedReply, impressions: Impressions{Counted: 1}}, nil
+		n, err := recorded(outcome)
+		if err != nil {
+			return response{}, err
 		}
-		return response{status: http.StatusOK, encoded: duplicateReply, impressions: Impressions{Duplicate: 1}}, nil
+		reply := countedReply
+		switch outcome {
+		case adcount.Duplicate:
+			reply = duplicateReply
+		case adcount.Filtered:
+			reply = filteredReply
+		}
+		return response{status: http.StatusOK, encoded: reply, impressions: n}, nil
+	}
+}
+
+// MaxBatchBodyBytes is the largest body of a batch: a full batch of
+// MaxBatch ordinary impressions takes a small fraction of it. Only the
+// batch route takes more than MaxBodyBytes.
+const MaxBatchBodyBytes = 1 << 20
+
+// handleRecordBatch serves POST /api/v1/impressions/batch: up to
+// adcount.MaxBatch impressions in one request, recorded in one store call,
+// each answered in order exactly as the single route would answer it
+// alone (a bad item fails only its own result). A body that is not JSON,
+// or not a batch, is refused whole with 400; too many items or too large a
+// body with 413. A store failure fails the whole batch with 503, and the
+// same batch may be sent again: nothing counts twice.
+//
+// Each item is judged by its own user_agent field only, never by the
+// request's header, which is the ad server's; an item without one is not
+// judged.
+func (a *api) handleRecordBatch() endpoint {
+	return func(w http.ResponseWriter, r *http.Request) (response, error) {
+		buf := bodyBuffers.Get().(*bytes.Buffer)
+		defer bodyBuffers.Put(buf)
+		buf.Reset()
+		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBatchBodyBytes)); err != nil {
+			return response{}, decodeError(err)
+		}
+		items, err := parseBatch(buf.Bytes(), adcount.MaxBatch)
+		if err != nil {
+			return response{}, err
+		}
+		imps := make([]adcount.Impression, 0, len(items))
+		for i := range items {
+			it := &items[i]
+			if it.err != nil {
+				continue
+			}
+			it.imp.Filtered = it.hasUserAgent && a.judge(it.userAgent)
+			imps = append(imps, it.imp)
+		}
+		if len(imps) > 0 {
+			results, err := a.store.RecordImpressions(r.Context(), imps)
+			if err == nil && len(results) != len(imps) {
+				err = fmt.Errorf("record batch: the store answered %d results for %d impressions", len(results), len(imps))
+			}
+			if err != nil {
+				return response{items: len(items)}, err
+			}
+			if err := mergeResults(items, results); err != nil {
+				return response{items: len(items)}, err
+			}
+		}
+		reply, n := encodeBatchReply(items)
+		return response{status: http.StatusOK, encoded: reply, impressions: n}, nil
+	}
+}
+
+// handlePixel serves GET /api/v1/pixel.gif?campaign_id=&user_id=&ad_id=,
+// the tracking pixel an ad creative loads as an image. It always answers
+// the 1x1 transparent GIF, so that a page never shows a broken image,
+// with Cache-Control: no-store, so that no cache swallows an impression,
+// and X-Impression-Outcome saying what became of it. The status is the
+// single route's: 200 when recorded, 400, 404 or 409 when refused (with
+// X-Impression-Error naming the code), 503 with Retry-After when the store
+// failed; see failPixel. The User-Agent judged is the request's header.
+// A HEAD request gets the headers of the image and records nothing.
+func (a *api) handlePixel() endpoint {
+	return func(w http.ResponseWriter, r *http.Request) (response, error) {
+		if r.Method == http.MethodHead {
+			setPixelHeaders(w.Header())
+			return response{status: http.StatusOK, encoded: pixelGIF, contentType: pixelType}, nil
+		}
+		imp, err := pixelImpression(r.URL.RawQuery)
+		if err != nil {
+			return response{}, err
+		}
+		if a.isBot != nil {
+			imp.Filtered = a.isBot(r.Header.Get("User-Agent"))
+		}
+		outcome, err := a.store.RecordImpression(r.Context(), imp)
+		if err != nil {
+			return response{}, err
+		}
+		n, err := recorded(outcome)
+		if err != nil {
+			return response{}, err
+		}
+		h := w.Header()
+		setPixelHeaders(h)
+		h.Set(OutcomeHeader, outcome.String())
+		return response{status: http.StatusOK, encoded: pixelGIF, contentType: pixelType, impressions: n}, nil
 	}
 }
 
@@ -255,6 +398,7 @@ type statsResponse struct {
 	LastHour   int64  `json:"last_hour"`
 	LastDay    int64  `json:"last_day"`
 	Total      int64  `json:"total"`
+	Filtered   int64  `json:"filtered"`
 }
 
 // handleGetStats serves GET /api/v1/campaigns/{id}/stats.
@@ -264,7 +408,7 @@ func (a *api) handleGetStats() endpoint {
 		if err != nil {
 			return response{}, err
 		}
-		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total}}, nil
+		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered}}, nil
 	}
 }
 

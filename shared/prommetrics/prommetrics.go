@@ -40,7 +40,7 @@ func New(sizes StoreSizes) *Metrics {
 		registry: prometheus.NewRegistry(),
 		impressions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "adcount_impressions_total",
-			Help: "Impressions by outcome (counted, duplicate, rejected) and, for rejected ones, reason.",
+			Help: "Impressions by outcome (counted, duplicate, filtered, rejected) and, for rejected ones, reason; a batch adds each of its impressions.",
 		}, []string{"outcome", "reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "adcount_http_requests_total",
@@ -99,6 +99,9 @@ func (m *Metrics) Observe(_ context.Context, rec httpapi.Record) {
 	}
 	if n := rec.Impressions.Duplicate; n > 0 {
 		m.impressions.WithLabelValues("duplicate", "").Add(float64(n))
+	}
+	if n := rec.Impressions.Filtered; n > 0 {
+		m.impressions.WithLabelValues("filtered", "").Add(float64(n))
 	}
 	for _, r := range rec.Impressions.Rejected {
 		m.impressions.WithLabelValues("rejected", r.Reason).Add(float64(r.Count))

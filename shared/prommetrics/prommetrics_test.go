@@ -23,7 +23,7 @@ func TestRecordsBecomeSamples(t *testing.T) {
 	t.Parallel()
 	m := prommetrics.New(nil)
 	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 200, Duration: time.Millisecond,
-		Impressions: httpapi.Impressions{Counted: 3, Duplicate: 1, Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 2}}}})
+		Impressions: httpapi.Impressions{Counted: 3, Duplicate: 1, Filtered: 4, Rejected: []httpapi.Rejection{{Reason: "invalid", Count: 2}}}})
 	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 503, ErrorKind: "unavailable", StoreError: true,
 		Impressions: httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "unavailable", Count: 1}}}})
 	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 499, ErrorKind: "client_closed",
@@ -36,6 +36,7 @@ func TestRecordsBecomeSamples(t *testing.T) {
 	for _, want := range []string{
 		`adcount_impressions_total{outcome="counted",reason=""} 3`,
 		`adcount_impressions_total{outcome="duplicate",reason=""} 1`,
+		`adcount_impressions_total{outcome="filtered",reason=""} 4`,
 		`adcount_impressions_total{outcome="rejected",reason="invalid"} 2`,
 		`adcount_impressions_total{outcome="rejected",reason="unavailable"} 1`,
 		`adcount_impressions_total{outcome="rejected",reason="client_closed"} 1`,
