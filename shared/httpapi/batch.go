@@ -77,8 +77,9 @@ type batchParser struct {
 // parseBatch parses body, refusing it whole with an error that classify
 // maps to 400 or 413, or returning its items in order, each with the
 // impression it carries or the error the single route would answer for it.
-func parseBatch(body []byte, max int) ([]batchItem, error) {
-	p := &batchParser{b: body, s: string(body), max: max}
+// The items are appended to items[:0], so that a caller may reuse them.
+func parseBatch(body []byte, max int, items []batchItem) ([]batchItem, error) {
+	p := &batchParser{b: body, s: string(body), max: max, items: items[:0]}
 	if err := p.body(); err != nil {
 		return nil, err
 	}
@@ -730,8 +731,27 @@ func mergeResults(items []batchItem, results []adcount.Result) error {
 	return nil
 }
 
-// bodyBuffers hold batch bodies while they are parsed.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// batchScratch is what one batch request needs while it is served: its
+// body, its items and the impressions sent to the store. A full batch's
+// take a few hundred kilobytes, so they are reused rather than collected.
+type batchScratch struct {
+	body  bytes.Buffer
+	items []batchItem
+	imps  []adcount.Impression
+}
+
+var batchScratches = sync.Pool{New: func() any {
+	return &batchScratch{items: make([]batchItem, 0, adcount.MaxBatch), imps: make([]adcount.Impression, 0, adcount.MaxBatch)}
+}}
+
+// release forgets the request, so that nothing it held is kept alive, and
+// returns sc for another request.
+func (sc *batchScratch) release() {
+	clear(sc.items[:cap(sc.items)])
+	clear(sc.imps[:cap(sc.imps)])
+	sc.body.Reset()
+	batchScratches.Put(sc)
+}
 
 // batchResponse is the batch reply as json.Marshal would write it;
 // encodeBatchReply writes the same bytes by hand (a test checks).

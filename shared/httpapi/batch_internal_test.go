@@ -3,12 +3,15 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/adcount"
 )
 
 // itemSeeds are items that take every path of the batch parser: the
@@ -48,7 +51,7 @@ func FuzzBatchItem(f *testing.F) {
 			return
 		}
 		body := []byte(`{"impressions":[` + string(item) + `]}`)
-		items, err := parseBatch(body, 10)
+		items, err := parseBatch(body, 10, nil)
 		if err != nil {
 			t.Fatalf("item %q: the whole batch was refused: %v", item, err)
 		}
@@ -92,7 +95,7 @@ func FuzzBatchBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		items, err := parseBatch(body, 3)
+		items, err := parseBatch(body, 3, nil)
 		if err != nil {
 			if p := classify(err); p.status != http.StatusBadRequest && p.status != http.StatusRequestEntityTooLarge {
 				t.Fatalf("body %q: status %d (%s), want 400 or 413", body, p.status, p.message)
@@ -120,7 +123,7 @@ func TestBatchNotJSONIsTheSingleRoutesMessage(t *testing.T) {
 		`{"impressions":"x"}`,
 		`{"impressions":[` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `]}`,
 	} {
-		_, err := parseBatch([]byte(body), 10)
+		_, err := parseBatch([]byte(body), 10, nil)
 		require.Error(t, err, body)
 		var v struct {
 			Impressions []json.RawMessage `json:"impressions"`
@@ -129,4 +132,67 @@ func TestBatchNotJSONIsTheSingleRoutesMessage(t *testing.T) {
 		require.Error(t, want, body)
 		assert.Equal(t, classify(want), classify(err), "%.40s", body)
 	}
+}
+
+// batchBody1000 is a batch of 1,000 ordinary impressions, some with a
+// browser's User-Agent.
+func batchBody1000() []byte {
+	b := []byte(`{"impressions":[`)
+	for i := range adcount.MaxBatch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `{"campaign_id":"campaign-1","user_id":"user-%d","ad_id":"ad-%d"`, i, i%7)
+		if i%4 == 0 {
+			b = append(b, `,"user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"`...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// BenchmarkParseBatch1000 measures reading a batch of 1,000 by itself:
+// the batch parser, encoding/json into the same items for comparison, and
+// writing the reply; each reports the cost per impression.
+func BenchmarkParseBatch1000(b *testing.B) {
+	body := batchBody1000()
+	perImpression := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*adcount.MaxBatch), "ns/impression")
+	}
+	b.Run("Parser", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		items := make([]batchItem, 0, adcount.MaxBatch)
+		for b.Loop() {
+			var err error
+			if items, err = parseBatch(body, adcount.MaxBatch, items); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perImpression(b)
+	})
+	b.Run("EncodingJSON", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var v struct {
+				Impressions []impressionRequest `json:"impressions"`
+			}
+			if err := json.Unmarshal(body, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perImpression(b)
+	})
+	b.Run("Reply", func(b *testing.B) {
+		items := make([]batchItem, adcount.MaxBatch)
+		for i := range items {
+			items[i].outcome = adcount.Outcome(1 + i%3)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			encodeBatchReply(items)
+		}
+		perImpression(b)
+	})
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -308,17 +307,17 @@ const MaxBatchBodyBytes = 1 << 20
 // judged.
 func (a *api) handleRecordBatch() endpoint {
 	return func(w http.ResponseWriter, r *http.Request) (response, error) {
-		buf := bodyBuffers.Get().(*bytes.Buffer)
-		defer bodyBuffers.Put(buf)
-		buf.Reset()
-		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBatchBodyBytes)); err != nil {
+		sc := batchScratches.Get().(*batchScratch)
+		defer sc.release()
+		if _, err := sc.body.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBatchBodyBytes)); err != nil {
 			return response{}, decodeError(err)
 		}
-		items, err := parseBatch(buf.Bytes(), adcount.MaxBatch)
+		items, err := parseBatch(sc.body.Bytes(), adcount.MaxBatch, sc.items)
 		if err != nil {
 			return response{}, err
 		}
-		imps := make([]adcount.Impression, 0, len(items))
+		sc.items = items
+		imps := sc.imps[:0]
 		for i := range items {
 			it := &items[i]
 			if it.err != nil {
@@ -327,6 +326,7 @@ func (a *api) handleRecordBatch() endpoint {
 			it.imp.Filtered = it.hasUserAgent && a.judge(it.userAgent)
 			imps = append(imps, it.imp)
 		}
+		sc.imps = imps
 		if len(imps) > 0 {
 			results, err := a.store.RecordImpressions(r.Context(), imps)
 			if err == nil && len(results) != len(imps) {
