@@ -731,24 +731,24 @@ func mergeResults(items []batchItem, results []adcount.Result) error {
 	return nil
 }
 
-// batchScratch is what one batch request needs while it is served: its
-// body, its items and the impressions sent to the store. A full batch's
-// take a few hundred kilobytes, so they are reused rather than collected.
+// batchScratch is what one batch request needs while it is served and no
+// longer: its body and its items. A full batch's take a few hundred
+// kilobytes, so they are reused rather than collected. The impressions
+// handed to the store are not: a store whose call was cut short may still
+// be writing them.
 type batchScratch struct {
 	body  bytes.Buffer
 	items []batchItem
-	imps  []adcount.Impression
 }
 
 var batchScratches = sync.Pool{New: func() any {
-	return &batchScratch{items: make([]batchItem, 0, adcount.MaxBatch), imps: make([]adcount.Impression, 0, adcount.MaxBatch)}
+	return &batchScratch{items: make([]batchItem, 0, adcount.MaxBatch)}
 }}
 
 // release forgets the request, so that nothing it held is kept alive, and
 // returns sc for another request.
 func (sc *batchScratch) release() {
 	clear(sc.items[:cap(sc.items)])
-	clear(sc.imps[:cap(sc.imps)])
 	sc.body.Reset()
 	batchScratches.Put(sc)
 }

@@ -317,7 +317,7 @@ func (a *api) handleRecordBatch() endpoint {
 			return response{}, err
 		}
 		sc.items = items
-		imps := sc.imps[:0]
+		imps := make([]adcount.Impression, 0, len(items))
 		for i := range items {
 			it := &items[i]
 			if it.err != nil {
@@ -326,7 +326,6 @@ func (a *api) handleRecordBatch() endpoint {
 			it.imp.Filtered = it.hasUserAgent && a.judge(it.userAgent)
 			imps = append(imps, it.imp)
 		}
-		sc.imps = imps
 		if len(imps) > 0 {
 			results, err := a.store.RecordImpressions(r.Context(), imps)
 			if err == nil && len(results) != len(imps) {
