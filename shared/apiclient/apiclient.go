@@ -12,6 +12,11 @@
 // The API chooses campaign IDs, so campaigns are created with
 // Client.Create. CreateCampaign, which the store contract has take a
 // caller-chosen ID, returns an error matching errors.ErrUnsupported.
+//
+// The API judges invalid traffic by User-Agent (FILTER_BOTS). The client
+// asks for an impression marked Filtered to be filtered by sending it with
+// FilteredUserAgent as its user_agent, and sends every other impression
+// without one, under its own User-Agent, which is no crawler's.
 package apiclient
 
 import (
@@ -33,6 +38,17 @@ import (
 // DefaultUserAgent is the User-Agent the client sends unless WithUserAgent
 // sets another. It lets a server's logs tell this client's traffic apart.
 const DefaultUserAgent = "adcount-apiclient/1"
+
+// FilteredUserAgent is the user_agent the client sends with an impression
+// marked Filtered: a well-known crawler's, Googlebot's, which the API's
+// crawler list judges a bot, so that the API records the impression as
+// filtered. An API with FILTER_BOTS=false counts it like any other.
+const FilteredUserAgent = "Googlebot/2.1 (+http://www.google.com/bot.html)"
+
+// maxBatchBodyBytes is the API's limit on a batch body. A batch of long
+// IDs that must be escaped can encode larger; the client then sends it in
+// several requests, one after the other.
+const maxBatchBodyBytes = 1 << 20
 
 // DefaultTimeout bounds each request of a client made without
 // WithHTTPClient, so that a caller who passes context.Background() to a
@@ -75,7 +91,8 @@ func WithAdminKey(key string) Option {
 }
 
 // WithUserAgent sets the User-Agent header of every request. The default is
-// DefaultUserAgent.
+// DefaultUserAgent. The API judges a single impression by this header, so
+// a User-Agent on its crawler list has every impression filtered.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) { c.userAgent = ua }
 }
@@ -198,36 +215,142 @@ func (c *Client) Campaign(ctx context.Context, id string) (adcount.Campaign, err
 	return out.campaign(op)
 }
 
-// RecordImpression sends imp and reports whether the API counted it or
-// ignored it as a duplicate within the dedup window. imp is validated
-// before sending, with the errors of Impression.Validate, because JSON
-// cannot carry invalid UTF-8 unchanged. An error matching
-// adcount.ErrUnavailable leaves the outcome unknown; sending the same
-// impression again is safe, as it counts at most once.
-//
-// A batch method, RecordImpressions, will join it when the API has a batch
-// route; both share one request path.
+// RecordImpression sends imp and reports what the API did with it:
+// Counted, Duplicate (counted within the dedup window), or Filtered (imp
+// was marked Filtered; see FilteredUserAgent). imp is validated before
+// sending, with the errors of Impression.Validate, because JSON cannot
+// carry invalid UTF-8 unchanged. An error matching adcount.ErrUnavailable
+// leaves the outcome unknown; sending the same impression again is safe,
+// as it counts at most once.
 func (c *Client) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	op := "record impression for " + imp.CampaignID
 	if err := imp.Validate(); err != nil {
 		return 0, fmt.Errorf("apiclient: %s: %w", op, err)
 	}
-	in := impressionRequest{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}
 	var out impressionResponse
-	if err := c.do(ctx, op, http.MethodPost, "/api/v1/impressions", false, in, &out, adcount.ErrNotStarted); err != nil {
+	if err := c.do(ctx, op, http.MethodPost, "/api/v1/impressions", false, newImpressionRequest(imp), &out, adcount.ErrNotStarted); err != nil {
 		return 0, err
 	}
-	if out.Counted {
-		return adcount.Counted, nil
+	if out.Outcome == "" {
+		// An API from before outcomes says only whether it counted.
+		out.Outcome = "duplicate"
+		if out.Counted {
+			out.Outcome = "counted"
+		}
 	}
-	return adcount.Duplicate, nil
+	outcome, ok := outcomes[out.Outcome]
+	if !ok {
+		return 0, fmt.Errorf("apiclient: %s: the API answered the unknown outcome %q", op, out.Outcome)
+	}
+	return outcome, nil
 }
 
-// RecordImpressions records a batch; see adcount.Store.
+// outcomes are the API's outcomes by name.
+var outcomes = map[string]adcount.Outcome{
+	adcount.Counted.String():   adcount.Counted,
+	adcount.Duplicate.String(): adcount.Duplicate,
+	adcount.Filtered.String():  adcount.Filtered,
+}
+
+func newImpressionRequest(imp adcount.Impression) impressionRequest {
+	in := impressionRequest{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}
+	if imp.Filtered {
+		in.UserAgent = FilteredUserAgent
+	}
+	return in
+}
+
+// RecordImpressions records a batch of at most adcount.MaxBatch
+// impressions through POST /api/v1/impressions/batch and returns one
+// result per impression, in order, as the store contract says. An invalid
+// impression is answered here, with the errors of Impression.Validate, and
+// not sent; every other result is the API's, its error a *StatusError that
+// matches adcount.ErrInvalid, adcount.ErrNotFound or adcount.ErrNotStarted.
 //
-// TODO(batch): interim loop, replaced by the batch route.
+// A batch whose encoding is larger than the API's body limit (only IDs
+// near their 256-byte limit that JSON must escape make one) is sent as
+// several requests, in order. An error fails the whole call: more than
+// MaxBatch impressions (adcount.ErrInvalid, nothing sent), or no answer or
+// an error status for a request (the client's usual errors; the outcome of
+// the batch is then unknown, and sending it again is safe).
 func (c *Client) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
-	return adcount.RecordEach(ctx, c, imps)
+	const op = "record batch"
+	if len(imps) > adcount.MaxBatch {
+		return nil, fmt.Errorf("apiclient: %s: %d impressions, more than %d: %w", op, len(imps), adcount.MaxBatch, adcount.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apiclient: %s: %w", op, err)
+	}
+	results := make([]adcount.Result, len(imps))
+	body := append(make(rawJSON, 0, 64*len(imps)+32), batchPrefix...)
+	var sent []int // the indexes of the impressions in body
+	for i, imp := range imps {
+		if err := imp.Validate(); err != nil {
+			results[i].Err = fmt.Errorf("apiclient: record impression for %s: %w", imp.CampaignID, err)
+			continue
+		}
+		item, err := json.Marshal(newImpressionRequest(imp))
+		if err != nil {
+			return nil, fmt.Errorf("apiclient: %s: encode impression %d: %w", op, i, err)
+		}
+		if len(sent) > 0 && len(body)+1+len(item)+len(batchSuffix) > maxBatchBodyBytes {
+			if err := c.sendBatch(ctx, append(body, batchSuffix...), sent, imps, results); err != nil {
+				return nil, err
+			}
+			// A new body: the transport may still hold the one sent.
+			body, sent = append(make(rawJSON, 0, len(body)), batchPrefix...), sent[:0]
+		}
+		if len(sent) > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, item...)
+		sent = append(sent, i)
+	}
+	if len(sent) > 0 {
+		if err := c.sendBatch(ctx, append(body, batchSuffix...), sent, imps, results); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// The batch body around its items.
+const (
+	batchPrefix = `{"impressions":[`
+	batchSuffix = `]}`
+)
+
+// sendBatch sends one batch request, whose items are imps[sent[k]], and
+// puts their results into results.
+func (c *Client) sendBatch(ctx context.Context, body rawJSON, sent []int, imps []adcount.Impression, results []adcount.Result) error {
+	const op = "record batch"
+	var out batchResponse
+	if err := c.do(ctx, op, http.MethodPost, "/api/v1/impressions/batch", false, body, &out, adcount.ErrNotStarted); err != nil {
+		return err
+	}
+	if len(out.Results) != len(sent) {
+		return fmt.Errorf("apiclient: %s: the API answered %d results for %d impressions", op, len(out.Results), len(sent))
+	}
+	for k, res := range out.Results {
+		i := sent[k]
+		if outcome, ok := outcomes[res.Outcome]; ok {
+			results[i].Outcome = outcome
+			continue
+		}
+		itemOp := "record impression for " + imps[i].CampaignID
+		se := answerError(itemOp, res.Status, res.Code, res.Error, adcount.ErrNotStarted)
+		if res.Outcome != "rejected" || !isItemError(se) {
+			return fmt.Errorf("apiclient: %s: item %d: the API answered %q, status %d, code %q", op, k, res.Outcome, res.Status, res.Code)
+		}
+		results[i].Err = se
+	}
+	return nil
+}
+
+// isItemError reports whether err is one the store contract allows for one
+// impression of a batch.
+func isItemError(err error) bool {
+	return errors.Is(err, adcount.ErrInvalid) || errors.Is(err, adcount.ErrNotFound) || errors.Is(err, adcount.ErrNotStarted)
 }
 
 // Stats returns the campaign's counts as the API read them, or an error
@@ -241,7 +364,7 @@ func (c *Client) Stats(ctx context.Context, campaignID string) (adcount.Stats, e
 	if err := c.do(ctx, op, http.MethodGet, "/api/v1/campaigns/"+url.PathEscape(campaignID)+"/stats", true, nil, &out, nil); err != nil {
 		return adcount.Stats{}, err
 	}
-	return adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total}, nil
+	return adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total, Filtered: out.Filtered}, nil
 }
 
 // checkID answers locally for IDs no campaign can have and no path can
@@ -264,7 +387,11 @@ func (c *Client) do(ctx context.Context, op, method, path string, admin bool, in
 		return fmt.Errorf("apiclient: %s: %w", op, err)
 	}
 	var body io.Reader
-	if in != nil {
+	switch in := in.(type) {
+	case nil:
+	case rawJSON:
+		body = bytes.NewReader(in)
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("apiclient: %s: encode request: %w", op, err)
@@ -309,16 +436,28 @@ func (c *Client) do(ctx context.Context, op, method, path string, admin bool, in
 }
 
 // statusError turns an error answer into a *StatusError that unwraps to
-// the domain error the status means. This is the one place that mapping
-// lives.
+// the domain error the status means, by answerError.
 func statusError(op string, resp *http.Response, raw []byte, conflict error) *StatusError {
 	var body errorResponse
-	msg := http.StatusText(resp.StatusCode)
-	if json.Unmarshal(raw, &body) == nil && body.Error != "" {
-		msg = body.Error
+	_ = json.Unmarshal(raw, &body) // a body that is not the API's leaves it empty
+	e := answerError(op, resp.StatusCode, body.Code, body.Error, conflict)
+	if e.err == adcount.ErrUnavailable {
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
 	}
-	e := &StatusError{Op: op, Status: resp.StatusCode, Message: msg}
-	switch resp.StatusCode {
+	return e
+}
+
+// answerError is the one mapping from an error the API answered, a
+// request's or one batch item's, to the domain error it means.
+func answerError(op string, status int, code, message string, conflict error) *StatusError {
+	msg := http.StatusText(status)
+	if message != "" {
+		msg = message
+	}
+	e := &StatusError{Op: op, Status: status, Message: msg}
+	switch status {
 	case http.StatusBadRequest:
 		if fe := parseFieldError(msg); fe != nil {
 			e.err = fe
@@ -333,11 +472,11 @@ func statusError(op string, resp *http.Response, raw []byte, conflict error) *St
 		// Only the API's own not_found means the campaign is missing; a
 		// 404 for the path (no_route, or a gateway's own) means the base
 		// URL is wrong.
-		if body.Code == "not_found" {
+		if code == "not_found" {
 			e.err = adcount.ErrNotFound
 		}
 	case http.StatusConflict:
-		switch body.Code {
+		switch code {
 		case "not_started":
 			e.err = adcount.ErrNotStarted
 		case "conflict":
@@ -349,9 +488,6 @@ func statusError(op string, resp *http.Response, raw []byte, conflict error) *St
 		}
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		e.err = adcount.ErrUnavailable
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			e.RetryAfter = time.Duration(s) * time.Second
-		}
 	}
 	return e
 }
@@ -389,21 +525,35 @@ type (
 		CampaignID string `json:"campaign_id"`
 		UserID     string `json:"user_id"`
 		AdID       string `json:"ad_id"`
+		UserAgent  string `json:"user_agent,omitempty"`
 	}
 	impressionResponse struct {
-		Counted bool `json:"counted"`
+		Counted bool   `json:"counted"`
+		Outcome string `json:"outcome"`
+	}
+	batchResponse struct {
+		Results []struct {
+			Outcome string `json:"outcome"`
+			Status  int    `json:"status"`
+			Code    string `json:"code"`
+			Error   string `json:"error"`
+		} `json:"results"`
 	}
 	statsResponse struct {
 		CampaignID string `json:"campaign_id"`
 		LastHour   int64  `json:"last_hour"`
 		LastDay    int64  `json:"last_day"`
 		Total      int64  `json:"total"`
+		Filtered   int64  `json:"filtered"`
 	}
 	errorResponse struct {
 		Error string `json:"error"`
 		Code  string `json:"code"`
 	}
 )
+
+// rawJSON is a request body encoded already.
+type rawJSON []byte
 
 func (r campaignResponse) campaign(op string) (adcount.Campaign, error) {
 	start, err := time.Parse(time.RFC3339Nano, r.StartTime)
