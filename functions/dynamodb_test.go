@@ -66,7 +66,7 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 			}
 			// The second admin instance sees the campaign another process
 			// created: the table is shared, not a memory store.
-			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 0.0, "total": 0.0}, readStats(t))
+			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 0.0, "total": 0.0, "filtered": 0.0}, readStats(t))
 
 			// Ten distinct (user, ad) pairs, each sent twice to each of the
 			// two instances, which run at the same time: forty requests
@@ -126,7 +126,7 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 			}
 
 			want := float64(len(keys))
-			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want}, readStats(t),
+			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 0.0}, readStats(t),
 				"admin reports exactly what ingest counted")
 		})
 	}

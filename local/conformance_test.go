@@ -15,6 +15,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/apiclient"
+	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/storetest"
@@ -24,6 +25,16 @@ import (
 // that every admin call of the client is checked to carry it.
 const conformanceKey = "conformance-admin-key-0123456789"
 
+// serverBotFilter is the bot filter the server uses by default, so that
+// the suite's filtered impressions, which the client sends with a
+// crawler's User-Agent, are judged as the server would judge them.
+func serverBotFilter(t *testing.T) httpapi.Option {
+	t.Helper()
+	bots, err := filterBots(config.Config{FilterBots: true})
+	require.NoError(t, err)
+	return bots
+}
+
 // TestConformanceThroughTheClient runs the store conformance suite through
 // apiclient over real HTTP, against the API handler the local server
 // serves, over a memory store that reads the suite's clock. It checks the
@@ -31,10 +42,11 @@ const conformanceKey = "conformance-admin-key-0123456789"
 // status mapping and the store.
 func TestConformanceThroughTheClient(t *testing.T) {
 	t.Parallel()
+	bots := serverBotFilter(t)
 	ran := storetest.Run(t, func(t *testing.T, now func() time.Time, ttl time.Duration) adcount.Store {
 		store, err := memstore.New(memstore.WithClock(now), memstore.WithDedupTTL(ttl))
 		require.NoError(t, err)
-		srv := httptest.NewServer(httpapi.NewHandler(store,
+		srv := httptest.NewServer(httpapi.NewHandler(store, bots,
 			httpapi.WithAdminKeys([]string{conformanceKey}),
 			httpapi.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 		t.Cleanup(srv.Close)
@@ -57,6 +69,7 @@ func TestConformanceThroughTheClient(t *testing.T) {
 func TestReopenConformanceThroughTheClient(t *testing.T) {
 	t.Parallel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bots := serverBotFilter(t)
 	type server struct {
 		dir     string
 		now     func() time.Time
@@ -70,7 +83,7 @@ func TestReopenConformanceThroughTheClient(t *testing.T) {
 			memstore.WithLogger(quiet), memstore.WithSnapshotInterval(time.Hour))
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, store.Close()) })
-		h := httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{conformanceKey}), httpapi.WithLogger(quiet))
+		h := httpapi.NewHandler(store, bots, httpapi.WithAdminKeys([]string{conformanceKey}), httpapi.WithLogger(quiet))
 		s.store = store
 		s.handler.Store(&h)
 	}

@@ -73,9 +73,19 @@ func listeningPort(t *testing.T, lines *bufio.Scanner) string {
 	return ""
 }
 
+// browserUA is a browser's User-Agent: the server filters impressions
+// from Go's default one, which is on the crawler list.
+const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+// post sends body as JSON with a browser's User-Agent and decodes the
+// answer, with its status as "status".
 func post(t *testing.T, url, body string) map[string]any {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", browserUA)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var out map[string]any
@@ -126,7 +136,7 @@ func checkServerOverHTTP(t *testing.T, env map[string]string) {
 	defer resp.Body.Close()
 	var stats map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
-	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 1.0, "last_day": 1.0, "total": 1.0}, stats)
+	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 1.0, "last_day": 1.0, "total": 1.0, "filtered": 0.0}, stats)
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {

@@ -109,7 +109,13 @@ func (p *process) wait(t *testing.T) error {
 }
 
 func postJSON(c *http.Client, url, body string) (map[string]any, int, error) {
-	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", browserUA)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
