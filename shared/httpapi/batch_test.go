@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +358,82 @@ func TestBeaconBodiesAreRead(t *testing.T) {
 		assert.True(t, json.Valid(raw), tc.path)
 	}
 	assert.Equal(t, 3.0, s.stats(t, "live")["total"])
+}
+
+// TestConcurrentIngestCountsEachOnce sends overlapping impressions at once
+// through every ingest route, from many clients: batches that share
+// impressions with each other, single posts and pixels. Each impression
+// counts exactly once, whichever route and request got there first: the
+// answers' counted outcomes add up to the distinct impressions, and so do
+// the stats.
+func TestConcurrentIngestCountsEachOnce(t *testing.T) {
+	t.Parallel()
+	s := newMemServer(t)
+	const (
+		users   = 300
+		clients = 8
+	)
+	var counted atomic.Int64
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each client covers every user, starting at its own offset,
+			// in batches of 50 and one route at a time per impression.
+			var batch []string
+			flush := func() {
+				if len(batch) == 0 {
+					return
+				}
+				var r struct{ Summary struct{ Counted int64 } }
+				if postFromGoroutine(t, s, "/api/v1/impressions/batch", batchOf(batch...), &r) {
+					counted.Add(r.Summary.Counted)
+				}
+				batch = batch[:0]
+			}
+			for i := range users {
+				u := fmt.Sprint("u", (i+c*37)%users)
+				switch i % 3 {
+				case 0:
+					batch = append(batch, impression("live", u, "a"))
+					if len(batch) == 50 {
+						flush()
+					}
+				case 1:
+					var r struct{ Counted bool }
+					if postFromGoroutine(t, s, "/api/v1/impressions", impression("live", u, "a"), &r) && r.Counted {
+						counted.Add(1)
+					}
+				default:
+					resp, err := s.Client().Get(s.URL + "/api/v1/pixel.gif?campaign_id=live&ad_id=a&user_id=" + u)
+					if !assert.NoError(t, err) {
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					assert.Equal(t, http.StatusOK, resp.StatusCode)
+					if resp.Header.Get(httpapi.OutcomeHeader) == "counted" {
+						counted.Add(1)
+					}
+				}
+			}
+			flush()
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int64(users), counted.Load(), "each impression answered counted once")
+	assert.Equal(t, float64(users), s.stats(t, "live")["total"])
+}
+
+// postFromGoroutine posts body and decodes a 200's JSON into out, from a
+// goroutine other than the test's, where only assertions that do not stop
+// the test may fail; it reports whether all went well.
+func postFromGoroutine(t *testing.T, s *server, path, body string, out any) bool {
+	resp, err := s.Client().Post(s.URL+path, "application/json", strings.NewReader(body))
+	if !assert.NoError(t, err) {
+		return false
+	}
+	defer resp.Body.Close()
+	return assert.Equal(t, http.StatusOK, resp.StatusCode, path) && assert.NoError(t, json.NewDecoder(resp.Body).Decode(out))
 }
