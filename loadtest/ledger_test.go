@@ -66,7 +66,7 @@ func TestVerify(t *testing.T) {
 		// More than even the uncertain requests could explain.
 		{"ExtraCount", []attempt{at(0, 0, 1, counted), at(2, 0, 5, uncertain)}, totals(3, 0), time.Minute, []string{"1 to 2 distinct keys"}, [2]int{1, 0}, [2]int{1, 0}},
 		// A 200 that does not say whether it counted breaks the contract.
-		{"Unreadable", []attempt{at(0, 0, 1, unreadable)}, totals(0, 0), time.Minute, []string{"without a \"counted\" flag"}, [2]int{}, [2]int{}},
+		{"Unreadable", []attempt{at(0, 0, 1, unreadable)}, totals(0, 0), time.Minute, []string{"without saying whether it counted"}, [2]int{}, [2]int{}},
 		// Within the hour, last_hour must equal total.
 		{"LastHourShort", []attempt{at(0, 0, 1, counted)}, []Stats{{LastHour: 0, LastDay: 1, Total: 1}, {}}, time.Minute, []string{"last_hour is 0"}, [2]int{1, 0}, [2]int{}},
 		// After an hour, last_hour may have moved on.
@@ -75,7 +75,7 @@ func TestVerify(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l := newLedger(mustPlan(t, PlanConfig{Campaigns: 2, Users: 10, Ads: 1}), time.Now())
+			l := newLedger(mustPlan(t, PlanConfig{Campaigns: 2, Users: 10, Ads: 1}), modeSingle, time.Now())
 			l.attempts = tc.attempts
 			v := l.verify(tc.stats, tc.elapsed)
 			require.Len(t, v.Problems, len(tc.problems), "problems: %q", v.Problems)
@@ -99,48 +99,18 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name string
-		code uint16
-		body string
-		want outcome
-	}{
-		{"Counted", 200, `{"message":"Impression saved successfully","counted":true}`, counted},
-		{"Duplicate", 200, `{"message":"Duplicate impression ignored","counted":false}`, duplicate},
-		// A 2xx must say which; a missing flag is a contract violation.
-		{"NoFlag", 200, `{"message":"ok"}`, unreadable},
-		{"NotJSON", 200, `ok`, unreadable},
-		// 4xx: validated and refused before anything was recorded.
-		{"BadRequest", 400, `{"error":"user_id: required"}`, rejected},
-		{"NotStarted", 409, `{"error":"campaign has not started yet"}`, rejected},
-		// No reply at all, or a server error: it may have been recorded.
-		{"NoReply", 0, ``, uncertain},
-		{"Unavailable", 503, `{"error":"the store is unavailable"}`, uncertain},
-		{"Internal", 500, `{"error":"internal error"}`, uncertain},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			assert.Equal(t, tc.want, classify(tc.code, []byte(tc.body)))
-		})
-	}
-}
-
 func TestLedgerAddMapsResultsBack(t *testing.T) {
 	t.Parallel()
 	p := mustPlan(t, PlanConfig{Campaigns: 1, Users: 10, Ads: 1, DupRatio: 0.5, ReadShare: 0.2, Seed: 9})
 	epoch := time.Now()
-	l := newLedger(p, epoch)
-	ts, err := newTargets(p, "http://h", []string{"c"}, "")
+	l := newLedger(p, modeSingle, epoch)
+	ts, err := newTargets(p, "http://h", []string{"c"}, targetConfig{})
 	require.NoError(t, err)
 	wantImps := 0
 	for i := range uint64(20) {
 		var tgt vegeta.Target
 		require.NoError(t, ts.target(i, &tgt))
-		r, _ := p.Request(i)
-		if !r.Read {
+		if !p.Request(i).Read {
 			wantImps++
 		}
 		l.add(&vegeta.Result{URL: tgt.URL, Code: 200, Body: []byte(`{"counted":true}`), Timestamp: epoch.Add(time.Second), Latency: time.Millisecond})
@@ -150,7 +120,7 @@ func TestLedgerAddMapsResultsBack(t *testing.T) {
 	assert.Len(t, l.reads, 20-wantImps)
 	assert.Equal(t, time.Second, l.attempts[0].start)
 	assert.Equal(t, time.Second+time.Millisecond, l.attempts[0].end)
-	assert.Len(t, l.foreign, 1, "a result without an index is reported, not dropped")
+	assert.Len(t, l.problems, 1, "a result without an index is reported, not dropped")
 }
 
 func TestVerifyReadsDuringTheAttack(t *testing.T) {
@@ -177,7 +147,7 @@ func TestVerifyReadsDuringTheAttack(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l := newLedger(mustPlan(t, PlanConfig{Campaigns: 2, Users: 10, Ads: 1}), time.Now())
+			l := newLedger(mustPlan(t, PlanConfig{Campaigns: 2, Users: 10, Ads: 1}), modeSingle, time.Now())
 			l.attempts = traffic
 			l.reads = tc.reads
 			v := l.verify(totals(2, 0), time.Minute)
@@ -185,6 +155,145 @@ func TestVerifyReadsDuringTheAttack(t *testing.T) {
 			for i, want := range tc.problems {
 				assert.Contains(t, v.Problems[i], want)
 			}
+		})
+	}
+}
+
+func TestLedgerAddsEveryItemOfABatch(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		code     uint16
+		body     []byte
+		err      string
+		want     []outcome
+		problems []string
+	}{
+		// A 200 answers each item: the ledger keeps each item's outcome,
+		// in order.
+		{"AnsweredPerItem", 200, batchReply("counted", "duplicate", "filtered", "rejected"), "", []outcome{counted, duplicate, filtered, rejected}, nil},
+		// The store failed for the whole batch: every item may or may not
+		// have been recorded, as for a single request that failed.
+		{"StoreFailed", 503, []byte(`{"error":"the store is unavailable"}`), "503 Service Unavailable", []outcome{uncertain, uncertain, uncertain, uncertain}, nil},
+		// No answer at all.
+		{"TimedOut", 0, nil, "context deadline exceeded", []outcome{uncertain, uncertain, uncertain, uncertain}, nil},
+		// Refused whole, over a limit: nothing was recorded.
+		{"TooLarge", 413, []byte(`{"error":"a batch holds at most 1000 impressions"}`), "413 Request Entity Too Large", []outcome{rejected, rejected, rejected, rejected}, nil},
+		// A 200 that does not account for every item: one problem for the
+		// batch, whose items then only widen the range.
+		{"ShortReply", 200, batchReply("counted", "counted", "counted"), "", []outcome{uncertain, uncertain, uncertain, uncertain}, []string{"3 results for 4 impressions"}},
+		{"Garbled", 200, []byte("ok"), "", []outcome{uncertain, uncertain, uncertain, uncertain}, []string{"unreadable batch reply"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := mustPlan(t, PlanConfig{Campaigns: 2, Users: 100, Ads: 1, PerRequest: 4, DupRatio: 0.3, Seed: 2})
+			epoch := time.Now()
+			l := newLedger(p, modeBatch, epoch)
+			ts, err := newTargets(p, "http://h", []string{"c0", "c1"}, targetConfig{Mode: modeBatch})
+			require.NoError(t, err)
+			var tgt vegeta.Target
+			require.NoError(t, ts.target(3, &tgt))
+			l.add(&vegeta.Result{URL: tgt.URL, Code: tc.code, Body: tc.body, Error: tc.err, Timestamp: epoch.Add(time.Second), Latency: time.Millisecond})
+
+			require.Len(t, l.problems, len(tc.problems), "problems: %q", l.problems)
+			for i, want := range tc.problems {
+				assert.Contains(t, l.problems[i], want)
+			}
+			require.Len(t, l.attempts, 4)
+			for k, a := range l.attempts {
+				im, err := p.Impression(12 + uint64(k))
+				require.NoError(t, err)
+				assert.Equal(t, attempt{index: 3, key: im.Key, start: time.Second, end: time.Second + time.Millisecond, item: uint16(k), outcome: tc.want[k], code: tc.code}, a, "item %d", k)
+			}
+		})
+	}
+}
+
+// item is an attempt on key (campaign key%2) as item n of request index,
+// from start to end in milliseconds since the epoch.
+func item(index uint64, n uint16, key uint64, start, end int, o outcome) attempt {
+	return attempt{index: index, item: n, key: key, start: time.Duration(start) * time.Millisecond, end: time.Duration(end) * time.Millisecond, outcome: o}
+}
+
+// botItem is item sent with a crawler's User-Agent.
+func botItem(index uint64, n uint16, key uint64, start, end int, o outcome) attempt {
+	a := item(index, n, key, start, end, o)
+	a.bot = true
+	return a
+}
+
+// statsOf is campaign 0 with total and filtered, and an empty campaign 1.
+func statsOf(total, filtered int64) []Stats {
+	return []Stats{{LastHour: total, LastDay: total, Total: total, Filtered: filtered}, {}}
+}
+
+func TestVerifyBatchesAndBots(t *testing.T) {
+	t.Parallel()
+	type want struct{ counted, unsure, filtered, botUnsure, rejected int }
+	cases := []struct {
+		name     string
+		attempts []attempt
+		stats    []Stats
+		problems []string // substrings, one per expected problem
+		want     want
+	}{
+		// A key twice in one batch: the first item counted, the second a
+		// duplicate, as one by one in order.
+		{"RepeatInsideBatch", []attempt{item(1, 0, 0, 0, 5, counted), item(1, 1, 0, 0, 5, duplicate)}, statsOf(1, 0), nil, want{counted: 1}},
+		// Inside a batch there is no race: a duplicate before the item
+		// that counted contradicts the order.
+		{"DuplicateBeforeCountedInsideBatch", []attempt{item(1, 0, 0, 0, 5, duplicate), item(1, 1, 0, 0, 5, counted)}, statsOf(1, 0), []string{"later in the same batch"}, want{counted: 1}},
+		// Across batches in flight together, either order is fine.
+		{"RaceAcrossBatches", []attempt{item(1, 0, 0, 0, 10, duplicate), item(2, 3, 0, 1, 5, counted)}, statsOf(1, 0), nil, want{counted: 1}},
+		// A batch that failed whole, retried: the retry's answers are
+		// definite, so the failure widens nothing.
+		{"FailedBatchRetried", []attempt{item(1, 0, 0, 0, 5, uncertain), item(1, 1, 2, 0, 5, uncertain), item(2, 0, 0, 6, 7, counted), item(2, 1, 2, 6, 7, duplicate)}, statsOf(2, 0), nil, want{counted: 2}},
+		// A batch that failed whole and was never retried: each of its keys
+		// may or may not count, and any total in range passes...
+		{"FailedBatchInRange", []attempt{item(1, 0, 0, 0, 5, uncertain), item(1, 1, 2, 0, 5, uncertain)}, statsOf(1, 0), nil, want{unsure: 2}},
+		// ...but not one beyond it.
+		{"FailedBatchOutOfRange", []attempt{item(1, 0, 0, 0, 5, uncertain), item(1, 1, 2, 0, 5, uncertain)}, statsOf(3, 0), []string{"0 to 2 distinct keys (2 uncertain)"}, want{unsure: 2}},
+		// A timed-out batch, then a duplicate answer for one of its keys:
+		// the timed-out item must have counted...
+		{"TimedOutBatchThenDuplicate", []attempt{item(1, 0, 0, 0, 9, uncertain), item(2, 0, 0, 1, 2, duplicate)}, statsOf(1, 0), nil, want{counted: 1}},
+		// ...so the stats must show it.
+		{"TimedOutBatchThenDuplicateMissing", []attempt{item(1, 0, 0, 0, 9, uncertain), item(2, 0, 0, 1, 2, duplicate)}, statsOf(0, 0), []string{"exactly 1"}, want{counted: 1}},
+		// A bad item never fails its neighbours: one counted, one rejected.
+		{"PartlyRejected", []attempt{item(1, 0, 0, 0, 5, counted), item(1, 1, 2, 0, 5, rejected)}, statsOf(1, 0), nil, want{counted: 1, rejected: 1}},
+		// A bot's key, sent twice, is filtered both times and counts once
+		// in the filtered stat, never in the total.
+		{"BotFiltered", []attempt{botItem(1, 0, 0, 0, 5, filtered), botItem(2, 0, 0, 6, 7, filtered)}, statsOf(0, 1), nil, want{filtered: 1}},
+		// The filtered stat must show it.
+		{"BotFilteredStatMissing", []attempt{botItem(1, 0, 0, 0, 5, filtered)}, statsOf(0, 0), []string{"stats filtered is 0"}, want{filtered: 1}},
+		// A bot's impression that counted means the filter is off.
+		{"BotCounted", []attempt{botItem(1, 0, 0, 0, 5, counted)}, statsOf(0, 0), []string{"is the bot filter off?"}, want{}},
+		// A browser's impression must never be filtered.
+		{"BrowserFiltered", []attempt{item(1, 0, 0, 0, 5, filtered)}, statsOf(0, 0), []string{"carried a browser's User-Agent"}, want{}},
+		// The same campaign, user and ad from a bot and from a browser are
+		// two keys: one filtered, one counted.
+		{"BotAndBrowserSameKey", []attempt{botItem(1, 0, 0, 0, 5, filtered), item(1, 1, 0, 0, 5, counted)}, statsOf(1, 1), nil, want{counted: 1, filtered: 1}},
+		// A bot's impression with no answer may or may not be in the
+		// filtered stat.
+		{"BotUncertainNotFiltered", []attempt{botItem(1, 0, 0, 0, 5, uncertain)}, statsOf(0, 0), nil, want{botUnsure: 1}},
+		{"BotUncertainFiltered", []attempt{botItem(1, 0, 0, 0, 5, uncertain)}, statsOf(0, 1), nil, want{botUnsure: 1}},
+		{"BotUncertainTooMany", []attempt{botItem(1, 0, 0, 0, 5, uncertain)}, statsOf(0, 2), []string{"stats filtered is 2"}, want{botUnsure: 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLedger(mustPlan(t, PlanConfig{Campaigns: 2, Users: 10, Ads: 1, PerRequest: 4}), modeBatch, time.Now())
+			l.attempts = tc.attempts
+			v := l.verify(tc.stats, time.Minute)
+			require.Len(t, v.Problems, len(tc.problems), "problems: %q", v.Problems)
+			for i, want := range tc.problems {
+				assert.Contains(t, v.Problems[i], want)
+			}
+			c := v.Campaigns[0]
+			assert.Equal(t, tc.want, want{c.Counted, c.Uncertain, c.Filtered, c.BotUnsure, v.Rejected})
+			var out bytes.Buffer
+			_, err := v.WriteTo(&out)
+			require.NoError(t, err)
 		})
 	}
 }
