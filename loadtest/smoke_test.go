@@ -73,6 +73,39 @@ func TestSmokeAgainstLocalServer(t *testing.T) {
 	assert.Regexp(t, `Impressions\s+\[answered.*\]\s+[1-9]\d*, `, report)
 }
 
+// The smoke tests below drive the routes and the bot filter of issue 12:
+// POST /api/v1/impressions/batch, GET /api/v1/pixel.gif, and the filtered
+// outcome and stat. They pass against a server that has them.
+
+// TestSmokeBatchAgainstLocalServer sends batches, each item with its
+// viewer's User-Agent and a tenth of them a bot's, with repeats inside
+// and across batches, and verifies every item's answer, the totals and
+// the filtered stats.
+func TestSmokeBatchAgainstLocalServer(t *testing.T) {
+	t.Parallel()
+	report := smoke(t, "-batch", "50", "-item-ua", "-bot-share", "0.1", "-rate", "40", "-duration", "3s",
+		"-campaigns", "3", "-users", "2000", "-ads", "4", "-dup", "0.3", "-reads", "0.1", "-seed", "8")
+	assert.Regexp(t, `Impressions\s+\[answered.*\]\s+[1-9]\d*, [\d.]+, [1-9]\d*, [1-9]\d*, [1-9]\d*, 0, 0\n`, report, "counted, duplicates and filtered, none rejected or unknown")
+}
+
+// TestSmokePixelAgainstLocalServer loads the pixel as browsers and bots
+// do, reading each outcome from the X-Impression-Outcome header.
+func TestSmokePixelAgainstLocalServer(t *testing.T) {
+	t.Parallel()
+	report := smoke(t, "-pixel", "-bot-share", "0.1", "-rate", "200", "-duration", "3s",
+		"-campaigns", "2", "-users", "500", "-ads", "4", "-dup", "0.3", "-reads", "0.05", "-seed", "9")
+	assert.Regexp(t, `Impressions\s+\[answered.*\]\s+[1-9]\d*, [\d.]+, [1-9]\d*, [1-9]\d*, [1-9]\d*, 0, 0\n`, report)
+}
+
+// TestSmokeSingleRouteFiltersBots sends a fifth of the single route's
+// impressions with a bot's User-Agent header.
+func TestSmokeSingleRouteFiltersBots(t *testing.T) {
+	t.Parallel()
+	report := smoke(t, "-bot-share", "0.2", "-rate", "200", "-duration", "2s",
+		"-campaigns", "2", "-users", "500", "-ads", "4", "-dup", "0.3", "-seed", "10")
+	assert.Regexp(t, `Impressions\s+\[answered.*\]\s+[1-9]\d*, [\d.]+, [1-9]\d*, [1-9]\d*, [1-9]\d*, 0, 0\n`, report)
+}
+
 // smoke runs the harness with args against the real local server, which
 // must verify exactly with every request answered, and returns the report.
 func smoke(t *testing.T, args ...string) string {
