@@ -134,8 +134,9 @@ func (res *runResult) report(stdout io.Writer, dir string) error {
 		return err
 	}
 	l := res.ledger
+	imps, repeats, bots := l.traffic()
 	fmt.Fprintf(stdout, "Traffic       [impressions, new keys, repeats, bots, stats reads]  %d, %d, %d, %d, %d\n",
-		len(l.attempts), len(l.attempts)-l.repeats, l.repeats, l.bots, len(l.reads)+l.readsFailed)
+		imps, imps-repeats, repeats, bots, len(l.reads)+l.readsFailed)
 	ing := res.ingest()
 	fmt.Fprintf(stdout, "Impressions   [answered, per second, counted, duplicate, filtered, rejected, unknown]  %d, %.1f, %d, %d, %d, %d, %d\n",
 		ing.Answered, ing.PerSecond, ing.Counted, ing.Duplicate, ing.Filtered, ing.Rejected, ing.Unknown)
@@ -191,7 +192,7 @@ func (res *runResult) ingest() ingest {
 		Route:      l.mode.String(),
 		PerRequest: l.plan.PerRequest(),
 		Requests:   res.metrics.Requests,
-		Sent:       len(l.attempts),
+		Sent:       len(l.outcomes),
 		Answered:   l.impressions(),
 		Counted:    l.tally[counted],
 		Duplicate:  l.tally[duplicate],

@@ -36,20 +36,24 @@ const (
 	filtered
 )
 
-// attempt is one impression as the ledger keeps it: one per single or
-// pixel request, one per item of a batch. Times are offsets from the
-// ledger's epoch on the monotonic clock: start is taken before the request
-// is built, end after its reply was read, so whatever the service did for
-// it happened in between. The items of a batch share their request's
-// index, times and code.
-type attempt struct {
+// record is one impression request as the ledger keeps it. Times are
+// offsets from the ledger's epoch on the monotonic clock: start is taken
+// before the request is built, end after its reply was read, so whatever
+// the service did for its impressions happened in between.
+type record struct {
 	index      uint64 // the request's plan index
-	key        uint64
 	start, end time.Duration
-	item       uint16 // position in the batch, 0 for other requests
-	outcome    outcome
-	bot        bool // sent with a crawler's User-Agent
 	code       uint16
+}
+
+// attempt is one impression as verification sees it: one per single or
+// pixel request, one per item of a batch, sharing their request's record.
+type attempt struct {
+	key     uint64
+	rec     uint32 // the request's record in ledger.records
+	item    uint16 // position in the batch, 0 for other requests
+	outcome outcome
+	bot     bool // sent with a crawler's User-Agent
 }
 
 // read is one stats read made during the attack, as the ledger keeps it.
@@ -62,14 +66,22 @@ type read struct {
 // ledger records the outcome of every request of a run and verifies the
 // service's counts against them. It is not safe for concurrent use: one
 // goroutine feeds it the attack's results.
+//
+// During the attack it keeps one record per impression request and one
+// byte per impression, its outcome, and computes nothing from the plan:
+// it runs on the cores the service under test runs on, at up to a million
+// impressions a second. Verification, after the attack, recomputes each
+// impression's key from the plan.
 type ledger struct {
-	plan     *Plan
-	mode     mode
-	epoch    time.Time
-	attempts []attempt
+	plan  *Plan
+	mode  mode
+	epoch time.Time
+	// records holds the impression requests in the order their results
+	// came; outcomes holds Plan.PerRequest outcomes for each, in the same
+	// order.
+	records  []record
+	outcomes []outcome
 
-	repeats     int    // impressions the plan sent as repeats
-	bots        int    // impressions sent with a crawler's User-Agent
 	reads       []read // stats reads answered 200
 	readsFailed int
 	// tally counts the impressions by outcome, for the report.
@@ -78,8 +90,6 @@ type ledger struct {
 	// result that carries no plan index, a batch reply that breaks the
 	// contract.
 	problems []string
-	// scratch holds one batch reply's outcomes.
-	scratch []outcome
 }
 
 func newLedger(plan *Plan, m mode, epoch time.Time) *ledger {
@@ -104,55 +114,31 @@ func (l *ledger) add(res *vegeta.Result) {
 		l.reads = append(l.reads, read{campaign: r.Campaign, start: start, end: end, total: s.Total})
 		return
 	}
-	outs := l.classify(i, r.Count, res)
-	for k, o := range outs {
-		im, err := l.plan.Impression(r.First + uint64(k))
-		if err != nil {
-			l.problems = append(l.problems, fmt.Sprintf("result for request %d is not in the plan: %v", i, err))
-			return
-		}
-		if im.Repeat {
-			l.repeats++
-		}
-		if im.Bot {
-			l.bots++
-		}
+	l.records = append(l.records, record{index: i, start: start, end: end, code: res.Code})
+	n := len(l.outcomes)
+	l.outcomes = slices.Grow(l.outcomes, r.Count)[:n+r.Count]
+	l.classify(i, res, l.outcomes[n:])
+	for _, o := range l.outcomes[n:] {
 		l.tally[o]++
-		l.attempts = append(l.attempts, attempt{
-			index:   i,
-			key:     im.Key,
-			start:   start,
-			end:     end,
-			item:    uint16(k),
-			outcome: o,
-			bot:     im.Bot,
-			code:    res.Code,
-		})
 	}
 }
 
-// classify returns the outcome of each of the count impressions request i
-// carried. The slice is reused by the next call.
-func (l *ledger) classify(i uint64, count int, res *vegeta.Result) []outcome {
-	outs := l.scratch[:0]
-	for range count {
-		outs = append(outs, 0)
-	}
-	l.scratch = outs
+// classify sets the outcome of each impression request i carried in outs.
+func (l *ledger) classify(i uint64, res *vegeta.Result, outs []outcome) {
 	switch l.mode {
 	case modeSingle:
 		outs[0] = classifySingle(res.Code, res.Body)
-		return outs
+		return
 	case modePixel:
 		outs[0] = classifyPixel(res.Code, res.Headers)
-		return outs
+		return
 	}
 	var whole outcome
 	switch code := res.Code; {
 	case code >= 200 && code < 300:
 		err := parseBatchReply(res.Body, outs)
 		if err == nil {
-			return outs
+			return
 		}
 		// The service answered, so every item's outcome is durable, but
 		// the reply does not say which: one problem for the batch, and
@@ -171,7 +157,34 @@ func (l *ledger) classify(i uint64, count int, res *vegeta.Result) []outcome {
 	for k := range outs {
 		outs[k] = whole
 	}
-	return outs
+}
+
+// attempts recomputes from the plan the key of every impression recorded.
+func (l *ledger) attempts() ([]attempt, error) {
+	per := l.plan.PerRequest()
+	atts := make([]attempt, 0, len(l.outcomes))
+	for n, rec := range l.records {
+		r := l.plan.Request(rec.index)
+		for k, o := range l.outcomes[n*per : (n+1)*per] {
+			im, err := l.plan.Impression(r.First + uint64(k))
+			if err != nil {
+				return nil, fmt.Errorf("result for request %d is not in the plan: %w", rec.index, err)
+			}
+			atts = append(atts, attempt{key: im.Key, rec: uint32(n), item: uint16(k), outcome: o, bot: im.Bot})
+		}
+	}
+	return atts, nil
+}
+
+// traffic counts the impressions sent whose results came back, and among
+// them the repeats and the bots', from the plan.
+func (l *ledger) traffic() (impressions, repeats, bots int) {
+	for _, rec := range l.records {
+		r := l.plan.Request(rec.index)
+		repeats += int(l.plan.repeats(r.First, uint64(r.Count)))
+		bots += int(l.plan.bots(r.First, uint64(r.Count)))
+	}
+	return len(l.outcomes), repeats, bots
 }
 
 // impressions is the number of impressions whose outcome the service
@@ -218,9 +231,7 @@ func (v Verdict) OK() bool { return len(v.Problems) == 0 }
 // verify checks every key's answers, then each campaign's stats against
 // the keys the service acknowledged. stats holds one entry per plan
 // campaign; elapsed is how long ago the first impression was sent, which
-// decides whether last_hour and last_day must equal total. It sorts the
-// ledger's attempts in place, which a run of millions of impressions would
-// otherwise hold twice.
+// decides whether last_hour and last_day must equal total.
 //
 // The rules, for each key (every key is new to the service, because the
 // campaigns are new; a key sent by a bot is a key of its own, since the
@@ -245,12 +256,23 @@ func (v Verdict) OK() bool { return len(v.Problems) == 0 }
 //
 // The stats reads made during the attack are checked too; see verifyReads.
 func (l *ledger) verify(stats []Stats, elapsed time.Duration) Verdict {
+	atts, err := l.attempts()
+	if err != nil {
+		v := Verdict{Campaigns: make([]campaignCheck, l.plan.Campaigns())}
+		v.Problems = append(append(v.Problems, l.problems...), err.Error())
+		return v
+	}
+	return l.verifyAttempts(atts, stats, elapsed)
+}
+
+// verifyAttempts is verify on the attempts given, which it sorts.
+func (l *ledger) verifyAttempts(atts []attempt, stats []Stats, elapsed time.Duration) Verdict {
 	v := Verdict{Campaigns: make([]campaignCheck, l.plan.Campaigns())}
 	v.Problems = append(v.Problems, l.problems...)
-	atts := l.attempts
 	slices.SortFunc(atts, func(a, b attempt) int {
-		return cmp.Or(cmp.Compare(a.key, b.key), compareBool(a.bot, b.bot), cmp.Compare(a.start, b.start),
-			cmp.Compare(a.index, b.index), cmp.Compare(a.item, b.item))
+		ra, rb := &l.records[a.rec], &l.records[b.rec]
+		return cmp.Or(cmp.Compare(a.key, b.key), compareBool(a.bot, b.bot), cmp.Compare(ra.start, rb.start),
+			cmp.Compare(ra.index, rb.index), cmp.Compare(a.item, b.item))
 	})
 	for lo := 0; lo < len(atts); {
 		hi := lo + 1
@@ -265,7 +287,7 @@ func (l *ledger) verify(stats []Stats, elapsed time.Duration) Verdict {
 		lo = hi
 	}
 	v.Reads, v.ReadsFailed = len(l.reads), l.readsFailed
-	l.verifyReads(&v)
+	l.verifyReads(atts, &v)
 	for c := range v.Campaigns {
 		cc := &v.Campaigns[c]
 		cc.Stats = stats[c]
@@ -316,14 +338,14 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 			recorded = append(recorded, a)
 		case duplicate:
 			dups = append(dups, a)
-			firstDupE = min(firstDupE, a.end)
+			firstDupE = min(firstDupE, l.records[a.rec].end)
 		case uncertain:
 			unsure = append(unsure, a)
 			v.Uncertain++
 		case rejected:
 			v.Rejected++
 		case unreadable:
-			v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered %d without saying whether it counted", l.name(a), l.describe(a), a.code))
+			v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered %d without saying whether it counted", l.name(a), l.describe(a), l.records[a.rec].code))
 		case filtered:
 			v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered filtered, though it carried a browser's User-Agent", l.name(a), l.describe(a)))
 		}
@@ -335,12 +357,13 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 		cc.Counted++
 	case len(recorded) == 1:
 		rec := recorded[0]
+		sent := l.records[rec.rec].start
 		for _, d := range dups {
-			switch {
-			case rec.start >= d.end:
+			switch answered := l.records[d.rec].end; {
+			case sent >= answered:
 				v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered duplicate at +%v, before %s, which was counted, was sent at +%v",
-					l.name(d), l.describe(d), d.end, l.name(rec), rec.start))
-			case d.index == rec.index && d.item < rec.item:
+					l.name(d), l.describe(d), answered, l.name(rec), sent))
+			case d.rec == rec.rec && d.item < rec.item:
 				v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered duplicate, but %s, later in the same batch, was counted",
 					l.name(d), l.describe(d), l.name(rec)))
 			}
@@ -349,7 +372,7 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 	case len(dups) > 0:
 		// Nothing said counted, so an uncertain request must have been
 		// recorded before the first duplicate answer.
-		if len(unsure) == 0 || unsure[0].start >= firstDupE {
+		if len(unsure) == 0 || l.records[unsure[0].rec].start >= firstDupE {
 			v.Problems = append(v.Problems, fmt.Sprintf("%s was answered duplicate by %s, but no request for it was counted or could have been before",
 				l.describe(atts[0]), l.names(dups)))
 		}
@@ -377,7 +400,7 @@ func (l *ledger) verifyBotKey(atts []attempt, v *Verdict) {
 		case rejected:
 			v.Rejected++
 		case unreadable:
-			v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered %d without saying whether it was filtered", l.name(a), l.describe(a), a.code))
+			v.Problems = append(v.Problems, fmt.Sprintf("%s (%s) was answered %d without saying whether it was filtered", l.name(a), l.describe(a), l.records[a.rec].code))
 		}
 	}
 	if len(counts) > 0 {
@@ -397,11 +420,11 @@ func (l *ledger) verifyBotKey(atts []attempt, v *Verdict) {
 // falls, so a read sent after another was answered shows at least its
 // total; and a total can only count keys whose first request was sent
 // before the read was answered.
-func (l *ledger) verifyReads(v *Verdict) {
+func (l *ledger) verifyReads(atts []attempt, v *Verdict) {
 	if len(l.reads) == 0 {
 		return
 	}
-	firstSent := l.firstSent()
+	firstSent := l.firstSent(atts)
 	byEnd := slices.Clone(l.reads)
 	slices.SortFunc(byEnd, func(a, b read) int { return cmp.Compare(a.end, b.end) })
 	byStart := slices.Clone(l.reads)
@@ -430,14 +453,14 @@ func (l *ledger) verifyReads(v *Verdict) {
 
 // firstSent returns, per campaign and sorted, when each browser key was
 // first sent: only those can add to a total.
-func (l *ledger) firstSent() [][]time.Duration {
+func (l *ledger) firstSent(atts []attempt) [][]time.Duration {
 	first := map[uint64]time.Duration{}
-	for _, a := range l.attempts {
+	for _, a := range atts {
 		if a.bot {
 			continue
 		}
-		if t, ok := first[a.key]; !ok || a.start < t {
-			first[a.key] = a.start
+		if t, ok := first[a.key]; !ok || l.records[a.rec].start < t {
+			first[a.key] = l.records[a.rec].start
 		}
 	}
 	out := make([][]time.Duration, l.plan.Campaigns())
@@ -463,7 +486,7 @@ func (l *ledger) describe(a attempt) string {
 	if a.bot {
 		who = ", bot"
 	}
-	r := l.plan.Request(a.index)
+	r := l.plan.Request(l.records[a.rec].index)
 	im, err := l.plan.Impression(r.First + uint64(a.item))
 	if r.Read || err != nil || im.Key != a.key {
 		return fmt.Sprintf("key %d (campaign %d%s)", a.key, l.plan.campaignOf(a.key), who)
@@ -474,9 +497,9 @@ func (l *ledger) describe(a attempt) string {
 // name names the request an attempt came in, and its item in a batch.
 func (l *ledger) name(a attempt) string {
 	if l.mode == modeBatch {
-		return fmt.Sprintf("request %d item %d", a.index, a.item)
+		return fmt.Sprintf("request %d item %d", l.records[a.rec].index, a.item)
 	}
-	return fmt.Sprintf("request %d", a.index)
+	return fmt.Sprintf("request %d", l.records[a.rec].index)
 }
 
 func (l *ledger) names(atts []attempt) string {

@@ -188,6 +188,12 @@ func (p *Plan) Impression(w uint64) (Impression, error) {
 	return im, p.name(&im)
 }
 
+// repeats is how many of the count impressions from ordinal first on
+// repeat an earlier key.
+func (p *Plan) repeats(first, count uint64) uint64 {
+	return selected(first+count, p.dupPPM, p.dupPhase) - selected(first, p.dupPPM, p.dupPhase)
+}
+
 // bots is how many of the count impressions from ordinal first on a bot
 // sends.
 func (p *Plan) bots(first, count uint64) uint64 {
