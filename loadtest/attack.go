@@ -217,8 +217,8 @@ func writeFile(path string, write func(io.Writer) error) error {
 
 // emitTargets writes the first n targets of the plan as vegeta JSON target
 // lines, for `vegeta attack -format=json`, and tells summary what it wrote:
-// a run that answers every request must end with as many counted
-// impressions as new keys sent by browsers.
+// without bots, a run that answers every request must end with as many
+// counted impressions as new keys.
 func emitTargets(ts *targets, n uint64, w, summary io.Writer) error {
 	buf := bufio.NewWriter(w)
 	enc := vegeta.NewJSONTargetEncoder(buf)

@@ -65,7 +65,7 @@ measure() {
 	single) args=(-workers "$workers_single" -max-workers "$workers_single" -connections "$workers_single") ;;
 	batch*) args=(-batch "${route#batch}" -workers "$workers_batch" -max-workers "$workers_batch" -connections "$workers_batch") ;;
 	esac
-	start_server "bench-ingest-$store" bin/local "${env[@]}" >/dev/null
+	start_server "bench-ingest-$store" bin/local "${env[@]}"
 	if ! LOADTEST_ADMIN_KEY="$key" bin/loadtest -target "$SERVER_URL" "${common[@]}" "${args[@]}" "${extra_flags[@]}" -out "$dir" >"$dir.txt" 2>&1; then
 		cat "$dir.txt" >&2
 		echo "bench-ingest: $name failed or did not verify exactly; output in $dir.txt, server log in out/loadtest/bench-ingest-$store.log" >&2
