@@ -188,6 +188,16 @@ bench-compare:
 bench-persistence:
 	loadtest/scripts/bench-persistence.sh
 
+.PHONY: bench-ingest
+
+## bench-ingest: impressions per second through the single route and the
+## batch route (SIZES, default 10 100 1000), with and without DATA_DIR, in
+## paired rounds (ROUNDS, DURATION), every run verified exactly; then the
+## store's batch benchmark, the in-process ceiling. Prints the medians and
+## the targets (batches of 1000: 500,000/s, 250,000/s with DATA_DIR).
+bench-ingest:
+	loadtest/scripts/bench-ingest.sh
+
 ## rss: the local server's resident memory after a million distinct impressions.
 rss:
 	loadtest/scripts/rss.sh

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ func attack(ctx context.Context, o options, ts *targets, stderr io.Writer) (*run
 		pace = limitPacer{Pacer: pacer, max: o.requests}
 	}
 	began := time.Now()
-	res := &runResult{began: began, metrics: &vegeta.Metrics{}, ledger: newLedger(ts.plan, began)}
+	res := &runResult{began: began, metrics: &vegeta.Metrics{}, ledger: newLedger(ts.plan, ts.mode, began)}
 	if o.out != "" {
 		res.plot = plot.New(plot.Title("loadtest " + o.model()))
 	}
@@ -132,8 +133,13 @@ func (res *runResult) report(stdout io.Writer, dir string) error {
 	if err := vegeta.NewTextReporter(res.metrics).Report(stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Traffic       [impressions, new keys, repeats, stats reads]  %d, %d, %d, %d\n",
-		len(res.ledger.attempts), len(res.ledger.attempts)-res.ledger.repeats, res.ledger.repeats, len(res.ledger.reads)+res.ledger.readsFailed)
+	l := res.ledger
+	imps, repeats, bots := l.traffic()
+	fmt.Fprintf(stdout, "Traffic       [impressions, new keys, repeats, bots, stats reads]  %d, %d, %d, %d, %d\n",
+		imps, imps-repeats, repeats, bots, len(l.reads)+l.readsFailed)
+	ing := res.ingest()
+	fmt.Fprintf(stdout, "Impressions   [answered, per second, counted, duplicate, filtered, rejected, unknown]  %d, %.1f, %d, %d, %d, %d, %d\n",
+		ing.Answered, ing.PerSecond, ing.Counted, ing.Duplicate, ing.Filtered, ing.Rejected, ing.Unknown)
 	if dir == "" {
 		return nil
 	}
@@ -146,6 +152,7 @@ func (res *runResult) report(stdout io.Writer, dir string) error {
 		write func(io.Writer) error
 	}{
 		{"report.json", vegeta.NewJSONReporter(res.metrics)},
+		{"impressions.json", func(w io.Writer) error { return json.NewEncoder(w).Encode(ing) }},
 		{"histogram.hdr", vegeta.NewHDRHistogramPlotReporter(res.metrics)},
 		{"plot.html", func(w io.Writer) error { _, err := res.plot.WriteTo(w); return err }},
 	}
@@ -159,6 +166,47 @@ func (res *runResult) report(stdout io.Writer, dir string) error {
 	return nil
 }
 
+// ingest is what the run's impressions got, for the report and the
+// scripts that compare routes by impressions per second.
+type ingest struct {
+	Route      string  `json:"route"`
+	PerRequest int     `json:"per_request"`
+	Requests   uint64  `json:"requests"`
+	Sent       int     `json:"sent"`
+	Answered   int     `json:"answered"` // counted, duplicate or filtered
+	Counted    int     `json:"counted"`
+	Duplicate  int     `json:"duplicate"`
+	Filtered   int     `json:"filtered"`
+	Rejected   int     `json:"rejected"`
+	Unknown    int     `json:"unknown"` // uncertain or unreadable
+	Seconds    float64 `json:"seconds"`
+	// PerSecond is Answered over the attack's duration plus the wait for
+	// its last replies, the span vegeta's throughput uses.
+	PerSecond float64 `json:"per_second"`
+}
+
+func (res *runResult) ingest() ingest {
+	l := res.ledger
+	secs := (res.metrics.Duration + res.metrics.Wait).Seconds()
+	ing := ingest{
+		Route:      l.mode.String(),
+		PerRequest: l.plan.PerRequest(),
+		Requests:   res.metrics.Requests,
+		Sent:       len(l.outcomes),
+		Answered:   l.impressions(),
+		Counted:    l.tally[counted],
+		Duplicate:  l.tally[duplicate],
+		Filtered:   l.tally[filtered],
+		Rejected:   l.tally[rejected],
+		Unknown:    l.tally[uncertain] + l.tally[unreadable],
+		Seconds:    secs,
+	}
+	if secs > 0 {
+		ing.PerSecond = float64(ing.Answered) / secs
+	}
+	return ing
+}
+
 func writeFile(path string, write func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -169,12 +217,12 @@ func writeFile(path string, write func(io.Writer) error) error {
 
 // emitTargets writes the first n targets of the plan as vegeta JSON target
 // lines, for `vegeta attack -format=json`, and tells summary what it wrote:
-// a run that answers every request must end with as many counted
-// impressions as new keys.
+// without bots, a run that answers every request must end with as many
+// counted impressions as new keys.
 func emitTargets(ts *targets, n uint64, w, summary io.Writer) error {
 	buf := bufio.NewWriter(w)
 	enc := vegeta.NewJSONTargetEncoder(buf)
-	var fresh, repeats, reads uint64
+	var fresh, repeats, bots, reads uint64
 	for i := range n {
 		var t vegeta.Target
 		if err := ts.target(i, &t); err != nil {
@@ -183,18 +231,30 @@ func emitTargets(ts *targets, n uint64, w, summary io.Writer) error {
 		if err := enc.Encode(&t); err != nil {
 			return err
 		}
-		switch r, _ := ts.plan.Request(i); {
-		case r.Read:
+		r := ts.plan.Request(i)
+		if r.Read {
 			reads++
-		case r.Repeat:
-			repeats++
-		default:
-			fresh++
+			continue
+		}
+		for k := range uint64(r.Count) {
+			im, err := ts.plan.Impression(r.First + k)
+			if err != nil {
+				return err
+			}
+			switch {
+			case im.Repeat:
+				repeats++
+			default:
+				fresh++
+			}
+			if im.Bot {
+				bots++
+			}
 		}
 	}
 	if err := buf.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(summary, "loadtest: wrote %d targets: %d new keys, %d repeats, %d stats reads\n", n, fresh, repeats, reads)
+	_, err := fmt.Fprintf(summary, "loadtest: wrote %d targets: %d new keys, %d repeats, %d from bots, %d stats reads\n", n, fresh, repeats, bots, reads)
 	return err
 }

@@ -7,7 +7,11 @@
 // It creates its campaigns through the API, sends impressions (and, if
 // asked, stats reads) planned from a seed, prints a progress line while it
 // runs and vegeta's text report at the end, then reads every campaign's stats
-// and compares them with the replies. It exits 1 when the counts or the
+// and compares them with the replies. Impressions go one per request
+// (POST /api/v1/impressions), in batches (-batch N, POST
+// /api/v1/impressions/batch) or as a browser loads a tracking pixel
+// (-pixel, GET /api/v1/pixel.gif), with a browser's User-Agent; -bot-share
+// sends a share of them as a known crawler, which the service must filter. It exits 1 when the counts or the
 // replies contradict each other, and 2 on bad flags.
 //
 // It talks HTTP only and imports nothing of the service, so it measures any
@@ -79,6 +83,11 @@ type options struct {
 	requests    uint64
 	dedupTTL    time.Duration
 	connections int
+	batch       int
+	pixel       bool
+	botShare    float64
+	userAgent   string
+	itemUA      bool
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -97,6 +106,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.ads, "ads", 10, "distinct ads per campaign")
 	fs.Float64Var(&o.dupRatio, "dup", 0.2, "share of impressions that repeat an earlier (campaign, user, ad), exact to 1e-6")
 	fs.Float64Var(&o.readShare, "reads", 0, "share of requests that read a campaign's stats, exact to 1e-6")
+	fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("send impressions in batches of this many (1 to %d) to %s; 0 sends one per request to %s", maxBatch, pathBatch, pathImpressions))
+	fs.BoolVar(&o.pixel, "pixel", false, "load each impression as a browser loads a tracking pixel: GET "+pathPixel+", outcome in the "+outcomeHeader+" header")
+	fs.Float64Var(&o.botShare, "bot-share", 0, "share of impressions sent with a crawler's User-Agent (Googlebot), exact to 1e-6; the service must filter them, and its filtered stat is verified")
+	fs.StringVar(&o.userAgent, "ua", defaultBrowserUA, "User-Agent of the impressions that must count (a browser's: the service filters Go's default and curl's); empty sends none")
+	fs.BoolVar(&o.itemUA, "item-ua", false, "with -batch, give every item a user_agent field (-ua), as an ad server forwards its viewers'; without it only bot items carry one")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the traffic; the same seed and flags send the same requests")
 	fs.StringVar(&o.adminKey, "admin-key", "", "admin API key sent as a Bearer token on campaign and stats routes (default $"+adminKeyEnv+")")
 	fs.StringVar(&o.campaignIDs, "campaign-ids", "", "comma-separated IDs of existing campaigns to use instead of creating -campaigns new ones; -verify needs them to have no impressions yet")
@@ -139,6 +153,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.connections < 0 {
 		errs = append(errs, fmt.Errorf("-connections must be 0 or more, got %d", o.connections))
 	}
+	if o.batch < 0 || o.batch > maxBatch {
+		errs = append(errs, fmt.Errorf("-batch must be 0 (off) or 1 to %d, the API's limit, got %d", maxBatch, o.batch))
+	}
+	if o.pixel && o.batch > 0 {
+		errs = append(errs, errors.New("-pixel and -batch are two ways to send impressions: pick one"))
+	}
+	if o.itemUA && o.batch == 0 {
+		errs = append(errs, errors.New("-item-ua sets batch items' user_agent: it needs -batch"))
+	}
 	if o.workers == 0 {
 		errs = append(errs, errors.New("-workers must be at least 1"))
 	}
@@ -174,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	plan, err := NewPlan(PlanConfig{
 		Campaigns: o.campaigns, Users: o.users, Ads: o.ads,
-		DupRatio: o.dupRatio, ReadShare: o.readShare, Seed: o.seed,
+		PerRequest: max(o.batch, 1), DupRatio: o.dupRatio, ReadShare: o.readShare, BotShare: o.botShare, Seed: o.seed,
 	})
 	if err != nil {
 		return usageError{err}
@@ -203,7 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	}
-	ts, err := newTargets(plan, o.target, ids, o.adminKey)
+	ts, err := newTargets(plan, o.target, ids, targetConfig{Mode: o.mode(), BrowserUA: o.userAgent, ItemUA: o.itemUA, AdminKey: o.adminKey})
 	if err != nil {
 		return err
 	}
@@ -211,8 +234,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return emitTargets(ts, o.emit, stdout, stderr)
 	}
 
-	fmt.Fprintf(stderr, "loadtest: %s for %v against %s; %d campaigns, duplicates %v, reads %v, seed %d\n",
-		o.model(), o.duration, o.target, o.campaigns, o.dupRatio, o.readShare, o.seed)
+	fmt.Fprintf(stderr, "loadtest: %s, %s, for %v against %s; %d campaigns, duplicates %v, bots %v, reads %v, seed %d\n",
+		o.route(), o.model(), o.duration, o.target, o.campaigns, o.dupRatio, o.botShare, o.readShare, o.seed)
 	res, err := attack(ctx, o, ts, stderr)
 	if err != nil {
 		return err
@@ -238,6 +261,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("%w: %d problems, listed above", errVerification, len(v.Problems))
 	}
 	return nil
+}
+
+// mode is the route the impressions take.
+func (o options) mode() mode {
+	switch {
+	case o.batch > 0:
+		return modeBatch
+	case o.pixel:
+		return modePixel
+	}
+	return modeSingle
+}
+
+// route describes the route in words.
+func (o options) route() string {
+	switch o.mode() {
+	case modeBatch:
+		return fmt.Sprintf("batches of %d to %s", o.batch, pathBatch)
+	case modePixel:
+		return "pixel loads of " + pathPixel
+	}
+	return "one impression per request to " + pathImpressions
 }
 
 // model describes the load model in words.

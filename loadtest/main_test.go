@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"testing"
@@ -33,6 +34,15 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"LongerThanDedupWindow", []string{"-target", "http://127.0.0.1:1", "-duration", "2m", "-dedup-ttl", "1m"}, "inside the dedup window"},
 		{"StrayArgument", []string{"-target", "http://127.0.0.1:1", "extra"}, "unexpected arguments"},
 		{"UnknownFlag", []string{"-rps", "5"}, "flag provided but not defined"},
+		// The batch route takes at most a thousand impressions.
+		{"BatchTooLarge", []string{"-target", "http://127.0.0.1:1", "-batch", "1001"}, "-batch must be 0 (off) or 1 to 1000"},
+		{"NegativeBatch", []string{"-target", "http://127.0.0.1:1", "-batch", "-1"}, "-batch must be 0 (off) or 1 to 1000"},
+		// One route per run.
+		{"PixelAndBatch", []string{"-target", "http://127.0.0.1:1", "-pixel", "-batch", "10"}, "pick one"},
+		// Items' User-Agents exist only in batches.
+		{"ItemUAWithoutBatch", []string{"-target", "http://127.0.0.1:1", "-item-ua"}, "it needs -batch"},
+		// Only bots would leave nothing to count.
+		{"AllBots", []string{"-target", "http://127.0.0.1:1", "-bot-share", "1"}, "bot share"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +79,24 @@ func TestEmitWritesVegetaTargets(t *testing.T) {
 	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
 	require.Len(t, lines, 5)
 	assert.Contains(t, string(lines[0]), `"method":"POST","url":"http://127.0.0.1:1/api/v1/impressions?req=0"`)
+
+	var summary bytes.Buffer
+	out.Reset()
+	err = run(context.Background(), []string{"-target", "http://127.0.0.1:1", "-campaign-ids", "a", "-emit", "3", "-batch", "10", "-dup", "0.2", "-bot-share", "0.1"},
+		func(string) string { return "" }, &out, &summary)
+	require.NoError(t, err)
+	lines = bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	require.Len(t, lines, 3)
+	var tgt struct {
+		Method, URL string
+		Body        []byte
+	}
+	require.NoError(t, json.Unmarshal(lines[2], &tgt))
+	assert.Equal(t, "http://127.0.0.1:1/api/v1/impressions/batch?req=2", tgt.URL)
+	var b batchBody
+	decodeStrict(t, tgt.Body, &b)
+	assert.Len(t, b.Impressions, 10)
+	assert.Contains(t, summary.String(), "wrote 3 targets: 24 new keys, 6 repeats, 3 from bots, 0 stats reads")
 }
 
 func TestHelpIsNotAnError(t *testing.T) {
@@ -95,4 +123,77 @@ func TestVerifyRefusesCampaignsWithImpressions(t *testing.T) {
 	err := run(context.Background(), []string{"-target", wrongCounter(t, 1), "-campaign-ids", "c1", "-duration", "1s", "-progress", "0"},
 		func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
 	require.ErrorContains(t, err, "already has 1 impressions")
+}
+
+func TestHarnessFailsOnWrongCounts(t *testing.T) {
+	t.Parallel()
+	routes := []struct {
+		name string
+		args []string
+	}{
+		{"Single", nil},
+		{"Batch", []string{"-batch", "10", "-item-ua"}},
+		{"Pixel", []string{"-pixel"}},
+	}
+	cases := []struct {
+		name string
+		opts fakeOptions
+		bots string
+		want string // "" passes; otherwise a problem the report names
+	}{
+		// The control: the fake with honest stats passes.
+		{"HonestStatsPass", fakeOptions{}, "0", ""},
+		// One impression more than acknowledged: a double count.
+		{"ExtraCountFails", fakeOptions{skew: 1}, "0", "stats total is"},
+		// One fewer: an acknowledged impression lost.
+		{"LostCountFails", fakeOptions{skew: -1}, "0", "stats total is"},
+		// Bots filtered, each key once in the filtered stat: passes.
+		{"BotsFilteredPass", fakeOptions{}, "0.2", ""},
+		// A filtered stat one off what the answers said.
+		{"FilteredStatWrongFails", fakeOptions{filteredSkew: 1}, "0.2", "stats filtered is"},
+		// Bots counted like viewers: the filter is off.
+		{"BotsCountedFails", fakeOptions{noFilter: true}, "0.2", "is the bot filter off?"},
+	}
+	for _, route := range routes {
+		for _, tc := range cases {
+			t.Run(route.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				var stdout bytes.Buffer
+				err := run(context.Background(), append([]string{
+					"-target", fakeAPI(t, tc.opts), "-rate", "50", "-duration", "1s", "-campaigns", "2",
+					"-users", "1000", "-ads", "2", "-dup", "0.5", "-bot-share", tc.bots, "-reads", "0.1", "-progress", "0",
+				}, route.args...), func(string) string { return "" }, &stdout, &bytes.Buffer{})
+				if tc.want == "" {
+					require.NoError(t, err, stdout.String())
+					assert.Contains(t, stdout.String(), "verification passed")
+					return
+				}
+				require.ErrorIs(t, err, errVerification)
+				assert.Contains(t, stdout.String(), "verification FAILED")
+				assert.Contains(t, stdout.String(), tc.want)
+			})
+		}
+	}
+}
+
+// TestImpressionsCarryABrowsersUserAgent: the fake, like the service,
+// filters Go's default User-Agent, so a run whose impressions left it on
+// would see them filtered and fail.
+func TestImpressionsCarryABrowsersUserAgent(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{nil, {"-pixel"}, {"-batch", "5", "-item-ua"}} {
+		var stdout bytes.Buffer
+		err := run(context.Background(), append([]string{
+			"-target", fakeAPI(t, fakeOptions{}), "-rate", "50", "-duration", "1s", "-campaigns", "1", "-users", "1000", "-progress", "0",
+		}, args...), func(string) string { return "" }, &stdout, &bytes.Buffer{})
+		require.NoError(t, err, "%v: %s", args, stdout.String())
+		assert.Regexp(t, `Impressions\s+\[answered.*\]\s+[1-9]\d*, [\d.]+, [1-9]\d*, \d+, 0, 0, 0\n`, stdout.String(), "%v: nothing filtered", args)
+	}
+	// The control: with Go's default User-Agent, the fake filters them.
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{
+		"-target", fakeAPI(t, fakeOptions{}), "-rate", "50", "-duration", "1s", "-campaigns", "1", "-users", "1000", "-progress", "0", "-ua", "Go-http-client/1.1",
+	}, func(string) string { return "" }, &stdout, &bytes.Buffer{})
+	require.ErrorIs(t, err, errVerification)
+	assert.Contains(t, stdout.String(), "carried a browser's User-Agent")
 }

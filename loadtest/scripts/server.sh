@@ -16,6 +16,18 @@ stop_servers() {
 	SERVER_PIDS=()
 }
 trap stop_servers EXIT
+
+# stop_server PID stops one server that start_server started and waits for
+# it to exit.
+stop_server() {
+	local pid="$1" keep=() p
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	for p in "${SERVER_PIDS[@]}"; do
+		[ "$p" = "$pid" ] || keep+=("$p")
+	done
+	SERVER_PIDS=("${keep[@]}")
+}
 trap 'exit 130' INT TERM
 
 # build builds the local server, the floor and the harness into bin/.

@@ -55,3 +55,40 @@ echo ok
 	require.NoError(t, err, "%s", out)
 	require.True(t, strings.HasSuffix(string(out), "ok\n"), "%s", out)
 }
+
+// TestStopServerStopsOnlyThatServer: bench-ingest starts a fresh server for
+// every run and stops it after; stop_server must stop that one, wait for
+// it, and leave the others running and listed for the exit trap.
+func TestStopServerStopsOnlyThatServer(t *testing.T) {
+	t.Parallel()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	dir := t.TempDir()
+	server := filepath.Join(dir, "fake-server")
+	require.NoError(t, os.WriteFile(server, []byte(fakeServer), 0o755))
+	helper, err := filepath.Abs("server.sh")
+	require.NoError(t, err)
+
+	script := `
+source "$1"
+cd "$2"
+mkdir -p out/loadtest
+start_server first "$3" FAKE_PORT=40101 >/dev/null
+first=$SERVER_PID
+start_server second "$3" FAKE_PORT=40102 >/dev/null
+second=$SERVER_PID
+stop_server "$first"
+if kill -0 "$first" 2>/dev/null; then echo "the stopped server still runs"; exit 1; fi
+kill -0 "$second" || { echo "the other server was stopped too"; exit 1; }
+[ "${SERVER_PIDS[*]}" = "$second" ] || { echo "listed: ${SERVER_PIDS[*]}"; exit 1; }
+stop_server "$second"
+[ "${#SERVER_PIDS[@]}" = 0 ] || { echo "listed: ${SERVER_PIDS[*]}"; exit 1; }
+echo ok
+`
+	cmd := exec.Command(bash, "-c", script, "server-test", helper, dir, server)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.True(t, strings.HasSuffix(string(out), "ok\n"), "%s", out)
+}
