@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,8 +127,38 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 				assert.NotEqual(t, true, r.jsonBody(t)["counted"], tc.name)
 			}
 
-			want := float64(len(keys))
-			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 0.0}, readStats(t),
+			// A batch and the pixel count through the same table: two new
+			// keys, a repeat inside the batch, an old key and a crawler's
+			// impression in the batch; a new key and a crawler from the
+			// pixel. Three more count, and two are filtered.
+			const crawler = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+			batch := trackers[1].call(t, gw, p, apigwtest.Request{Method: "POST", Target: "/api/v1/impressions/batch",
+				Header: http.Header{"Content-Type": {"application/json"}},
+				Body: fmt.Sprintf(`{"impressions":[{"campaign_id":%[1]q,"user_id":"batch-0","ad_id":"ad-0"},{"campaign_id":%[1]q,"user_id":"batch-1","ad_id":"ad-0"},`+
+					`{"campaign_id":%[1]q,"user_id":"batch-1","ad_id":"ad-0"},{"campaign_id":%[1]q,"user_id":"user-0","ad_id":"ad-0"},`+
+					`{"campaign_id":%[1]q,"user_id":"batch-2","ad_id":"ad-0","user_agent":%[2]q}]}`, id, crawler)})
+			require.Equal(t, http.StatusOK, batch.Status, batch.Body)
+			assert.Equal(t, map[string]any{"counted": 2.0, "duplicates": 2.0, "filtered": 1.0, "rejected": 0.0}, batch.jsonBody(t)["summary"])
+			var outcomes []any
+			for _, r := range batch.jsonBody(t)["results"].([]any) {
+				outcomes = append(outcomes, r.(map[string]any)["outcome"])
+			}
+			assert.Equal(t, []any{"counted", "counted", "duplicate", "duplicate", "filtered"}, outcomes)
+			for _, px := range []struct{ user, agent, outcome string }{
+				{"pixel-0", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "counted"},
+				{"pixel-1", crawler, "filtered"},
+			} {
+				r := trackers[0].call(t, gw, p, apigwtest.Request{Method: "GET",
+					Target: "/api/v1/pixel.gif?campaign_id=" + url.QueryEscape(id) + "&user_id=" + px.user + "&ad_id=ad-0",
+					Header: http.Header{"User-Agent": {px.agent}}})
+				require.Equal(t, http.StatusOK, r.Status, r.Body)
+				assert.Equal(t, "image/gif", r.Header.Get("Content-Type"))
+				assert.Equal(t, px.outcome, r.Header.Get("X-Impression-Outcome"), px.user)
+				assert.True(t, strings.HasPrefix(r.Body, "GIF89a"), "the gateway decodes the binary body: %q", r.Body)
+			}
+
+			want := float64(len(keys) + 3)
+			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 2.0}, readStats(t),
 				"admin reports exactly what ingest counted")
 		})
 	}

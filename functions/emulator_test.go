@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/gif"
 	"io"
 	"net"
 	"net/http"
@@ -28,6 +30,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/functions/internal/serve"
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
@@ -353,7 +356,9 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 				case serve.Admin:
 					createThenGet(t, f, gw, p)
 				case serve.Ingest:
-					preflight(t, f, gw, p)
+					preflight(t, f, gw, p, "/api/v1/impressions")
+					preflight(t, f, gw, p, "/api/v1/impressions/batch")
+					batchAndPixel(t, f, gw, p)
 					emitsMetrics(t, f)
 				}
 			})
@@ -362,14 +367,57 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 }
 
 // preflight checks that a browser's CORS preflight for a cross-origin
-// impression POST is answered through the adapter.
-func preflight(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.Payload) {
+// POST to target is answered through the adapter.
+func preflight(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.Payload, target string) {
 	t.Helper()
-	r := f.call(t, gw, p, apigwtest.Request{Method: "OPTIONS", Target: "/api/v1/impressions",
+	r := f.call(t, gw, p, apigwtest.Request{Method: "OPTIONS", Target: target,
 		Header: http.Header{"Origin": {"https://publisher.example"}, "Access-Control-Request-Method": {"POST"}}})
 	require.Equal(t, http.StatusNoContent, r.Status, r.Body)
 	assert.Equal(t, "*", r.Header.Get("Access-Control-Allow-Origin"))
 	assert.Contains(t, r.Header.Get("Access-Control-Allow-Methods"), "POST")
+}
+
+// batchAndPixel checks the batch route and the pixel behind the adapter.
+// The instance's memory store holds no campaign, so every impression is
+// refused, each in its own way, and the answers say so item by item.
+func batchAndPixel(t *testing.T, f *function, gw *apigwtest.Gateway, p lambdaproxy.Payload) {
+	t.Run("BatchAnswersEachItem", func(t *testing.T) {
+		r := f.call(t, gw, p, apigwtest.Request{Method: "POST", Target: "/api/v1/impressions/batch",
+			Header: http.Header{"Content-Type": {"application/json"}},
+			Body:   `{"impressions":[{"campaign_id":"no-such-campaign","user_id":"u","ad_id":"a"},{"campaign_id":"c","user_id":"u"}]}`})
+		require.Equal(t, http.StatusOK, r.Status, r.Body)
+		body := r.jsonBody(t)
+		assert.Equal(t, map[string]any{"counted": 0.0, "duplicates": 0.0, "filtered": 0.0, "rejected": 2.0}, body["summary"])
+		results := body["results"].([]any)
+		require.Len(t, results, 2)
+		assert.Equal(t, map[string]any{"outcome": "rejected", "status": 404.0, "code": "not_found", "error": "campaign not found"}, results[0])
+		assert.Equal(t, 400.0, results[1].(map[string]any)["status"])
+		assert.Contains(t, results[1].(map[string]any)["error"], "ad_id")
+	})
+	t.Run("BatchOverTheLimitIs413", func(t *testing.T) {
+		items := strings.Repeat(`{"campaign_id":"c","user_id":"u","ad_id":"a"},`, adcount.MaxBatch+1)
+		r := f.call(t, gw, p, apigwtest.Request{Method: "POST", Target: "/api/v1/impressions/batch",
+			Body: `{"impressions":[` + strings.TrimSuffix(items, ",") + `]}`})
+		require.Equal(t, http.StatusRequestEntityTooLarge, r.Status, r.Body)
+		assert.Contains(t, r.jsonBody(t)["error"], "1000")
+	})
+	t.Run("MalformedBatchIs400", func(t *testing.T) {
+		r := f.call(t, gw, p, apigwtest.Request{Method: "POST", Target: "/api/v1/impressions/batch", Body: `{"impressions":[`})
+		require.Equal(t, http.StatusBadRequest, r.Status, r.Body)
+		assert.Contains(t, r.jsonBody(t)["error"], "malformed JSON")
+	})
+	t.Run("PixelIsAnImageWhateverHappens", func(t *testing.T) {
+		r := f.call(t, gw, p, apigwtest.Request{Method: "GET", Target: "/api/v1/pixel.gif?campaign_id=no-such-campaign&user_id=u&ad_id=a",
+			Header: http.Header{"User-Agent": {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"}}})
+		require.Equal(t, http.StatusNotFound, r.Status, r.Body)
+		assert.Equal(t, "image/gif", r.Header.Get("Content-Type"))
+		assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
+		assert.Equal(t, "rejected", r.Header.Get("X-Impression-Outcome"))
+		assert.Equal(t, "not_found", r.Header.Get("X-Impression-Error"))
+		img, err := gif.Decode(strings.NewReader(r.Body))
+		require.NoError(t, err, "the gateway hands the browser the GIF's bytes")
+		assert.Equal(t, image.Rect(0, 0, 1, 1), img.Bounds())
+	})
 }
 
 // emitsMetrics checks that the function's log holds its request lines as

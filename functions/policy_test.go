@@ -97,6 +97,9 @@ type routeExercise struct {
 // started. Each function's policy must allow exactly those actions, on the
 // stack's table only, so a change in what the store calls fails here
 // before it fails in production with AccessDenied.
+// testBot is the one User-Agent the policy test's handler filters.
+const testBot = "test-bot/1"
+
 func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 	t.Parallel()
 	tmpl, raw := openTemplate(t), openRawTemplate(t)
@@ -139,6 +142,21 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 		httpapi.RoutePreflightImpression: {
 			{"OPTIONS", "/api/v1/impressions", "", http.StatusNoContent},
 		},
+		httpapi.RouteRecordBatch: {
+			// Counted, a repeat inside the batch, unknown, not started and
+			// a bot's impression, filtered: every store call a batch makes.
+			{"POST", "/api/v1/impressions/batch", `{"impressions":[` +
+				`{"campaign_id":"live","user_id":"b","ad_id":"a"},{"campaign_id":"live","user_id":"b","ad_id":"a"},` +
+				`{"campaign_id":"missing","user_id":"u","ad_id":"a"},{"campaign_id":"future","user_id":"u","ad_id":"a"},` +
+				`{"campaign_id":"live","user_id":"b","ad_id":"a","user_agent":"` + testBot + `"}]}`, http.StatusOK},
+		},
+		httpapi.RoutePreflightBatch: {
+			{"OPTIONS", "/api/v1/impressions/batch", "", http.StatusNoContent},
+		},
+		httpapi.RoutePixel: {
+			{"GET", "/api/v1/pixel.gif?campaign_id=live&user_id=p&ad_id=a", "", http.StatusOK},
+			{"GET", "/api/v1/pixel.gif?campaign_id=missing&user_id=p&ad_id=a", "", http.StatusNotFound},
+		},
 		httpapi.RouteGetStats: {
 			{"GET", "/api/v1/campaigns/live/stats", "", http.StatusOK},
 			{"GET", "/api/v1/campaigns/missing/stats", "", http.StatusNotFound},
@@ -152,6 +170,7 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 			require.NoError(t, err)
 			h := httpapi.NewHandler(store,
 				httpapi.WithLogger(slog.New(slog.DiscardHandler)),
+				httpapi.WithBotFilter(func(ua string) bool { return ua == testBot }),
 				httpapi.WithIDGenerator(func() string { return "fixed-" + fn }))
 			for _, route := range fnRoutes {
 				require.Contains(t, exercises, route, "no requests exercise %s: add them, so that its store calls are known", route)
