@@ -1,0 +1,224 @@
+// Package botfilter judges whether a User-Agent belongs to a known bot or
+// crawler, so that impressions from invalid traffic are filtered rather
+// than counted.
+//
+// The patterns are those of the community-maintained list
+// crawler-user-agents (https://github.com/monperrus/crawler-user-agents,
+// MIT licence, beside this file), embedded at build time from
+// crawler-user-agents.json. `make crawler-list` fetches a pinned version
+// from npm; the README says how to update it.
+//
+// Matching is exact: IsBot reports true exactly when one of the list's
+// regular expressions, compiled by Go's regexp package, matches the
+// User-Agent, as a test checks against that naive reading. It is fast
+// because almost every pattern is a literal string: an Aho–Corasick
+// automaton finds every literal in one pass over the User-Agent, and the
+// few patterns with real regular-expression syntax run their regexp only
+// when a string that every match of theirs contains is present.
+package botfilter
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+)
+
+//go:embed crawler-user-agents.json
+var listJSON []byte
+
+//go:embed crawler-user-agents.version
+var listVersion string
+
+// ListVersion returns the version of the crawler-user-agents npm package
+// whose list is embedded, for logs and diagnostics.
+func ListVersion() string {
+	return strings.TrimSpace(listVersion)
+}
+
+// Filter matches User-Agents against a compiled list of bot patterns. It is
+// immutable once built, so it is safe for concurrent use by any number of
+// goroutines. Build it once at startup: compiling takes milliseconds,
+// matching well under a microsecond for a typical User-Agent.
+type Filter struct {
+	ac       *automaton
+	triggers []trigger
+	// confirm holds the regexps of the patterns that are not plain
+	// literals; a trigger names them by index.
+	confirm []confirmPattern
+	// always indexes the confirm patterns that have no trigger, which
+	// therefore run on every User-Agent. The embedded list has none.
+	always []uint32
+}
+
+// trigger is a string whose presence in a User-Agent either proves a bot
+// (exact: some pattern is that literal) or makes patterns worth running.
+type trigger struct {
+	text    string
+	exact   bool
+	confirm []uint32
+}
+
+type confirmPattern struct {
+	pattern string
+	re      *regexp.Regexp
+}
+
+// New compiles the embedded crawler-user-agents list. It returns an error,
+// never panics, when a pattern is not valid in Go's regexp (RE2) syntax or
+// matches the empty string (it would flag every User-Agent): the list is
+// data from outside, and such a change must stop `make crawler-list`, whose
+// tests call New, rather than pass silently.
+func New() (*Filter, error) {
+	var entries []struct {
+		Pattern string `json:"pattern"`
+	}
+	if err := json.Unmarshal(listJSON, &entries); err != nil {
+		return nil, fmt.Errorf("botfilter: decode crawler-user-agents.json: %w", err)
+	}
+	patterns := make([]string, len(entries))
+	for i, e := range entries {
+		patterns[i] = e.Pattern
+	}
+	return compile(patterns)
+}
+
+// compile builds a Filter for patterns, each a Go regexp.
+func compile(patterns []string) (*Filter, error) {
+	f := &Filter{}
+	index := map[string]int{}
+	addTrigger := func(text string) *trigger {
+		i, ok := index[text]
+		if !ok {
+			i = len(f.triggers)
+			index[text] = i
+			f.triggers = append(f.triggers, trigger{text: text})
+		}
+		return &f.triggers[i]
+	}
+	for _, p := range patterns {
+		re, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			return nil, fmt.Errorf("botfilter: pattern %#q: %w", p, err)
+		}
+		re = re.Simplify()
+		if lang, ok := language(re); ok {
+			if slices.Contains(lang, "") {
+				return nil, fmt.Errorf("botfilter: pattern %#q matches the empty string, so every User-Agent", p)
+			}
+			for _, s := range lang {
+				addTrigger(s).exact = true
+			}
+			continue
+		}
+		compiled, err := regexp.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("botfilter: pattern %#q: %w", p, err)
+		}
+		if compiled.MatchString("") {
+			return nil, fmt.Errorf("botfilter: pattern %#q matches the empty string", p)
+		}
+		id := uint32(len(f.confirm))
+		f.confirm = append(f.confirm, confirmPattern{pattern: p, re: compiled})
+		req, ok := required(re)
+		if !ok {
+			f.always = append(f.always, id)
+			continue
+		}
+		for _, s := range req {
+			t := addTrigger(s)
+			t.confirm = append(t.confirm, id)
+		}
+	}
+	keys := make([]string, len(f.triggers))
+	for i, t := range f.triggers {
+		keys[i] = t.text[:min(len(t.text), keyLen)]
+	}
+	ac, err := newAutomaton(keys)
+	if err != nil {
+		return nil, err
+	}
+	f.ac = ac
+	return f, nil
+}
+
+// confirmOnStack is how many confirm patterns IsBot tracks in a bitmap on
+// its stack; a longer list (the embedded one has 19) costs an allocation.
+const confirmOnStack = 8 * 64
+
+// IsBot reports whether userAgent matches any pattern of the list.
+// Patterns are case-sensitive, as upstream writes and tests them.
+//
+// An empty User-Agent is not a bot: its absence is not evidence of a
+// crawler, and an ad server may simply not forward one; a real crawler on
+// the list announces itself. No pattern of the list matches the empty
+// string anyway (New refuses one that would).
+//
+// Its cost is linear in the length of userAgent, and it does not allocate
+// for the embedded list.
+func (f *Filter) IsBot(userAgent string) bool {
+	if userAgent == "" {
+		return false
+	}
+	var seenOnStack [confirmOnStack / 64]uint64
+	var seen []uint64
+	candidates := false
+
+	ac := f.ac
+	trans := ac.trans
+	s := uint32(0)
+	for i := 0; i < len(userAgent); i++ {
+		t := trans[s+uint32(ac.class[userAgent[i]])]
+		s = t &^ matchFlag
+		if t&matchFlag == 0 {
+			continue
+		}
+		for _, id := range ac.matches(t) {
+			tr := &f.triggers[id]
+			if len(tr.text) > keyLen {
+				// Only the first keyLen bytes are in the automaton:
+				// compare the rest.
+				start := i + 1 - keyLen
+				if !strings.HasPrefix(userAgent[start:], tr.text) {
+					continue
+				}
+			}
+			if tr.exact {
+				return true
+			}
+			if seen == nil {
+				seen = seenOnStack[:]
+				if len(f.confirm) > confirmOnStack {
+					seen = make([]uint64, (len(f.confirm)+63)/64)
+				}
+			}
+			for _, c := range tr.confirm {
+				seen[c/64] |= 1 << (c % 64)
+				candidates = true
+			}
+		}
+	}
+	// The regexps run after the scan, and each at most once, so that a
+	// User-Agent repeating one trigger costs one regexp run, and an exact
+	// literal later in the User-Agent costs none.
+	if candidates {
+		for w, word := range seen {
+			for ; word != 0; word &= word - 1 {
+				c := w*64 + bits.TrailingZeros64(word)
+				if f.confirm[c].re.MatchString(userAgent) {
+					return true
+				}
+			}
+		}
+	}
+	for _, c := range f.always {
+		if f.confirm[c].re.MatchString(userAgent) {
+			return true
+		}
+	}
+	return false
+}
