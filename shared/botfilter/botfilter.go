@@ -58,7 +58,9 @@ type Filter struct {
 // trigger is a string whose presence in a User-Agent either proves a bot
 // (exact: some pattern is that literal) or makes patterns worth running.
 type trigger struct {
-	text    string
+	text string
+	// keyLen is how many leading bytes of text the automaton looks for.
+	keyLen  int
 	exact   bool
 	confirm []uint32
 }
@@ -134,9 +136,13 @@ func compile(patterns []string) (*Filter, error) {
 			t.confirm = append(t.confirm, id)
 		}
 	}
-	keys := make([]string, len(f.triggers))
+	texts := make([]string, len(f.triggers))
 	for i, t := range f.triggers {
-		keys[i] = t.text[:min(len(t.text), keyLen)]
+		texts[i] = t.text
+	}
+	keys := keys(texts)
+	for i := range f.triggers {
+		f.triggers[i].keyLen = len(keys[i])
 	}
 	ac, err := newAutomaton(keys)
 	if err != nil {
@@ -179,11 +185,10 @@ func (f *Filter) IsBot(userAgent string) bool {
 		}
 		for _, id := range ac.matches(t) {
 			tr := &f.triggers[id]
-			if len(tr.text) > keyLen {
-				// Only the first keyLen bytes are in the automaton:
-				// compare the rest.
-				start := i + 1 - keyLen
-				if !strings.HasPrefix(userAgent[start:], tr.text) {
+			if len(tr.text) > tr.keyLen {
+				// Only the trigger's key is in the automaton: compare
+				// the rest.
+				if !strings.HasPrefix(userAgent[i+1-tr.keyLen:], tr.text) {
 					continue
 				}
 			}

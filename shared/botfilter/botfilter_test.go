@@ -182,7 +182,7 @@ func TestCaseSensitiveAsUpstream(t *testing.T) {
 // string (the literals the Filter looks for) alone, at either edge, inside
 // a longer string, cut short at either end and with one byte changed,
 // which exercises the anchored patterns and the comparison past the
-// automaton's keyLen bytes; and random strings.
+// trigger's key; and random strings.
 func corpus(t testing.TB) []string {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(12, 3))

@@ -43,8 +43,8 @@ func TestSpecialPatternsAgreeWithRegexp(t *testing.T) {
 		{"FoldCase", `(?i)kbot`, []string{"KBOT", "kBoT", "\u212abot", "kbo"}, true},
 		// Not upstream: an optional part is still a finite set of strings.
 		{"Optional", `Mail\.RU_Bot(\/2)?`, []string{"Mail.RU_Bot", "Mail.RU_Bot/2", "Mail.RU"}, true},
-		// Not upstream: a literal longer than keyLen, which the automaton
-		// spells out in part and the filter compares to the end.
+		// A literal longer than its key, which the automaton spells out
+		// in part and the filter compares to the end.
 		{"LongLiteral", `YandexRenderResourcesBot\/`, []string{"YandexRenderResourcesBot/1.0", "YandexRenderResourcesBot", "YandexRender", "YandexRenderResourcesBox/"}, true},
 		// Not upstream: U+FFFD also matches an invalid byte, which a byte
 		// comparison cannot express, so the regexp decides.

@@ -156,11 +156,12 @@ func required(re *syntax.Regexp) (strs []string, ok bool) {
 
 // better reports whether candidate set a makes better triggers than b: its
 // shortest string is longer, since a longer string occurs less often by
-// chance, or as long with fewer strings. Lengths count up to keyLen only,
-// since the automaton tells no more apart: "BlogTraffic\/\d\.\d+ Feed-Fetcher"
-// takes the one " Feed-Fetcher", not ten "BlogTraffic/0." to "BlogTraffic/9.".
+// chance, or as long with fewer strings. Lengths count up to 8 bytes only,
+// past which a string is rare enough: "BlogTraffic\/\d\.\d+ Feed-Fetcher"
+// takes the one "BlogTraffic/", not ten "BlogTraffic/0." to "BlogTraffic/9.".
 func better(a, b []string) bool {
-	la, lb := min(shortest(a), keyLen), min(shortest(b), keyLen)
+	const enough = 8
+	la, lb := min(shortest(a), enough), min(shortest(b), enough)
 	if la != lb {
 		return la > lb
 	}
