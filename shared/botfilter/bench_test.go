@@ -1,6 +1,7 @@
 package botfilter
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -25,8 +26,10 @@ var benchUAs = []struct {
 	{"Random1KiB", randomUA(rand.New(rand.NewPCG(1, 2)), 1024)},
 }
 
+// BenchmarkIsBot is the cost of a verdict without the cache: the scan that
+// every new User-Agent pays.
 func BenchmarkIsBot(b *testing.B) {
-	f := filter(b)
+	f := uncached(b)
 	for _, c := range benchUAs {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -35,6 +38,38 @@ func BenchmarkIsBot(b *testing.B) {
 				f.IsBot(c.ua)
 			}
 		})
+	}
+}
+
+// BenchmarkIsBotCached is the cost of a verdict found in the cache, as for
+// a User-Agent seen recently.
+func BenchmarkIsBotCached(b *testing.B) {
+	f := filter(b)
+	for _, c := range benchUAs[:4] {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			f.IsBot(c.ua)
+			for b.Loop() {
+				f.IsBot(c.ua)
+			}
+		})
+	}
+}
+
+// BenchmarkIsBotCacheMiss is the cost of a verdict that misses the cache
+// and replaces an entry: a browser's User-Agent that differs each time in
+// its last bytes.
+func BenchmarkIsBotCacheMiss(b *testing.B) {
+	f := filter(b)
+	uas := make([]string, 1<<14)
+	for i := range uas {
+		uas[i] = fmt.Sprintf("%s %08d", benchUAs[0].ua, i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		f.IsBot(uas[i%len(uas)])
+		i++
 	}
 }
 

@@ -41,9 +41,11 @@ func ListVersion() string {
 }
 
 // Filter matches User-Agents against a compiled list of bot patterns. It is
-// immutable once built, so it is safe for concurrent use by any number of
-// goroutines. Build it once at startup: compiling is the costly part;
-// matching reads each byte of the User-Agent once.
+// safe for concurrent use by any number of goroutines: the compiled list is
+// immutable, and the cache of recent verdicts is updated atomically. Build
+// it once at startup: compiling is the costly part; matching reads each
+// byte of the User-Agent once, and a repeated User-Agent is found in the
+// cache.
 type Filter struct {
 	ac       *automaton
 	triggers []trigger
@@ -53,6 +55,8 @@ type Filter struct {
 	// always indexes the confirm patterns that have no trigger, which
 	// therefore run on every User-Agent.
 	always []uint32
+	// cache keeps recent verdicts; nil when turned off.
+	cache *verdictCache
 }
 
 // trigger is a string whose presence in a User-Agent either proves a bot
@@ -65,12 +69,34 @@ type trigger struct {
 	confirm []uint32
 }
 
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	cacheSize int
+}
+
+// WithCacheSize sets how many recent verdicts the Filter keeps, rounded up
+// to a power of two; 0 turns the cache off. The default is
+// DefaultCacheSize.
+func WithCacheSize(n int) Option {
+	return func(o *options) { o.cacheSize = n }
+}
+
 // New compiles the embedded crawler-user-agents list. It returns an error,
 // never panics, when a pattern is not valid in Go's regexp (RE2) syntax or
 // matches the empty string (it would flag every User-Agent): the list is
 // data from outside, and such a change must stop `make crawler-list`, whose
-// tests call New, rather than pass silently.
-func New() (*Filter, error) {
+// tests call New, rather than pass silently. A negative cache size is an
+// error too.
+func New(opts ...Option) (*Filter, error) {
+	o := options{cacheSize: DefaultCacheSize}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.cacheSize < 0 || o.cacheSize > 1<<20 {
+		return nil, fmt.Errorf("botfilter: cache size %d is not between 0 and %d", o.cacheSize, 1<<20)
+	}
 	var entries []struct {
 		Pattern string `json:"pattern"`
 	}
@@ -81,7 +107,12 @@ func New() (*Filter, error) {
 	for i, e := range entries {
 		patterns[i] = e.Pattern
 	}
-	return compile(patterns)
+	f, err := compile(patterns)
+	if err != nil {
+		return nil, err
+	}
+	f.cache = newVerdictCache(o.cacheSize)
+	return f, nil
 }
 
 // compile builds a Filter for patterns, each a Go regexp.
@@ -160,12 +191,31 @@ const confirmOnStack = 8 * 64
 // the list announces itself. No pattern of the list matches the empty
 // string anyway (New refuses one that would).
 //
-// Its cost is linear in the length of userAgent, and it does not allocate
-// for the embedded list.
+// A verdict found in the cache costs a hash and a comparison and does not
+// allocate. Otherwise the cost is linear in the length of userAgent, and
+// caching the verdict allocates a copy of userAgent (up to 512 bytes; a
+// longer one is judged afresh each time, without allocating).
 func (f *Filter) IsBot(userAgent string) bool {
 	if userAgent == "" {
 		return false
 	}
+	c := f.cache
+	if c == nil || len(userAgent) > maxCachedLen {
+		return f.match(userAgent)
+	}
+	slot := c.slot(userAgent)
+	if v := slot.Load(); v != nil && v.userAgent == userAgent {
+		return v.bot
+	}
+	bot := f.match(userAgent)
+	// A copy, so that the cache neither keeps a caller's larger buffer
+	// alive nor changes if the caller reuses one.
+	slot.Store(&verdict{userAgent: strings.Clone(userAgent), bot: bot})
+	return bot
+}
+
+// match is IsBot without the cache, for a non-empty userAgent.
+func (f *Filter) match(userAgent string) bool {
 	var seenOnStack [confirmOnStack / 64]uint64
 	var seen []uint64
 	candidates := false

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,7 +54,12 @@ var naiveOnce = sync.OnceValues(func() ([]naivePattern, error) {
 	return res, nil
 })
 
-var filterOnce = sync.OnceValues(New)
+// filterOnce is the Filter as the service builds it, with the default
+// cache; uncachedOnce has none, so that every call scans.
+var (
+	filterOnce   = sync.OnceValues(func() (*Filter, error) { return New() })
+	uncachedOnce = sync.OnceValues(func() (*Filter, error) { return New(WithCacheSize(0)) })
+)
 
 func list(t testing.TB) []entry {
 	t.Helper()
@@ -67,6 +73,14 @@ func filter(t testing.TB) *Filter {
 	t.Helper()
 	f, err := filterOnce()
 	require.NoError(t, err)
+	return f
+}
+
+func uncached(t testing.TB) *Filter {
+	t.Helper()
+	f, err := uncachedOnce()
+	require.NoError(t, err)
+	require.Nil(t, f.cache)
 	return f
 }
 
@@ -224,9 +238,16 @@ func randomUA(rng *rand.Rand, n int) string {
 	return string(b)
 }
 
+// The Filter, with and without its cache, gives the answer of the naive
+// reading for every User-Agent of the corpus. The cached Filter is asked
+// twice, so that the second answer comes from the cache where it fits;
+// one with a single slot is asked too, so that every User-Agent evicts the
+// one before.
 func TestAgreesWithEveryRegexp(t *testing.T) {
 	t.Parallel()
-	f := filter(t)
+	scan, cached := uncached(t), filter(t)
+	tiny, err := New(WithCacheSize(1))
+	require.NoError(t, err)
 	bots := 0
 	cases := corpus(t)
 	for _, ua := range cases {
@@ -234,7 +255,10 @@ func TestAgreesWithEveryRegexp(t *testing.T) {
 		if want {
 			bots++
 		}
-		require.Equal(t, want, f.IsBot(ua), "%q", ua)
+		require.Equal(t, want, scan.IsBot(ua), "uncached %q", ua)
+		require.Equal(t, want, cached.IsBot(ua), "cached, first %q", ua)
+		require.Equal(t, want, cached.IsBot(ua), "cached, again %q", ua)
+		require.Equal(t, want, tiny.IsBot(ua), "one slot %q", ua)
 	}
 	// Both sides of the line are exercised.
 	require.Greater(t, bots, 1000)
@@ -254,16 +278,23 @@ func FuzzIsBot(f *testing.F) {
 	} {
 		f.Add(ua)
 	}
-	filt, err := filterOnce()
+	scan, err := uncachedOnce()
+	require.NoError(f, err)
+	cached, err := filterOnce()
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, ua string) {
-		require.Equal(t, naiveIsBot(t, ua), filt.IsBot(ua), "%q", ua)
+		want := naiveIsBot(t, ua)
+		require.Equal(t, want, scan.IsBot(ua), "uncached %q", ua)
+		require.Equal(t, want, cached.IsBot(ua), "cached %q", ua)
 	})
 }
 
+// Goroutines share one Filter; with two cache slots for four User-Agents,
+// they also replace each other's cached verdicts all the time.
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
-	f := filter(t)
+	f, err := New(WithCacheSize(2))
+	require.NoError(t, err)
 	uas := []struct {
 		ua  string
 		bot bool
@@ -285,26 +316,54 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-// The verdicts that need no regexp allocate nothing. Those that run one of
-// the 20 regexps allocate nothing either once regexp's pooled machines are
-// warm (BenchmarkIsBot's Curl case shows 0 allocs/op), but the race detector,
+// The verdicts that need no regexp allocate nothing without the cache, and
+// a verdict found in the cache allocates nothing. Those that run one of the
+// regexps allocate nothing either once regexp's pooled machines are warm
+// (BenchmarkIsBot's Curl case shows 0 allocs/op), but the race detector,
 // which every test run uses, empties sync.Pool at random, so they are not
 // asserted here.
 func TestIsBotDoesNotAllocate(t *testing.T) {
-	f := filter(t)
 	cases := []struct {
 		name string
 		ua   string
 	}{
 		{"Browser", browsers[0].ua},
 		{"LiteralBot", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
-		// A trigger prefix is seen but the rest of the trigger differs.
-		{"PrefixOnly", "Mozilla/5.0 AdsBot-Googl"},
+		// A trigger's key is seen but the rest of the trigger differs.
+		{"KeyOnly", "Mozilla/5.0 AppleWebKit/537.36"},
+		// Longer than the cache takes: scanned every time.
+		{"TooLongToCache", strings.Repeat(browsers[0].ua, 6)},
 	}
+	cached, err := New()
+	require.NoError(t, err)
+	scan := uncached(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			assert.Zero(t, testing.AllocsPerRun(100, func() { f.IsBot(c.ua) }))
+			cached.IsBot(c.ua)
+			assert.Zero(t, testing.AllocsPerRun(100, func() { cached.IsBot(c.ua) }), "cached")
+			assert.Zero(t, testing.AllocsPerRun(100, func() { scan.IsBot(c.ua) }), "uncached")
 		})
+	}
+}
+
+// The cache keeps its own copy of a User-Agent: a caller that reuses the
+// buffer behind a string it passed must not change what the cache holds.
+func TestCacheCopiesTheUserAgent(t *testing.T) {
+	t.Parallel()
+	f, err := New(WithCacheSize(1))
+	require.NoError(t, err)
+	buf := []byte("curl/8.5.0")
+	require.True(t, f.IsBot(unsafe.String(&buf[0], len(buf))))
+	copy(buf, "Mozilla/5.")
+	assert.False(t, f.IsBot("Mozilla/5."), "a verdict for the buffer's old content")
+}
+
+func TestCacheSizeOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{-1, 1<<20 + 1} {
+		f, err := New(WithCacheSize(n))
+		assert.Error(t, err, n)
+		assert.Nil(t, f)
 	}
 }
 
