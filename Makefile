@@ -209,3 +209,33 @@ rss:
 ## pick them.
 chaos:
 	loadtest/scripts/chaos.sh
+
+# ---- Invalid-traffic list (shared/botfilter) ---------------------------------
+# The bot patterns come from the npm package crawler-user-agents, pinned by
+# version and by the integrity npm publishes for its tarball
+# (`npm view crawler-user-agents@VERSION dist.integrity`), so that an update
+# is a deliberate change. The list is committed: builds need no network.
+CRAWLER_LIST_VERSION   := 1.60.0
+CRAWLER_LIST_INTEGRITY := sha512-p8hKVsnZl3msolBhGW8s86V0tmmcuBSwhTXkzkegGQzTt0A/ysKDHKzek9fichfqL5qBEgDrR9CuGBU0Y7bDrg==
+CRAWLER_LIST_DIR       := shared/botfilter
+
+.PHONY: crawler-list
+
+## crawler-list: fetch crawler-user-agents@CRAWLER_LIST_VERSION with npm, check
+## it against CRAWLER_LIST_INTEGRITY, write its list, LICENSE and version into
+## shared/botfilter, then test that package. To update, bump both and run it.
+crawler-list:
+	@set -e; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	npm pack --silent --pack-destination "$$tmp" crawler-user-agents@$(CRAWLER_LIST_VERSION) >/dev/null; \
+	tgz="$$tmp/crawler-user-agents-$(CRAWLER_LIST_VERSION).tgz"; \
+	got="sha512-$$(openssl dgst -sha512 -binary "$$tgz" | base64 -w0)"; \
+	if [ "$$got" != "$(CRAWLER_LIST_INTEGRITY)" ]; then \
+		echo "crawler-list: crawler-user-agents@$(CRAWLER_LIST_VERSION) is $$got,"; \
+		echo "crawler-list: not CRAWLER_LIST_INTEGRITY $(CRAWLER_LIST_INTEGRITY)"; exit 1; \
+	fi; \
+	tar -xzf "$$tgz" -C "$$tmp" package/crawler-user-agents.json package/LICENSE; \
+	cp "$$tmp/package/crawler-user-agents.json" $(CRAWLER_LIST_DIR)/crawler-user-agents.json; \
+	cp "$$tmp/package/LICENSE" $(CRAWLER_LIST_DIR)/crawler-user-agents.LICENSE; \
+	printf '%s\n' "$(CRAWLER_LIST_VERSION)" > $(CRAWLER_LIST_DIR)/crawler-user-agents.version; \
+	echo "crawler-list: crawler-user-agents@$(CRAWLER_LIST_VERSION) -> $(CRAWLER_LIST_DIR)"
+	$(GO) test -count=1 ./$(CRAWLER_LIST_DIR)
