@@ -15,7 +15,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/apiclient"
-	"github.com/adcount/impression-counter/shared/config"
+	"github.com/adcount/impression-counter/shared/botfilter"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/storetest"
@@ -30,9 +30,9 @@ const conformanceKey = "conformance-admin-key-0123456789"
 // crawler's User-Agent, are judged as the server would judge them.
 func serverBotFilter(t *testing.T) httpapi.Option {
 	t.Helper()
-	bots, err := filterBots(config.Config{FilterBots: true})
+	isBot, err := botfilter.Judge(true)
 	require.NoError(t, err)
-	return bots
+	return httpapi.WithBotFilter(isBot)
 }
 
 // TestConformanceThroughTheClient runs the store conformance suite through

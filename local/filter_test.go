@@ -16,6 +16,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/apiclient"
+	"github.com/adcount/impression-counter/shared/botfilter"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/memstore"
@@ -59,7 +60,7 @@ func TestFilterBotsSetting(t *testing.T) {
 				return ""
 			})
 			require.NoError(t, err)
-			bots, err := filterBots(cfg)
+			isBot, err := botfilter.Judge(cfg.FilterBots)
 			require.NoError(t, err)
 			mem, err := memstore.New()
 			require.NoError(t, err)
@@ -67,7 +68,7 @@ func TestFilterBotsSetting(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, mem.CreateCampaign(context.Background(), c))
 			store := &markStore{Store: mem, marked: map[string]bool{}}
-			srv := httptest.NewServer(httpapi.NewHandler(store, bots, httpapi.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
+			srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithBotFilter(isBot), httpapi.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 			t.Cleanup(srv.Close)
 			for ua := range userAgents {
 				req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/impressions", strings.NewReader(`{"campaign_id":"c","user_id":"`+ua+`","ad_id":"a"}`))

@@ -18,12 +18,12 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/adcount/impression-counter/docs"
 	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/botfilter"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/logbuf"
@@ -288,45 +288,14 @@ func newHandler(store adcount.Store, cfg config.Config, logger *slog.Logger, log
 	if err := metrics.CountDroppedLogLines(logs.Dropped); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	bots, err := filterBots(cfg)
+	isBot, err := botfilter.Judge(cfg.FilterBots)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("local: FILTER_BOTS: %w", err)
 	}
 	return httpapi.NewHandler(store,
 		httpapi.WithLogger(logger),
 		httpapi.WithAdminKeys(cfg.AdminKeys),
-		bots,
+		httpapi.WithBotFilter(isBot),
 		httpapi.WithMetrics(metrics),
 		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI)), nil
-}
-
-// botJudge is what the API needs of the crawler list.
-type botJudge interface {
-	IsBot(userAgent string) bool
-}
-
-// filterBots is the API's bot filter as FILTER_BOTS says: the crawler list
-// when true, none when false.
-func filterBots(cfg config.Config) (httpapi.Option, error) {
-	if !cfg.FilterBots {
-		return httpapi.WithBotFilter(nil), nil
-	}
-	// TODO(botfilter): judge by the crawler list:
-	//	f, err := botfilter.New()
-	//	if err != nil {
-	//		return nil, fmt.Errorf("FILTER_BOTS: %w", err)
-	//	}
-	var f botJudge = interimBots{}
-	return httpapi.WithBotFilter(f.IsBot), nil
-}
-
-// interimBots stands in for the crawler list until shared/botfilter lands,
-// judging the few User-Agents the tests send as that list would.
-//
-// TODO(botfilter): delete.
-type interimBots struct{}
-
-func (interimBots) IsBot(ua string) bool {
-	ua = strings.ToLower(ua)
-	return strings.Contains(ua, "bot") || strings.HasPrefix(ua, "curl") || strings.Contains(ua, "go-http-client")
 }

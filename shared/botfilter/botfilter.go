@@ -83,6 +83,18 @@ func WithCacheSize(n int) Option {
 	return func(o *options) { o.cacheSize = n }
 }
 
+// excluded holds the upstream patterns this filter does not apply, each
+// with the reason. A pattern belongs here only when it matches real
+// viewers: a count lost to a wrong filter costs advertisers as much as a
+// bot counted. A test fails when an exclusion is no longer in the list, so
+// that an update that fixes it upstream also removes it here.
+var excluded = map[string]string{
+	// Added upstream in 2026 for one crawler, but it is an Android 15
+	// firmware build ID that many phones ship: it matches the in-app
+	// browsers (Instagram, Facebook) of real users on those phones.
+	`AP3A\.240617\.008`: "an Android build ID, not a crawler's name",
+}
+
 // New compiles the embedded crawler-user-agents list. It returns an error,
 // never panics, when a pattern is not valid in Go's regexp (RE2) syntax or
 // matches the empty string (it would flag every User-Agent): the list is
@@ -103,9 +115,11 @@ func New(opts ...Option) (*Filter, error) {
 	if err := json.Unmarshal(listJSON, &entries); err != nil {
 		return nil, fmt.Errorf("botfilter: decode crawler-user-agents.json: %w", err)
 	}
-	patterns := make([]string, len(entries))
-	for i, e := range entries {
-		patterns[i] = e.Pattern
+	patterns := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if _, skip := excluded[e.Pattern]; !skip {
+			patterns = append(patterns, e.Pattern)
+		}
 	}
 	f, err := compile(patterns)
 	if err != nil {
@@ -272,4 +286,18 @@ func (f *Filter) match(userAgent string) bool {
 		}
 	}
 	return false
+}
+
+// Judge returns the bot filter a deployment asks for: a new Filter's IsBot
+// when on, and nil, which judges no User-Agent, when off. Every entry point
+// calls it with its FILTER_BOTS setting, so that they all filter alike.
+func Judge(on bool) (func(userAgent string) bool, error) {
+	if !on {
+		return nil, nil
+	}
+	f, err := New()
+	if err != nil {
+		return nil, err
+	}
+	return f.IsBot, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,8 +30,28 @@ var listOnce = sync.OnceValues(func() ([]entry, error) {
 	if err := json.Unmarshal(listJSON, &entries); err != nil {
 		return nil, err
 	}
-	return entries, nil
+	return slices.DeleteFunc(entries, func(e entry) bool {
+		_, skip := excluded[e.Pattern]
+		return skip
+	}), nil
 })
+
+// Each exclusion names a pattern the list still carries, and none of that
+// pattern's examples is judged a bot: they are real viewers.
+func TestExcludedPatternsAreNotApplied(t *testing.T) {
+	t.Parallel()
+	var all []entry
+	require.NoError(t, json.Unmarshal(listJSON, &all))
+	f := filter(t)
+	for pattern := range excluded {
+		i := slices.IndexFunc(all, func(e entry) bool { return e.Pattern == pattern })
+		require.GreaterOrEqual(t, i, 0, "%q is no longer in the list: remove its exclusion", pattern)
+		require.NotEmpty(t, all[i].Instances, pattern)
+		for _, ua := range all[i].Instances {
+			assert.False(t, f.IsBot(ua), "excluded %q, instance %q", pattern, ua)
+		}
+	}
+}
 
 // naivePattern is one pattern compiled by Go's regexp, with the literal
 // prefix that regexp itself says every match starts with.

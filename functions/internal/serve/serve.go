@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 
+	"github.com/adcount/impression-counter/shared/botfilter"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/emf"
 	"github.com/adcount/impression-counter/shared/httpapi"
@@ -114,43 +114,12 @@ func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io
 	// The EMF sink writes each request's one line, log and metrics
 	// together, so that the metrics survive any LOG_LEVEL.
 	metrics := emf.NewSink(logger.Handler(), MetricsNamespace)
-	bots, err := filterBots(cfg)
+	isBot, err := botfilter.Judge(cfg.FilterBots)
 	if err != nil {
-		return err
+		return fmt.Errorf("serve: FILTER_BOTS: %w", err)
 	}
-	h := httpapi.NewHandler(store, httpapi.WithOnly(fn.Access()), httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys), bots)
+	h := httpapi.NewHandler(store, httpapi.WithOnly(fn.Access()), httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys), httpapi.WithBotFilter(isBot))
 	return lambdaproxy.Start(h, payload)
-}
-
-// botJudge is what the API needs of the crawler list.
-type botJudge interface {
-	IsBot(userAgent string) bool
-}
-
-// filterBots is the API's bot filter as FILTER_BOTS says: the crawler list
-// when true, none when false.
-func filterBots(cfg config.Config) (httpapi.Option, error) {
-	if !cfg.FilterBots {
-		return httpapi.WithBotFilter(nil), nil
-	}
-	// TODO(botfilter): judge by the crawler list:
-	//	f, err := botfilter.New()
-	//	if err != nil {
-	//		return nil, fmt.Errorf("serve: FILTER_BOTS: %w", err)
-	//	}
-	var f botJudge = interimBots{}
-	return httpapi.WithBotFilter(f.IsBot), nil
-}
-
-// interimBots stands in for the crawler list until shared/botfilter lands,
-// judging the few User-Agents the tests send as that list would.
-//
-// TODO(botfilter): delete.
-type interimBots struct{}
-
-func (interimBots) IsBot(ua string) bool {
-	ua = strings.ToLower(ua)
-	return strings.Contains(ua, "bot") || strings.HasPrefix(ua, "curl") || strings.Contains(ua, "go-http-client")
 }
 
 func (fn Function) known() bool { return slices.Contains(Functions(), fn) }
