@@ -103,6 +103,11 @@ $(VULNDB_DIR)/index/db.json:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchItem$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzIsBot$$' -fuzztime $(FUZZTIME) ./shared/botfilter
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatchReply$$' -fuzztime $(FUZZTIME) ./loadtest
 
 ## run: the local server on :8080 with the in-memory store.
 run:
