@@ -40,8 +40,8 @@ const (
 	recSnapshotDurable byte = 6
 	// recImpressions (log): the impressions of one RecordImpressions or
 	// RecordImpression call that were new within the dedup window, all
-	// decided at t and a duplicate until expiry (Unix milliseconds), in the
-	// order they were decided. The campaigns are listed once, and each
+	// decided at t and a duplicate until expiry (Unix milliseconds), in
+	// batch order. The campaigns are listed once, and each
 	// impression names its campaign by its place in that list. Flag bit 0
 	// marks a filtered impression, which counts in the campaign's filtered
 	// count instead of its impressions; the other bits are zero.
@@ -64,7 +64,7 @@ const (
 	impressionsHeader = 1 + 8 + 8 + 2 + 2 // type, t, expiry, c, n
 	impressionsItem   = 2 + 1 + 16        // campaign, flags, key
 	// maxOneImpressionPayload is the largest record of one impression,
-	// which RecordImpression builds on its stack.
+	// which a batch of one builds on its stack.
 	maxOneImpressionPayload = impressionsHeader + 2 + adcount.MaxIDBytes + impressionsItem
 	// maxImpressionsPayload is the largest record of a batch: every
 	// impression of another campaign with the longest ID.

@@ -100,8 +100,12 @@ type journal struct {
 // windows and sliding windows continue as if the process had never
 // stopped.
 //
-// RecordImpression and CreateCampaign return only after their record is
-// fsynced, so a crash loses nothing they acknowledged. Records are fsynced
+// RecordImpression, RecordImpressions and CreateCampaign return only after
+// their record is fsynced, so a crash loses nothing they acknowledged; a
+// batch is one record. A data directory written before filtered
+// impressions and batch records existed opens as it always did, and is
+// written in the new format from then on (which older versions cannot
+// read). Records are fsynced
 // in batches (WithFsyncInterval, WithFsyncBatch). Every
 // WithSnapshotInterval, or sooner if the log grows large, the state is
 // written to a new snapshot and the log it covers is deleted.

@@ -45,7 +45,10 @@ func (c *tally) added() bool { return c.counted+c.filtered > 0 }
 
 // batch is the working memory of one record call: RecordImpression keeps
 // one of a single impression on its stack, and RecordImpressions takes one
-// from a pool, so that neither allocates once warm.
+// from a pool, so that neither allocates once warm. Every slice is made
+// with the room it can need and only ever resliced, never appended to: an
+// append stored back into the batch would make the compiler move
+// RecordImpression's batch to the heap.
 type batch struct {
 	items     []item   // one per impression
 	order     []uint16 // the accepted items' indexes, grouped by shard, in batch order within each
@@ -55,10 +58,6 @@ type batch struct {
 	index     map[*campaignState]uint16
 	last      int // the campaign found last, for runs of one campaign
 }
-
-// Every slice of a batch is made with the room it can need and only ever
-// resliced, never appended to: an append stored back into the batch would
-// make the compiler move RecordImpression's batch to the heap.
 
 // linearCampaigns is how many campaigns a batch looks through one by one
 // before it indexes them in a map.
