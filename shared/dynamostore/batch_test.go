@@ -182,7 +182,7 @@ func TestBatchFailureIsWholeAndRetrySafe(t *testing.T) {
 			t.Parallel()
 			clock := storetest.NewClock(storetest.Epoch)
 			f, wrap := newFaults()
-			s := tg.store(t, wrap, dynamostore.WithClock(clock.Now), dynamostore.WithTimeout(2*time.Second), dynamostore.WithBatchConcurrency(2))
+			s := tg.store(t, wrap, dynamostore.WithClock(clock.Now), dynamostore.WithBatchConcurrency(2))
 			c := createCampaign(t, s, storetest.Epoch)
 			var names []string
 			for i := range 20 {
