@@ -189,7 +189,8 @@ func (s *Store) record(ctx context.Context, imps []adcount.Impression, res []adc
 	}
 	now := s.now()
 	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
-	g := s.accept(imps, res, b, now)
+	var g groups
+	s.accept(imps, res, b, now, &g)
 	if len(b.campaigns) == 0 {
 		return nil // every impression was refused
 	}
@@ -227,18 +228,20 @@ func (s *Store) record(ctx context.Context, imps []adcount.Impression, res []adc
 	return nil
 }
 
-// groups says where each shard's items are in batch.order.
+// groups says where each shard's items are in batch.order: the groups are
+// in the order of their shards, each group ending at end[shard], so that
+// a walk of the shards in order finds each group starting where the one
+// before ended.
 type groups struct {
 	shards uint64 // the set of shards with items
-	// Shard i's items are order[end[i]-count[i]:end[i]].
-	count, end [dedupShards]uint16
+	end    [dedupShards]uint16
 }
 
 // accept refuses each impression that is invalid, names no campaign, or
 // comes before its campaign's start, in that order of checks, and prepares
 // the others: their keys, campaigns and shards, and b.order grouped by
-// shard, which it returns.
-func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch, now time.Time) (g groups) {
+// shard, as g says.
+func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch, now time.Time, g *groups) {
 	var (
 		lastID string
 		lastCS *campaignState
@@ -270,15 +273,20 @@ func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch
 		it.campaign = b.campaignIndex(cs)
 		it.state = itemRepeat // until decided
 		g.shards |= 1 << it.shard
-		g.count[it.shard]++
+		g.end[it.shard]++
 	}
-	// A counting sort by shard, stable so that each key's impressions
-	// stay in batch order: end is first each group's start, then its end.
+	if len(imps) == 1 {
+		b.order = b.order[:g.end[b.items[0].shard]] // the one item, if accepted
+		b.order[:1][0] = 0
+		return
+	}
+	// A counting sort by shard, stable so that each key's impressions stay
+	// in batch order. end holds each group's size, then its start, then,
+	// once filled, its end.
 	var n uint16
 	for rest := g.shards; rest != 0; rest &= rest - 1 {
 		sh := bits.TrailingZeros64(rest)
-		g.end[sh] = n
-		n += g.count[sh]
+		n, g.end[sh] = n+g.end[sh], n
 	}
 	b.order = b.order[:n]
 	for i := range b.items {
@@ -287,17 +295,19 @@ func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch
 			g.end[it.shard]++
 		}
 	}
-	return g
 }
 
 // decide makes the dedup decisions, shard by shard, each shard's lock
 // taken once. With hold, the locks are kept for log to let go.
 func (s *Store) decide(b *batch, g *groups, t, ttl int64, hold bool) {
+	var from uint16
 	for rest := g.shards; rest != 0; rest &= rest - 1 {
 		sh := bits.TrailingZeros64(rest)
+		group := b.order[from:g.end[sh]]
+		from = g.end[sh]
 		shard := &s.dedup[sh]
 		shard.mu.Lock()
-		for _, i := range b.order[g.end[sh]-g.count[sh] : g.end[sh]] {
+		for _, i := range group {
 			it := &b.items[i]
 			c := &b.campaigns[it.campaign]
 			switch {
