@@ -283,8 +283,8 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (a
 	return out, err
 }
 
-// record sends imp's transaction, valid imp's, and resubmits it after a
-// cancellation that applied nothing. It returns the outcome and, where the
+// record sends the transaction of imp, which the caller has validated,
+// and resubmits it after a cancellation that applied nothing. It returns the outcome and, where the
 // answer tells, the Unix millisecond until which imp's key is taken (0
 // where it does not).
 func (s *Store) record(ctx context.Context, imp adcount.Impression) (adcount.Outcome, int64, error) {
