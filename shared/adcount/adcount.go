@@ -67,6 +67,16 @@ type Impression struct {
 // bounds the memory and the time one request can claim.
 const MaxBatch = 1000
 
+// CheckBatchSize returns a *FieldError, matching ErrInvalid, for a batch of
+// more than MaxBatch impressions. Every store and the API call it, so that
+// the limit lives in one place.
+func CheckBatchSize(n int) error {
+	if n > MaxBatch {
+		return fieldError("impressions", "must hold at most %d impressions, got %d", MaxBatch, n)
+	}
+	return nil
+}
+
 // Outcome is what a store did with an impression it accepted.
 type Outcome uint8
 

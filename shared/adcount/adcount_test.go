@@ -180,3 +180,35 @@ func TestCheckDedupTTL(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckBatchSize(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		n    int
+		ok   bool
+	}{
+		// An empty batch is no error: it records nothing.
+		{"Empty", 0, true},
+		{"One", 1, true},
+		// The limit itself is allowed ...
+		{"AtTheLimit", adcount.MaxBatch, true},
+		// ... one more is refused whole.
+		{"OverTheLimit", adcount.MaxBatch + 1, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := adcount.CheckBatchSize(tc.n)
+			if tc.ok {
+				assert.NoError(t, err)
+				return
+			}
+			var fe *adcount.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, "impressions", fe.Field)
+			assert.ErrorIs(t, err, adcount.ErrInvalid)
+			assert.ErrorContains(t, err, "1000")
+		})
+	}
+}

@@ -10,6 +10,9 @@ import (
 // TODO(batch): interim, for stores whose native batch path is not written
 // yet; removed when every store has one.
 func RecordEach(ctx context.Context, s Store, imps []Impression) ([]Result, error) {
+	if err := CheckBatchSize(len(imps)); err != nil {
+		return nil, err
+	}
 	results := make([]Result, len(imps))
 	for i, imp := range imps {
 		out, err := s.RecordImpression(ctx, imp)

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 )
@@ -38,6 +39,12 @@ const (
 	// DefaultTimeout bounds each store call, SDK retries included, unless
 	// WithTimeout says otherwise.
 	DefaultTimeout = 5 * time.Second
+	// DefaultBatchConcurrency is how many transactions one
+	// RecordImpressions call has in flight at most, unless
+	// WithBatchConcurrency says otherwise: enough to write a batch of
+	// adcount.MaxBatch in well under a second at DynamoDB's usual latency,
+	// few enough that one batch cannot take a whole connection pool.
+	DefaultBatchConcurrency = 16
 	// DefaultPingCache is how long Ping reuses its last answer unless
 	// WithPingCache says otherwise: long enough that frequent readiness
 	// probes from several load balancers cost one DescribeTable call per
@@ -69,6 +76,7 @@ type Store struct {
 	shards    int
 	timeout   time.Duration
 	pingCache time.Duration
+	inFlight  int // transactions in flight per batch
 
 	// ping holds one token: the Ping that holds it reads and refreshes
 	// the cached answer, so concurrent probes make one call between them.
@@ -106,8 +114,14 @@ func WithPingCache(d time.Duration) Option { return func(s *Store) { s.pingCache
 
 // WithTimeout bounds each store call, the SDK's own retries included; zero
 // means no bound beyond the caller's context. A call that runs out of time
-// returns ErrUnavailable.
+// returns ErrUnavailable. In a batch it bounds each impression's
+// transaction; the caller's context bounds the batch.
 func WithTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d } }
+
+// WithBatchConcurrency sets how many transactions one RecordImpressions
+// call has in flight at most, from 1 to adcount.MaxBatch;
+// DefaultBatchConcurrency if not set. Each concurrent batch has its own.
+func WithBatchConcurrency(n int) Option { return func(s *Store) { s.inFlight = n } }
 
 // New returns a store over the named table, which must have the key schema
 // and TTL attribute that Schema describes. It fails for an empty table
@@ -118,7 +132,7 @@ func New(db Client, table string, opts ...Option) (*Store, error) {
 	s := &Store{
 		db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL,
 		shards: DefaultCounterShards, timeout: DefaultTimeout, pingCache: DefaultPingCache,
-		ping: make(chan struct{}, 1),
+		inFlight: DefaultBatchConcurrency, ping: make(chan struct{}, 1),
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -137,6 +151,8 @@ func New(db Client, table string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("dynamostore: timeout must not be negative, got %v", s.timeout)
 	case s.pingCache < 0:
 		return nil, fmt.Errorf("dynamostore: ping cache must not be negative, got %v", s.pingCache)
+	case s.inFlight < 1 || s.inFlight > adcount.MaxBatch:
+		return nil, fmt.Errorf("dynamostore: batch concurrency must be between 1 and %d, got %d", adcount.MaxBatch, s.inFlight)
 	}
 	return s, nil
 }
@@ -232,7 +248,8 @@ func campaignFromItem(id string, item map[string]types.AttributeValue) (adcount.
 }
 
 // The items of the record transaction, in the order DynamoDB reports their
-// cancellation reasons.
+// cancellation reasons. A filtered impression's transaction has the first
+// three, and its third adds to the total shard's filtered count instead.
 const (
 	txCampaign = iota // ConditionCheck: the campaign exists and has started
 	txMarker          // Update: claim the dedup marker unless it is live
@@ -246,8 +263,9 @@ const (
 const transactAttempts = 3
 
 // RecordImpression counts imp unless the same (campaign, user, ad) was
-// counted within the dedup TTL, and reports whether it counted. A nil error
-// means DynamoDB has durably committed the outcome.
+// counted within the dedup TTL, and returns Counted, Duplicate or, for a
+// filtered impression, Filtered. A nil error means DynamoDB has durably
+// committed the outcome.
 //
 // It returns ErrInvalid for a malformed impression, ErrNotFound for an
 // unknown campaign and ErrNotStarted before the campaign's start; none of
@@ -256,14 +274,27 @@ const transactAttempts = 3
 // have been counted, and a retry of the same impression is safe, because
 // the dedup marker and the counters are written in one transaction.
 func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
-	const op = "record impression"
 	if err := imp.Validate(); err != nil {
-		return 0, fmt.Errorf("dynamostore: %s: %w", op, err)
+		return 0, fmt.Errorf("dynamostore: record impression: %w", err)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	out, _, err := s.record(ctx, imp)
+	return out, err
+}
+
+// record sends the transaction of imp, which the caller has validated,
+// and resubmits it after a cancellation that applied nothing. It returns the outcome and, where the
+// answer tells, the Unix millisecond until which imp's key is taken (0
+// where it does not).
+func (s *Store) record(ctx context.Context, imp adcount.Impression) (adcount.Outcome, int64, error) {
+	const op = "record impression"
 	owner := newToken()
-	in := s.recordTransaction(imp, s.now(), owner)
+	in, expMs := s.recordTransaction(imp, s.now(), owner)
+	taken := adcount.Counted
+	if imp.Filtered {
+		taken = adcount.Filtered
+	}
 	for attempt := 1; ; attempt++ {
 		// A new token per attempt: an attempt is only repeated after
 		// DynamoDB cancelled the previous one, which applied nothing. The
@@ -272,36 +303,119 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (a
 		in.ClientRequestToken = aws.String(owner + "-" + strconv.Itoa(attempt))
 		_, err := s.db.TransactWriteItems(ctx, in)
 		if err == nil {
-			return adcount.Counted, nil
+			return taken, expMs, nil
 		}
 		var tce *types.TransactionCanceledException
 		if !errors.As(err, &tce) {
-			return 0, s.wrap(op, imp.CampaignID, err)
+			return 0, 0, s.wrap(op, imp.CampaignID, err)
 		}
 		out, retry := classifyCancellation(tce.CancellationReasons, owner)
 		if !retry {
-			if out.err != nil {
-				return 0, fmt.Errorf("dynamostore: %s %s: %w", op, imp.CampaignID, out.err)
+			switch {
+			case out.err != nil:
+				return 0, 0, fmt.Errorf("dynamostore: %s %s: %w", op, imp.CampaignID, out.err)
+			case out.counted || imp.Filtered:
+				return taken, out.expMs, nil
 			}
-			if out.counted {
-				return adcount.Counted, nil
-			}
-			return adcount.Duplicate, nil
+			return adcount.Duplicate, out.expMs, nil
 		}
 		if attempt == transactAttempts {
-			return 0, fmt.Errorf("dynamostore: %s %s: %w: %w", op, imp.CampaignID, adcount.ErrUnavailable, err)
+			return 0, 0, fmt.Errorf("dynamostore: %s %s: %w: %w", op, imp.CampaignID, adcount.ErrUnavailable, err)
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return 0, s.wrap(op, imp.CampaignID, err)
+			return 0, 0, s.wrap(op, imp.CampaignID, err)
 		}
 	}
 }
 
-// RecordImpressions records a batch; see adcount.Store.
+// RecordImpressions records a batch of at most adcount.MaxBatch
+// impressions and returns one Result each, exactly as RecordImpression
+// would have answered them one by one in order; see adcount.Store.
 //
-// TODO(batch): interim loop, replaced by the native batch path.
+// Each impression is written by its own transaction, the one that
+// RecordImpression sends, so a batch is exactly as safe to retry as each
+// of its impressions. The transactions run concurrently, at most
+// WithBatchConcurrency of them in flight, except that impressions with the
+// same dedup key are written one after another in batch order, as one by
+// one they would be. A repeat whose earlier impression in the batch has
+// just taken its key, or found it taken until later, is answered from that
+// without a request: a transaction would find the same and cost as much as
+// a counted one. Invalid impressions are refused without a request.
+//
+// It returns ErrInvalid for a batch of more than adcount.MaxBatch and
+// ctx's error for a ctx already done, both before any request. If a
+// transaction fails (ErrUnavailable when DynamoDB throttled, failed or did
+// not answer in time), the batch stops and returns that error; the
+// impressions already written stay written, so the outcomes are unknown,
+// and a retry of the whole batch is safe.
 func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
-	return adcount.RecordEach(ctx, s, imps)
+	const op = "record impressions"
+	if err := adcount.CheckBatchSize(len(imps)); err != nil {
+		return nil, fmt.Errorf("dynamostore: %s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dynamostore: %s: %w", op, err)
+	}
+	res := make([]adcount.Result, len(imps))
+	// chains lists the impressions of each dedup key in batch order.
+	var chains [][]int
+	byKey := make(map[adcount.DedupKey]int, len(imps))
+	for i, imp := range imps {
+		if err := imp.Validate(); err != nil {
+			res[i].Err = fmt.Errorf("dynamostore: record impression: %w", err)
+			continue
+		}
+		k := imp.Key()
+		c, ok := byKey[k]
+		if !ok {
+			c = len(chains)
+			byKey[k] = c
+			chains = append(chains, nil)
+		}
+		chains[c] = append(chains[c], i)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.inFlight)
+	for _, chain := range chains {
+		g.Go(func() error { return s.recordChain(gctx, imps, res, chain) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// recordChain records the impressions of one dedup key, at the indexes
+// chain, in order, into res.
+func (s *Store) recordChain(ctx context.Context, imps []adcount.Impression, res []adcount.Result, chain []int) error {
+	var takenUntil int64 // Unix ms; 0 while unknown
+	for _, i := range chain {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("dynamostore: record impression %s: %w", imps[i].CampaignID, err)
+		}
+		imp := imps[i]
+		if takenUntil > 0 && s.now().UnixMilli() < takenUntil {
+			// The campaign exists and has started, and the key is taken:
+			// what the transaction would find.
+			res[i].Outcome = adcount.Duplicate
+			if imp.Filtered {
+				res[i].Outcome = adcount.Filtered
+			}
+			continue
+		}
+		callCtx, cancel := s.withTimeout(ctx)
+		out, until, err := s.record(callCtx, imp)
+		cancel()
+		switch {
+		case err == nil:
+			res[i].Outcome, takenUntil = out, until
+		case errors.Is(err, adcount.ErrNotFound), errors.Is(err, adcount.ErrNotStarted):
+			res[i].Err, takenUntil = err, 0
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // recordTransaction builds the one transaction that counts imp at now.
@@ -311,8 +425,11 @@ func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression
 // compares exactly. The marker condition compares its expiry in
 // milliseconds, so a marker that DynamoDB's TTL has not yet deleted never
 // suppresses a count. The counter shard follows from the dedup key, so every
-// retry of the same impression writes the same items.
-func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner string) *dynamodb.TransactWriteItemsInput {
+// retry of the same impression writes the same items. A filtered
+// impression claims its own marker (its key differs) and adds one to the
+// shard's filtered count: no minute counter, which is for impressions.
+// It also returns the marker's expiry, in Unix milliseconds.
+func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner string) (*dynamodb.TransactWriteItemsInput, int64) {
 	k := imp.Key()
 	nowMs := now.UnixMilli()
 	expMs := nowMs + s.ttl.Milliseconds()
@@ -321,7 +438,11 @@ func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner s
 	table := aws.String(s.table)
 	pk := campaignPK(imp.CampaignID)
 
-	items := make([]types.TransactWriteItem, 4)
+	n := 4
+	if imp.Filtered {
+		n = 3
+	}
+	items := make([]types.TransactWriteItem, n)
 	items[txCampaign].ConditionCheck = &types.ConditionCheck{
 		TableName:                           table,
 		Key:                                 key(pk, metaSK),
@@ -339,12 +460,19 @@ func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner s
 		ExpressionAttributeValues:           map[string]types.AttributeValue{":exp": num(expMs), ":ttl": num(ceilDiv(expMs, 1000)), ":owner": str(owner), ":now": num(nowMs)},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
+	counter := attrCount
+	if imp.Filtered {
+		counter = attrFiltered
+	}
 	items[txTotal].Update = &types.Update{
 		TableName:                 table,
 		Key:                       key(pk, totalSK(shard)),
 		UpdateExpression:          aws.String("ADD #n :one"),
-		ExpressionAttributeNames:  map[string]string{"#n": attrCount},
+		ExpressionAttributeNames:  map[string]string{"#n": counter},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+	}
+	if imp.Filtered {
+		return &dynamodb.TransactWriteItemsInput{TransactItems: items}, expMs
 	}
 	items[txHour].Update = &types.Update{
 		TableName:                 table,
@@ -353,12 +481,13 @@ func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner s
 		ExpressionAttributeNames:  map[string]string{"#m": minuteAttr(minute), "#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":ttl": num(hourItemTTL(hour))},
 	}
-	return &dynamodb.TransactWriteItemsInput{TransactItems: items}
+	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, expMs
 }
 
 // outcome is what a cancelled record transaction means for the caller.
 type outcome struct {
 	counted bool
+	expMs   int64 // when the live marker expires, Unix ms; 0 if unknown
 	err     error
 }
 
@@ -385,7 +514,11 @@ func classifyCancellation(reasons []types.CancellationReason, owner string) (_ o
 		// way back (a DynamoDB without idempotency tokens, or a token
 		// older than ten minutes): the impression counted, once.
 		got, _ := getString(reasons[txMarker].Item, attrOwner)
-		return outcome{counted: got == owner}, false
+		exp, err := counter(reasons[txMarker].Item, attrExpiresMs)
+		if err != nil {
+			exp = 0
+		}
+		return outcome{counted: got == owner, expMs: exp}, false
 	}
 	for i := range reasons {
 		switch code(i) {
@@ -457,11 +590,12 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 			case sk == metaSK:
 				found = true
 			case strings.HasPrefix(sk, totalPrefix):
-				n, err := counter(item, attrCount)
+				n, f, err := totals(item)
 				if err != nil {
 					return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w", op, campaignID, sk, err)
 				}
 				stats.Total += n
+				stats.Filtered += f
 			case strings.HasPrefix(sk, hourPrefix):
 				hour, ok := parseHourSK(sk)
 				if !ok {
@@ -491,6 +625,25 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 		return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: %w", op, campaignID, adcount.ErrNotFound)
 	}
 	return stats, nil
+}
+
+// totals reads a total shard's counts of impressions and of filtered
+// impressions. A shard may hold either alone, as its first impression
+// wrote it, but not neither.
+func totals(item map[string]types.AttributeValue) (counted, filtered int64, err error) {
+	_, hasCount := item[attrCount]
+	_, hasFiltered := item[attrFiltered]
+	if hasCount || !hasFiltered {
+		if counted, err = counter(item, attrCount); err != nil {
+			return 0, 0, err
+		}
+	}
+	if hasFiltered {
+		if filtered, err = counter(item, attrFiltered); err != nil {
+			return 0, 0, err
+		}
+	}
+	return counted, filtered, nil
 }
 
 // parseMinuteAttr returns the minute that a minute counter attribute

@@ -52,6 +52,10 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
 		// A readiness answer cannot be reused for less than no time.
 		{"NegativePingCache", "t", []dynamostore.Option{dynamostore.WithPingCache(-time.Second)}, "ping cache"},
+		// A batch needs at least one transaction in flight, and never more
+		// than it has impressions.
+		{"NoBatchConcurrency", "t", []dynamostore.Option{dynamostore.WithBatchConcurrency(0)}, "batch concurrency"},
+		{"TooMuchBatchConcurrency", "t", []dynamostore.Option{dynamostore.WithBatchConcurrency(adcount.MaxBatch + 1)}, "batch concurrency"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,8 +241,9 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 		name string
 		// item picks the item to corrupt by its sort key's prefix.
 		item string
-		// set and remove change its counter attribute; put, if set,
-		// instead adds a whole item with this sort key.
+		// set and remove change its counter attribute, or attr if given;
+		// put, if set, instead adds a whole item with this sort key.
+		attr   string
 		set    types.AttributeValue
 		remove bool
 		put    string
@@ -252,6 +257,9 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 		// A total shard without its count.
 		{name: "TotalIsMissing", item: "TOTAL#", remove: true},
 		{name: "TotalOverflows", item: "TOTAL#", set: num("99999999999999999999")},
+		// The filtered count of a total shard.
+		{name: "FilteredIsAString", item: "TOTAL#", attr: "f", set: str("1")},
+		{name: "FilteredIsNegative", item: "TOTAL#", attr: "f", set: num("-1")},
 		// A minute counter of an hour item.
 		{name: "MinuteIsAString", item: "HOUR#", set: str("x")},
 		{name: "MinuteIsABoolean", item: "HOUR#", set: &types.AttributeValueMemberBOOL{Value: true}},
@@ -266,6 +274,9 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 			s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(1))
 			c := createCampaign(t, s, storetest.Epoch)
 			require.True(t, record(t, s, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}))
+			out, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a", Filtered: true})
+			require.NoError(t, err)
+			require.Equal(t, adcount.Filtered, out)
 			db := tg.client(t, nil)
 
 			sk := tc.put
@@ -283,7 +294,7 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 					if got := sortKeys([]map[string]types.AttributeValue{item})[0]; strings.HasPrefix(got, tc.item) {
 						sk = got
 						for name := range item {
-							if name == "n" || (len(name) == 3 && name[0] == 'm') {
+							if name == tc.attr || tc.attr == "" && (name == "n" || (len(name) == 3 && name[0] == 'm')) {
 								attr = name
 							}
 						}
@@ -307,7 +318,7 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 				require.NoError(t, err)
 			}
 
-			_, err := s.Stats(ctx, c.ID)
+			_, err = s.Stats(ctx, c.ID)
 			require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
 			assert.ErrorContains(t, err, c.ID, "the error names the campaign")
 			assert.ErrorContains(t, err, sk, "the error names the item")

@@ -55,6 +55,7 @@ type faults struct {
 	mu   sync.Mutex
 	op   string // the X-Amz-Target operation it applies to
 	kind fault
+	skip int // requests of op to let through before faulting
 	left int // requests still to fault; negative for all
 	seen int // requests of op that went through RoundTrip
 }
@@ -65,10 +66,14 @@ func newFaults() (*faults, func(http.RoundTripper) http.RoundTripper) {
 }
 
 // set faults the next n requests of op; n < 0 faults all until clear.
-func (f *faults) set(op string, kind fault, n int) {
+func (f *faults) set(op string, kind fault, n int) { f.setAfter(op, kind, 0, n) }
+
+// setAfter lets skip requests of op through, then faults the next n; n < 0
+// faults all until clear.
+func (f *faults) setAfter(op string, kind fault, skip, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.op, f.kind, f.left, f.seen = op, kind, n, 0
+	f.op, f.kind, f.skip, f.left, f.seen = op, kind, skip, n, 0
 }
 
 func (f *faults) clear() { f.set("", 0, 0) }
@@ -88,7 +93,7 @@ func (f *faults) take(r *http.Request) (fault, bool) {
 		return 0, false
 	}
 	f.seen++
-	if f.left == 0 {
+	if f.seen <= f.skip || f.left == 0 {
 		return 0, false
 	}
 	if f.left > 0 {

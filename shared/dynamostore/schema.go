@@ -31,6 +31,7 @@ const (
 	attrExpiresMs = "expMs"   // dedup marker: Unix ms at which it stops counting
 	attrOwner     = "owner"   // dedup marker: the RecordImpression call that wrote it
 	attrCount     = "n"       // total counter shard: impressions counted
+	attrFiltered  = "f"       // total counter shard: filtered impressions counted
 )
 
 // TableSchema is the table the store needs: the key schema, the attribute

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/memstore/wal"
 )
 
 // Record types. The first byte of every payload in the log and the
@@ -15,15 +17,16 @@ const (
 	// recCampaign (log): a campaign was created.
 	//	id str16, name str16, start seconds i64, start nanoseconds u32
 	recCampaign byte = 1
-	// recImpression (log): an impression counted at t, its key a duplicate
-	// until expiry, both Unix milliseconds.
+	// recImpression (log, written before batches): an impression counted
+	// at t, its key a duplicate until expiry, both Unix milliseconds. It is
+	// still read, as a counted impression, and no longer written.
 	//	t i64, expiry i64, key [16], campaign id str16
 	recImpression byte = 2
 	// recSnapshotHeader (snapshot, first): the last log record it covers.
 	//	cut u64
 	recSnapshotHeader byte = 3
-	// recCounters (snapshot): a campaign and its counters as of log record
-	// lsn; only non-zero ring slots are listed, by distance back from head.
+	// recCounters (snapshot, written before filtered impressions): as
+	// recCountersFiltered without the filtered count, which is read as 0.
 	//	campaign as in recCampaign, lsn u64, total i64, head i64,
 	//	n u16, n × (back u16, count i64)
 	recCounters byte = 4
@@ -35,11 +38,44 @@ const (
 	// reach it on restore, or acknowledged records are missing.
 	//	lsn u64
 	recSnapshotDurable byte = 6
+	// recImpressions (log): the impressions of one RecordImpressions or
+	// RecordImpression call that were new within the dedup window, all
+	// decided at t and a duplicate until expiry (Unix milliseconds), in
+	// batch order. The campaigns are listed once, and each
+	// impression names its campaign by its place in that list. Flag bit 0
+	// marks a filtered impression, which counts in the campaign's filtered
+	// count instead of its impressions; the other bits are zero.
+	//	t i64, expiry i64, c u16, c × campaign id str16,
+	//	n u16, n × (campaign u16, flags u8, key [16])
+	recImpressions byte = 7
+	// recCountersFiltered (snapshot): a campaign and its counters as of log
+	// record lsn; only non-zero ring slots are listed, by distance back from
+	// head.
+	//	campaign as in recCampaign, lsn u64, total i64, filtered i64,
+	//	head i64, n u16, n × (back u16, count i64)
+	recCountersFiltered byte = 8
 )
 
-// maxImpressionPayload is the largest recImpression payload: the record
-// is built on the stack of the impression path.
-const maxImpressionPayload = 1 + 8 + 8 + 16 + 2 + adcount.MaxIDBytes
+// flagFiltered marks a filtered impression in a recImpressions record.
+const flagFiltered byte = 1
+
+// Sizes of a recImpressions record.
+const (
+	impressionsHeader = 1 + 8 + 8 + 2 + 2 // type, t, expiry, c, n
+	impressionsItem   = 2 + 1 + 16        // campaign, flags, key
+	// maxOneImpressionPayload is the largest record of one impression,
+	// which a batch of one builds on its stack.
+	maxOneImpressionPayload = impressionsHeader + 2 + adcount.MaxIDBytes + impressionsItem
+	// maxImpressionsPayload is the largest record of a batch: every
+	// impression of another campaign with the longest ID.
+	maxImpressionsPayload = impressionsHeader + adcount.MaxBatch*(2+adcount.MaxIDBytes+impressionsItem)
+)
+
+// A batch's record must fit one log frame, and its count fields a u16.
+var (
+	_ [wal.MaxPayload - maxImpressionsPayload]struct{}
+	_ [math.MaxUint16 - adcount.MaxBatch]struct{}
+)
 
 // dedupBatch is how many keys one recDedup record holds.
 const dedupBatch = 4096
@@ -60,27 +96,21 @@ func encodeCampaign(c adcount.Campaign) []byte {
 	return appendCampaignFields([]byte{recCampaign}, c)
 }
 
-func appendImpression(b []byte, campaignID string, key adcount.DedupKey, t, expiry int64) []byte {
-	b = append(b, recImpression)
-	b = binary.LittleEndian.AppendUint64(b, uint64(t))
-	b = binary.LittleEndian.AppendUint64(b, uint64(expiry))
-	b = append(b, key[:]...)
-	return appendStr16(b, campaignID)
-}
-
 // counters is one campaign's state as a snapshot holds it.
 type counters struct {
 	campaign adcount.Campaign
 	lsn      uint64
 	total    int64
+	filtered int64
 	ring     ring
 }
 
 func appendCounters(b []byte, c *counters) []byte {
-	b = append(b, recCounters)
+	b = append(b, recCountersFiltered)
 	b = appendCampaignFields(b, c.campaign)
 	b = binary.LittleEndian.AppendUint64(b, c.lsn)
 	b = binary.LittleEndian.AppendUint64(b, uint64(c.total))
+	b = binary.LittleEndian.AppendUint64(b, uint64(c.filtered))
 	b = binary.LittleEndian.AppendUint64(b, uint64(c.ring.head))
 	nAt := len(b)
 	b = binary.LittleEndian.AppendUint16(b, 0)
@@ -132,6 +162,7 @@ func (d *decoder) take(n int) []byte {
 	return v
 }
 
+func (d *decoder) u8() byte    { return d.take(1)[0] }
 func (d *decoder) u16() uint16 { return binary.LittleEndian.Uint16(d.take(2)) }
 func (d *decoder) u32() uint32 { return binary.LittleEndian.Uint32(d.take(4)) }
 func (d *decoder) u64() uint64 { return binary.LittleEndian.Uint64(d.take(8)) }
@@ -158,8 +189,13 @@ func (d *decoder) done() error {
 	return d.err
 }
 
-func decodeCounters(d *decoder) (*counters, error) {
+// decodeCounters reads a recCountersFiltered record, or with withFiltered
+// false a recCounters record, whose filtered count is 0.
+func decodeCounters(d *decoder, withFiltered bool) (*counters, error) {
 	c := &counters{campaign: d.campaign(), lsn: d.u64(), total: d.i64()}
+	if withFiltered {
+		c.filtered = d.i64()
+	}
 	c.ring.head = d.i64()
 	n := int(d.u16())
 	for range n {

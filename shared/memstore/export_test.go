@@ -21,3 +21,9 @@ func (s *Store) Crash() error {
 	<-d.stopped
 	return errors.Join(d.log.Close(), d.lock.Close())
 }
+
+// DurableRecords returns the number of the last log record known durable,
+// so that a test can tell how many records a call appended.
+func (s *Store) DurableRecords() uint64 {
+	return s.journal.log.Durable()
+}

@@ -55,17 +55,21 @@ var (
 type campaignState struct {
 	campaign adcount.Campaign
 
-	mu    sync.Mutex
-	total int64
-	ring  ring
-	lsn   uint64 // the last log record counted here; 0 without a log
+	mu       sync.Mutex
+	total    int64
+	filtered int64
+	ring     ring
+	lsn      uint64 // the last log record counted here; 0 without a log
 }
 
-// count applies one impression counted at now and logged as record lsn (0
-// without a journal). The caller holds cs.mu.
-func (cs *campaignState) count(now time.Time, lsn uint64) {
-	cs.total++
-	cs.ring.add(adcount.Bucket(now), 1)
+// add applies counted impressions and filtered ones, all in window bucket
+// b, logged in record lsn (0 without a journal). The caller holds cs.mu.
+func (cs *campaignState) add(b, counted, filtered int64, lsn uint64) {
+	if counted > 0 {
+		cs.total += counted
+		cs.ring.add(b, counted)
+	}
+	cs.filtered += filtered
 	cs.lsn = lsn
 }
 
@@ -175,78 +179,6 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 	return cs.campaign, nil
 }
 
-// RecordImpression counts imp unless it repeats a key counted within the
-// dedup TTL. See adcount.Store for the errors. A store made by Open
-// answers only once the outcome is durable, and returns ErrUnavailable
-// when it cannot be made so.
-//
-// With a journal, the dedup shard's lock is held from the decision until
-// the counters change, and the campaign's lock from the journal append
-// until then too. So the log orders each key's records as the dedup
-// decisions were made, and each campaign's as its counters changed, which
-// is what replay and snapshots rely on. Without one there is no order to
-// keep, and the shard's lock is let go at the decision, so that one
-// campaign's impressions on several cores wait only for its counters. The log's own mutex, held only to copy the record
-// into its buffer, is the one lock all impressions share: group commit
-// needs one order of records.
-func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
-	if err := imp.Validate(); err != nil {
-		return 0, fmt.Errorf("memstore: record impression: %w", err)
-	}
-	cs, err := s.load(ctx, "record impression", imp.CampaignID)
-	if err != nil {
-		return 0, err
-	}
-	now := s.now()
-	if !cs.campaign.Started(now) {
-		return 0, fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, adcount.ErrNotStarted)
-	}
-	key := imp.Key()
-	t, ttl := now.UnixMilli(), s.ttl.Milliseconds()
-	shard := &s.dedup[key[0]%dedupShards]
-	shard.mu.Lock()
-	if !shard.admitLocked(key, t, ttl) {
-		shard.mu.Unlock()
-		// The record that made this a duplicate may still be on its way
-		// to disk; answer "duplicate" only once it is there.
-		if err := s.journal.durableFor(ctx, cs); err != nil {
-			return 0, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
-		}
-		return adcount.Duplicate, nil
-	}
-	// See above for why the shard's lock is held only with a journal.
-	ordered := s.journal != nil
-	if !ordered {
-		shard.mu.Unlock()
-	}
-	cs.mu.Lock()
-	lsn, commit, err := s.journal.impression(imp.CampaignID, key, t, t+ttl)
-	if err == nil {
-		cs.count(now, lsn)
-	}
-	cs.mu.Unlock()
-	if ordered {
-		if err != nil {
-			shard.forget(key)
-		}
-		shard.mu.Unlock()
-	}
-	if err == nil && commit != nil {
-		err = commit.Wait()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("memstore: record impression for %s: %w: %w", imp.CampaignID, adcount.ErrUnavailable, err)
-	}
-	return adcount.Counted, nil
-}
-
-// RecordImpressions records a batch; see adcount.Store.
-//
-// TODO(batch): interim loop, replaced by the native batch path.
-func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression) ([]adcount.Result, error) {
-	return adcount.RecordEach(ctx, s, imps)
-}
-
 // Stats returns the campaign's counts as of the store's clock, or
 // ErrNotFound.
 //
@@ -267,6 +199,7 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 		LastHour:   cs.ring.sum(adcount.LastHour(now)),
 		LastDay:    cs.ring.sum(adcount.LastDay(now)),
 		Total:      cs.total,
+		Filtered:   cs.filtered,
 	}
 	lsn := cs.lsn
 	cs.mu.Unlock()

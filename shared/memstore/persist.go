@@ -100,8 +100,12 @@ type journal struct {
 // windows and sliding windows continue as if the process had never
 // stopped.
 //
-// RecordImpression and CreateCampaign return only after their record is
-// fsynced, so a crash loses nothing they acknowledged. Records are fsynced
+// RecordImpression, RecordImpressions and CreateCampaign return only after
+// their record is fsynced, so a crash loses nothing they acknowledged; a
+// batch is one record. A data directory written before filtered
+// impressions and batch records existed opens as it always did, and is
+// written in the new format from then on (which older versions cannot
+// read). Records are fsynced
 // in batches (WithFsyncInterval, WithFsyncBatch). Every
 // WithSnapshotInterval, or sooner if the log grows large, the state is
 // written to a new snapshot and the log it covers is deleted.
@@ -259,7 +263,7 @@ func (s *Store) Snapshot() error {
 			// A campaign's counters and lsn change together under its
 			// lock, so the copy says exactly which records it holds.
 			cs.mu.Lock()
-			c = counters{campaign: cs.campaign, lsn: cs.lsn, total: cs.total, ring: cs.ring}
+			c = counters{campaign: cs.campaign, lsn: cs.lsn, total: cs.total, filtered: cs.filtered, ring: cs.ring}
 			cs.mu.Unlock()
 			buf = appendCounters(buf[:0], &c)
 			if err := w.Add(buf); err != nil {
@@ -326,33 +330,6 @@ func (j *journal) campaign(c adcount.Campaign) error {
 	return commit.Wait()
 }
 
-// impression appends an impression's record and returns its number and the
-// Commit that makes it durable; without a journal, 0 and nil. The caller
-// holds the key's dedup shard and the campaign's lock, which fixes the
-// record's place in the log.
-func (j *journal) impression(campaignID string, key adcount.DedupKey, t, expiry int64) (uint64, *wal.Commit, error) {
-	if j == nil {
-		return 0, nil, nil
-	}
-	var buf [maxImpressionPayload]byte
-	return j.log.Append(appendImpression(buf[:0], campaignID, key, t, expiry))
-}
-
-// durableFor waits until the record that made a repeat of one of cs's
-// keys a duplicate is durable, or ctx ends. That record is cs's, counted
-// before the dedup shard's lock was let go, so cs's last record is at or
-// past it: once that is durable, as it long has been for most repeats,
-// nothing waits. Without a journal there is nothing to wait for.
-func (j *journal) durableFor(ctx context.Context, cs *campaignState) error {
-	if j == nil {
-		return nil
-	}
-	cs.mu.Lock()
-	lsn := cs.lsn
-	cs.mu.Unlock()
-	return j.durableThrough(ctx, lsn)
-}
-
 // durableThrough waits until record lsn is durable, or ctx ends. Stats
 // call it so that no count is shown before it is durable: one that a
 // failed fsync then took back would make a total fall after a restart.
@@ -392,12 +369,12 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 	case recSnapshotDurable:
 		r.durable = d.u64()
 		return d.done()
-	case recCounters:
-		c, err := decodeCounters(d)
+	case recCounters, recCountersFiltered:
+		c, err := decodeCounters(d, payload[0] == recCountersFiltered)
 		if err != nil {
 			return err
 		}
-		if !r.s.publish(&campaignState{campaign: c.campaign, total: c.total, ring: c.ring, lsn: c.lsn}) {
+		if !r.s.publish(&campaignState{campaign: c.campaign, total: c.total, filtered: c.filtered, ring: c.ring, lsn: c.lsn}) {
 			return fmt.Errorf("campaign %s is listed twice", c.campaign.ID)
 		}
 		r.campaigns++
@@ -455,9 +432,75 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= cs.lsn {
 			return nil
 		}
-		cs.count(time.UnixMilli(t), lsn)
+		cs.add(adcount.Bucket(time.UnixMilli(t)), 1, 0, lsn)
 		r.impressions++
 		return nil
+	case recImpressions:
+		return r.impressionsRecord(lsn, d)
 	}
 	return fmt.Errorf("unknown log record type %d", payload[0])
+}
+
+// impressionsRecord applies a recImpressions record. A snapshot holds all
+// of a record's impressions of one campaign or none, because a batch
+// counts them together under the campaign's lock; so each campaign's lsn
+// decides for all of its impressions in the record.
+func (r *restorer) impressionsRecord(lsn uint64, d *decoder) error {
+	type replay struct {
+		id                string
+		cs                *campaignState
+		counted, filtered int64
+	}
+	t, expiry := d.i64(), d.i64()
+	campaigns := make([]replay, d.u16())
+	for i := range campaigns {
+		campaigns[i].id = d.str16()
+	}
+	type key struct {
+		key      adcount.DedupKey
+		campaign int
+	}
+	keys := make([]key, d.u16())
+	for i := range keys {
+		ci, flags, k := int(d.u16()), d.u8(), d.key()
+		if d.err != nil {
+			break
+		}
+		if ci >= len(campaigns) {
+			return fmt.Errorf("impression of campaign %d of %d", ci, len(campaigns))
+		}
+		if flags&^flagFiltered != 0 {
+			return fmt.Errorf("unknown impression flags %#x", flags)
+		}
+		if flags&flagFiltered != 0 {
+			campaigns[ci].filtered++
+		} else {
+			campaigns[ci].counted++
+		}
+		keys[i] = key{k, ci}
+	}
+	if err := d.done(); err != nil {
+		return err
+	}
+	if lsn <= r.cut {
+		return nil
+	}
+	for i := range campaigns {
+		v, ok := r.s.campaigns.Load(campaigns[i].id)
+		if !ok {
+			return fmt.Errorf("impressions for campaign %s, which no record creates", campaigns[i].id)
+		}
+		campaigns[i].cs = v.(*campaignState)
+	}
+	for _, k := range keys {
+		r.restoreKey(k.key, expiry)
+	}
+	bucket := adcount.Bucket(time.UnixMilli(t))
+	for _, c := range campaigns {
+		if lsn > c.cs.lsn {
+			c.cs.add(bucket, c.counted, c.filtered, lsn)
+			r.impressions += int(c.counted + c.filtered)
+		}
+	}
+	return nil
 }

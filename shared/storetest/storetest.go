@@ -145,9 +145,43 @@ var cases = []suiteCase{
 	// no dedup key that would swallow the retry.
 	{name: "DoneContextChangesNothing", test: testDoneContext},
 	// What a persisting store acknowledged survives a close and reopen:
-	// campaigns, totals, both windows and live dedup keys, which still
-	// expire at their original time.
+	// campaigns, totals, filtered counts, both windows and live dedup keys,
+	// which still expire at their original time.
 	{name: "ReopenKeepsEverythingAcknowledged", needs: needClock | needReopen, test: testReopen},
+
+	// Batches.
+
+	// The contract's promise: a batch answers exactly what the same
+	// impressions sent one by one would have, outcome and error kind for
+	// each, and leaves the same counts.
+	{name: "BatchGivesTheResultsOfOneByOne", test: testBatchMatchesSingles},
+	// A repeat inside one batch is a duplicate of the earlier item, as if
+	// it had come after it alone, and a later batch sees the keys.
+	{name: "DuplicatesInsideABatch", test: testBatchDuplicates},
+	// An invalid item, an unknown campaign or one not started fails its
+	// own result only; the items around it count.
+	{name: "BadItemsDoNotFailTheirNeighbours", test: testBatchBadItems},
+	// A batch of MaxBatch is taken; one more item and the batch is refused
+	// whole, with nothing counted and no key kept.
+	{name: "BatchLimit", test: testBatchLimit},
+	// An empty batch is no error and records nothing.
+	{name: "EmptyBatch", test: testEmptyBatch},
+	// Concurrent batches that overlap on keys, and single impressions
+	// among them, count each key exactly once.
+	{name: "ConcurrentBatchesCountExactly", test: testConcurrentBatches},
+
+	// Filtered impressions.
+
+	// A filtered impression counts in Filtered, never in the impression
+	// counts, and once per dedup window, so a retried request cannot
+	// inflate it.
+	{name: "FilteredCountsApartOncePerWindow", needs: needClock, test: testFilteredWindow},
+	// A filtered impression has its own dedup key: it never suppresses a
+	// real impression with the same IDs, nor a real one it.
+	{name: "FilteredAndRealNeverSuppressEachOther", test: testFilteredApart},
+	// A batch of filtered impressions, repeats included, answers Filtered
+	// for each and counts each key once.
+	{name: "BatchOfFiltered", test: testBatchOfFiltered},
 }
 
 // Run runs the conformance suite against the stores that newStore makes,
@@ -220,6 +254,25 @@ func (f *fixture) record(t *testing.T, imp adcount.Impression) bool {
 	require.NoError(t, err)
 	require.Contains(t, []adcount.Outcome{adcount.Counted, adcount.Duplicate}, out)
 	return out == adcount.Counted
+}
+
+// batch records imps as one batch and returns the results, which must be
+// one per impression.
+func (f *fixture) batch(t *testing.T, imps []adcount.Impression) []adcount.Result {
+	t.Helper()
+	res, err := f.store.RecordImpressions(context.Background(), imps)
+	require.NoError(t, err)
+	require.Len(t, res, len(imps))
+	return res
+}
+
+// allStats returns the campaign's stats, the filtered count included.
+func (f *fixture) allStats(t *testing.T, id string) adcount.Stats {
+	t.Helper()
+	s, err := f.store.Stats(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, id, s.CampaignID)
+	return s
 }
 
 // stats returns last_hour, last_day and total as one comparable value.
@@ -503,6 +556,9 @@ func testDoneContext(t *testing.T, f *fixture) {
 		}
 		_, err := f.store.RecordImpression(done.ctx, imp)
 		check("RecordImpression", err)
+		res, err := f.store.RecordImpressions(done.ctx, []adcount.Impression{imp, {CampaignID: c.ID, UserID: "u2", AdID: "a"}})
+		check("RecordImpressions", err)
+		assert.Nil(t, res, "a failed batch has no results")
 		_, err = f.store.Campaign(done.ctx, c.ID)
 		check("Campaign", err)
 		_, err = f.store.Stats(done.ctx, c.ID)
@@ -522,17 +578,21 @@ func testDoneContext(t *testing.T, f *fixture) {
 	}
 	assert.Equal(t, [3]int64{0, 0, 0}, f.stats(t, c.ID), "nothing was counted")
 	assert.True(t, f.record(t, imp), "no dedup key was kept, so the retry counts")
+	assert.True(t, f.record(t, adcount.Impression{CampaignID: c.ID, UserID: "u2", AdID: "a"}), "nor by the batch")
 }
 
 func testReopen(t *testing.T, f *fixture) {
 	c := f.campaign(t, Epoch)
 	old := adcount.Impression{CampaignID: c.ID, UserID: "old", AdID: "a"}
 	recent := adcount.Impression{CampaignID: c.ID, UserID: "recent", AdID: "a"}
+	bot := adcount.Impression{CampaignID: c.ID, UserID: "recent", AdID: "a", Filtered: true}
 	require.True(t, f.record(t, old))
 	f.clock.Advance(f.ttl + time.Hour)
 	require.True(t, f.record(t, recent))
+	require.Equal(t, []adcount.Result{{Outcome: adcount.Filtered}}, f.batch(t, []adcount.Impression{bot}))
 	before := f.stats(t, c.ID)
 	require.Equal(t, [3]int64{1, 2, 2}, before, "old has left the hour, not the day")
+	require.Equal(t, int64(1), f.allStats(t, c.ID).Filtered)
 
 	f.store = f.opts.reopen(t, f.store)
 
@@ -541,6 +601,9 @@ func testReopen(t *testing.T, f *fixture) {
 	assert.Equal(t, c.Name, got.Name)
 	assert.True(t, c.StartTime.Equal(got.StartTime), "start time %v, want %v", got.StartTime, c.StartTime)
 	assert.Equal(t, before, f.stats(t, c.ID), "total and both windows survive")
+	assert.Equal(t, int64(1), f.allStats(t, c.ID).Filtered, "the filtered count survives")
+	assert.Equal(t, []adcount.Result{{Outcome: adcount.Filtered}}, f.batch(t, []adcount.Impression{bot}))
+	assert.Equal(t, int64(1), f.allStats(t, c.ID).Filtered, "a filtered impression's live key survives")
 	assert.False(t, f.record(t, recent), "a live dedup key survives")
 	assert.True(t, f.record(t, old), "an expired dedup key is not brought back")
 	assert.Equal(t, [3]int64{2, 3, 3}, f.stats(t, c.ID))
