@@ -41,6 +41,12 @@ STRESS_TESTS := \
 	./shared/memstore:^TestHighVolumeConcurrentImpressions$$ \
 	./shared/memstore:^TestStatsNeverShowACountAFailedFsyncTakesBack$$ \
 	./shared/memstore:^TestDuplicateWaitsOnlyForTheRecordThatMadeIt$$ \
+	./shared/memstore:^TestConcurrentBatchesOverManyCampaigns$$ \
+	./shared/memstore:^TestReopenConformance$$/^Concurrent \
+	./shared/dynamostore:^TestBatchConcurrencyIsBounded$$ \
+	./shared/dynamostore:^TestBatchFailureIsWholeAndRetrySafe$$ \
+	./shared/httpapi:^TestConcurrentIngestCountsEachOnce$$ \
+	./shared/botfilter:^TestConcurrentUse$$ \
 	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \
 	./shared/logbuf:^TestWriterConcurrentWriters$$ \
 	./shared/logbuf:^TestWriterFlush$$ \

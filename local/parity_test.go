@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/shared/apigwtest"
+	"github.com/adcount/impression-counter/shared/botfilter"
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 	"github.com/adcount/impression-counter/shared/memstore"
@@ -47,7 +48,9 @@ func newLambdaHandler(t *testing.T) http.Handler {
 	t.Helper()
 	store, err := memstore.New()
 	require.NoError(t, err)
-	return httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler)))
+	isBot, err := botfilter.Judge(true) // FILTER_BOTS's default, as the functions read it
+	require.NoError(t, err)
+	return httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler)), httpapi.WithBotFilter(isBot))
 }
 
 // throughV2 sends requests in-process through the Lambda adapter as HTTP API
@@ -77,6 +80,9 @@ func throughV1(t *testing.T) transport {
 		return out
 	}
 }
+
+// googlebot is Google's crawler's User-Agent, on the crawler list.
+const googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 type parityCase struct {
 	name   string
@@ -109,6 +115,18 @@ func TestLambdaParity(t *testing.T) {
 		{"Base64Body", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"{live}","user_id":"u2","ad_id":"a1"}`, Base64: true}, 200},
 		// A sendBeacon body arrives as text/plain.
 		{"TextPlainBeacon", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Header: http.Header{"Content-Type": {"text/plain;charset=UTF-8"}}, Body: `{"campaign_id":"{live}","user_id":"u3","ad_id":"a1"}`}, 200},
+		// A crawler's impression is filtered the same way everywhere.
+		{"FilteredCrawler", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Header: http.Header{"User-Agent": {googlebot}}, Body: `{"campaign_id":"{live}","user_id":"u4","ad_id":"a1"}`}, 200},
+		// A batch: counted, a repeat, a crawler's, an unknown campaign.
+		{"Batch", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions/batch", Header: jsonHeader, Body: `{"impressions":[` +
+			`{"campaign_id":"{live}","user_id":"b1","ad_id":"a1"},{"campaign_id":"{live}","user_id":"b1","ad_id":"a1"},` +
+			`{"campaign_id":"{live}","user_id":"b2","ad_id":"a1","user_agent":"` + googlebot + `"},{"campaign_id":"nope","user_id":"u","ad_id":"a"}]}`}, 200},
+		{"BatchMalformed", apigwtest.Request{Method: "POST", Target: "/api/v1/impressions/batch", Body: `{"impressions":[`}, 400},
+		// The pixel: counted, a crawler's, an unknown campaign, a bad query.
+		{"Pixel", apigwtest.Request{Method: "GET", Target: "/api/v1/pixel.gif?campaign_id={live}&user_id=p1&ad_id=a1"}, 200},
+		{"PixelCrawler", apigwtest.Request{Method: "GET", Target: "/api/v1/pixel.gif?campaign_id={live}&user_id=p2&ad_id=a1", Header: http.Header{"User-Agent": {googlebot}}}, 200},
+		{"PixelUnknownCampaign", apigwtest.Request{Method: "GET", Target: "/api/v1/pixel.gif?campaign_id=nope&user_id=p&ad_id=a"}, 404},
+		{"PixelMissingField", apigwtest.Request{Method: "GET", Target: "/api/v1/pixel.gif?campaign_id={live}&user_id=p"}, 400},
 		{"Stats", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/{live}/stats"}, 200},
 		// A query string changes nothing.
 		{"StatsWithQuery", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/{live}/stats?x=1&x=2"}, 200},
@@ -132,10 +150,12 @@ func TestLambdaParity(t *testing.T) {
 	type seen struct {
 		status                             int
 		contentType, allow, location, body string
+		outcome, reason, cache             string
 	}
 	// observe keeps what parity compares, with each way's IDs set aside.
 	observe := func(resp apigwtest.Response, ids map[string]string) seen {
-		got := seen{resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), resp.Header.Get("Location"), resp.Body}
+		got := seen{resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), resp.Header.Get("Location"), resp.Body,
+			resp.Header.Get("X-Impression-Outcome"), resp.Header.Get("X-Impression-Error"), resp.Header.Get("Cache-Control")}
 		for placeholder, id := range ids {
 			got.location = strings.ReplaceAll(got.location, id, placeholder)
 			got.body = strings.ReplaceAll(got.body, id, placeholder)
@@ -151,6 +171,15 @@ func TestLambdaParity(t *testing.T) {
 		results[name] = append(results[name], observe(created, ids))
 		for _, tc := range cases {
 			req := tc.req
+			// Every way sees a browser unless the case says otherwise:
+			// Go's own User-Agent is on the crawler list.
+			if req.Header.Get("User-Agent") == "" {
+				req.Header = req.Header.Clone()
+				if req.Header == nil {
+					req.Header = http.Header{}
+				}
+				req.Header.Set("User-Agent", chromeUA)
+			}
 			for placeholder, id := range ids {
 				req.Target = strings.ReplaceAll(req.Target, placeholder, id)
 				req.Body = strings.ReplaceAll(req.Body, placeholder, id)
@@ -163,7 +192,12 @@ func TestLambdaParity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := results["HTTP"][i]
 			assert.Equal(t, tc.status, want.status, want.body)
-			assert.Equal(t, "application/json", want.contentType)
+			if strings.HasPrefix(tc.req.Target, "/api/v1/pixel.gif") {
+				assert.Equal(t, "image/gif", want.contentType)
+				assert.NotEmpty(t, want.outcome)
+			} else {
+				assert.Equal(t, "application/json", want.contentType)
+			}
 			assert.Equal(t, want, results["LambdaV2"][i], "payload 2.0 differs from the local server")
 			assert.Equal(t, want, results["LambdaV1"][i], "payload 1.0 differs from the local server")
 		})
