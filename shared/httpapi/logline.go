@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,7 +48,8 @@ type jsonLogSink struct {
 	now   func() time.Time
 	// slog writes the rare line whose attributes appendJSONLine does not
 	// write itself.
-	slog *slog.Logger
+	slog  *slog.Logger
+	times timeText
 }
 
 var _ Sink = (*jsonLogSink)(nil)
@@ -64,7 +66,7 @@ func (s *jsonLogSink) Observe(ctx context.Context, rec Record) {
 	var attrs [16]slog.Attr
 	as := rec.AppendLogAttrs(attrs[:0])
 	var buf [lineBytes]byte
-	line, ok := appendJSONLine(buf[:0], s.now(), level, "request", as)
+	line, ok := appendJSONLine(buf[:0], &s.times, s.now(), level, "request", as)
 	if !ok {
 		s.slog.LogAttrs(ctx, level, "request", slices.Clone(as)...)
 		return
@@ -76,15 +78,15 @@ func (s *jsonLogSink) Observe(ctx context.Context, rec Record) {
 // appendJSONLine appends the line slog's JSONHandler (with no options but
 // the level) writes for a record at t with level, msg and attrs, and
 // reports true; or reports false, having appended nothing that counts, if
-// attrs hold a kind of value or key it leaves to slog: only non-empty keys
+// attrs hold a kind of value or key it leaves to slog (only non-empty keys
 // and string, integer, finite float, bool and duration values are written
-// here.
-func appendJSONLine(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
-	if y := t.Year(); y < 0 || y >= 10000 {
+// here), or t a year RFC 3339 cannot write. It formats t with times.
+func appendJSONLine(b []byte, times *timeText, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
+	b = append(b, `{"time":"`...)
+	b, ok := times.append(b, t)
+	if !ok {
 		return b, false
 	}
-	b = append(b, `{"time":"`...)
-	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"`...)
 	b = appendJSONString(b, level.String())
 	b = append(b, `","msg":"`...)
@@ -143,10 +145,11 @@ func appendJSONFloat(b []byte, f float64) []byte {
 	return b
 }
 
-// jsonSafe marks the ASCII bytes that stand for themselves inside a JSON
-// string: all but the control characters below the space, the quote and
+// jsonSafe marks the bytes that stand for themselves inside a JSON string:
+// the ASCII ones but the control characters below the space, the quote and
 // the backslash. (DEL needs no escape in JSON, and slog leaves it alone.)
-var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+// Bytes of multi-byte UTF-8 are checked apart.
+var jsonSafe = func() (safe [256]bool) {
 	for c := byte(' '); c < utf8.RuneSelf; c++ {
 		safe[c] = c != '"' && c != '\\'
 	}
@@ -164,11 +167,11 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -202,4 +205,57 @@ func appendJSONString(b []byte, s string) []byte {
 		start = i
 	}
 	return append(b, s[start:]...)
+}
+
+// timeText formats times as time.RFC3339Nano does, as slog writes them,
+// caching the text of the last second: formatting the whole time was a
+// good part of a request line's cost, and a busy server writes many lines
+// a second. It is safe for concurrent use; its zero value is ready.
+type timeText struct {
+	last atomic.Pointer[secondText]
+}
+
+// secondText is the text of one second in one location, which a time's
+// fraction of a second completes.
+type secondText struct {
+	unix int64
+	loc  *time.Location
+	// ok is false for a year outside RFC 3339's four digits.
+	ok   bool
+	date string // such as 2026-01-02T15:04:05
+	zone string // Z, or an offset such as -07:00
+}
+
+// append appends t, or reports false, having appended nothing, if its year
+// is not within [0, 9999], as slog refuses it.
+func (c *timeText) append(b []byte, t time.Time) ([]byte, bool) {
+	unix, loc := t.Unix(), t.Location()
+	s := c.last.Load()
+	if s == nil || s.unix != unix || s.loc != loc {
+		// Allocates, once a second. A zone's offset changes only on a
+		// whole second.
+		y := t.Year()
+		s = &secondText{unix: unix, loc: loc, ok: y >= 0 && y < 10000,
+			date: t.Format("2006-01-02T15:04:05"), zone: t.Format("Z07:00")}
+		c.last.Store(s)
+	}
+	if !s.ok {
+		return b, false
+	}
+	b = append(b, s.date...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// Nine digits, less the trailing zeros.
+		var digits [9]byte
+		for i := len(digits) - 1; i >= 0; i-- {
+			digits[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(digits)
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(b, '.')
+		b = append(b, digits[:n]...)
+	}
+	return append(b, s.zone...), true
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // America/New_York on any machine
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
@@ -192,10 +193,10 @@ func TestAppendJSONLineLeavesTheRestToSlog(t *testing.T) {
 		{"YearOutOfRange", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), slog.Int("a", 1)},
 	}
 	for _, tc := range cases {
-		_, ok := appendJSONLine(nil, tc.at, slog.LevelInfo, "request", []slog.Attr{slog.String("ok", "v"), tc.attr})
+		_, ok := appendJSONLine(nil, &timeText{}, tc.at, slog.LevelInfo, "request", []slog.Attr{slog.String("ok", "v"), tc.attr})
 		assert.False(t, ok, tc.name)
 	}
-	line, ok := appendJSONLine(nil, logLineAt, slog.LevelInfo, "request",
+	line, ok := appendJSONLine(nil, &timeText{}, logLineAt, slog.LevelInfo, "request",
 		[]slog.Attr{slog.Uint64("u", 7), slog.Bool("b", true), slog.Duration("d", time.Second)})
 	require.True(t, ok)
 	assert.Equal(t, `{"time":"2026-03-04T05:06:07.890123Z","level":"INFO","msg":"request","u":7,"b":true,"d":1000000000}`+"\n", string(line))
@@ -220,7 +221,7 @@ func FuzzAppendJSONString(f *testing.F) {
 		require.NoError(t, json.Unmarshal(marshalled, &want))
 		assert.Equal(t, want, back, "reads back as encoding/json's own encoding of %q does", s)
 
-		line, ok := appendJSONLine(nil, logLineAt, slog.LevelInfo, "request", []slog.Attr{slog.String(s, s)})
+		line, ok := appendJSONLine(nil, &timeText{}, logLineAt, slog.LevelInfo, "request", []slog.Attr{slog.String(s, s)})
 		if s == "" {
 			require.False(t, ok, "an empty key is left to slog")
 			return
@@ -246,7 +247,7 @@ func FuzzAppendJSONFloat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v float64) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			// Not JSON numbers: slog reports an error for them.
-			_, ok := appendJSONLine(nil, logLineAt, slog.LevelInfo, "request", []slog.Attr{slog.Float64("f", v)})
+			_, ok := appendJSONLine(nil, &timeText{}, logLineAt, slog.LevelInfo, "request", []slog.Attr{slog.Float64("f", v)})
 			assert.False(t, ok, "left to slog")
 			return
 		}
@@ -254,4 +255,77 @@ func FuzzAppendJSONFloat(f *testing.F) {
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(appendJSONFloat(nil, v)))
 	})
+}
+
+// TestTimeText: times are written as time.RFC3339Nano formats them, from
+// the cached second or a new one, in any zone, across a change of offset.
+func TestTimeText(t *testing.T) {
+	t.Parallel()
+	newYork, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	// 2026-03-08 07:00:00 UTC: New York moves from -05:00 to -04:00.
+	dst := time.Date(2026, 3, 8, 7, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name  string
+		times []time.Time // formatted in turn with one cache
+	}{
+		// The fraction of a second loses its trailing zeros, and the dot
+		// with them when there is none.
+		{"Fractions", []time.Time{logLineAt, logLineAt.Add(-890123000), logLineAt.Add(1), logLineAt.Add(100), logLineAt.Add(-890123000 + 999999999)}},
+		// The next second is a new one.
+		{"NextSecond", []time.Time{logLineAt, logLineAt.Add(time.Second), logLineAt}},
+		// The same second in another zone is another text.
+		{"Zones", []time.Time{logLineAt, logLineAt.In(time.FixedZone("", -7*3600)), logLineAt.In(time.FixedZone("IST", 5*3600+1800)), logLineAt.In(time.Local), logLineAt.In(newYork)}},
+		// The offset changes on a whole second.
+		{"OffsetChange", []time.Time{dst.Add(-time.Nanosecond).In(newYork), dst.In(newYork), dst.Add(time.Nanosecond).In(newYork)}},
+		// What the clock says, with its monotonic reading.
+		{"Now", []time.Time{time.Now(), time.Now(), time.Now().UTC()}},
+		// The edges of RFC 3339's four-digit years, and before 1970.
+		{"Years", []time.Time{time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 5, time.UTC)}},
+	}
+	for _, tc := range cases {
+		var c timeText
+		for i, at := range tc.times {
+			got, ok := c.append([]byte("x"), at)
+			require.True(t, ok, "%s %d", tc.name, i)
+			assert.Equal(t, at.AppendFormat([]byte("x"), time.RFC3339Nano), got, "%s %d", tc.name, i)
+		}
+	}
+	// Years RFC 3339 cannot write are refused, as slog refuses them.
+	var c timeText
+	for _, year := range []int{-1, 10000} {
+		_, ok := c.append(nil, time.Date(year, 6, 1, 0, 0, 0, 0, time.UTC))
+		assert.False(t, ok, year)
+	}
+}
+
+// FuzzTimeText checks the cached time text against time.RFC3339Nano for
+// any instant and zone offset, with a cache that last held the second
+// before.
+func FuzzTimeText(f *testing.F) {
+	f.Add(logLineAt.Unix(), int64(logLineAt.Nanosecond()), 0)
+	f.Add(int64(-62135596800), int64(0), -3600)
+	f.Add(int64(253402300799), int64(999999999), 5*3600+1800)
+	f.Fuzz(func(t *testing.T, unix, nsec int64, offset int) {
+		at := time.Unix(unix, nsec).In(time.FixedZone("", offset%(24*3600)))
+		var c timeText
+		for _, t2 := range []time.Time{at.Add(-time.Second), at} {
+			got, ok := c.append(nil, t2)
+			if y := t2.Year(); y < 0 || y >= 10000 {
+				assert.False(t, ok)
+				continue
+			}
+			require.True(t, ok)
+			assert.Equal(t, t2.Format(time.RFC3339Nano), string(got))
+		}
+	})
+}
+
+func BenchmarkAppendJSONString(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf = appendJSONString(buf[:0], "0123456789abcdef-1a2b3c")
+		buf = appendJSONString(buf, "POST /api/v1/impressions")
+		buf = appendJSONString(buf, "duration_ms")
+	}
 }
