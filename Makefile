@@ -50,6 +50,9 @@ STRESS_TESTS := \
 	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \
 	./shared/logbuf:^TestWriterConcurrentWriters$$ \
 	./shared/logbuf:^TestWriterFlush$$ \
+	./shared/logbuf:^TestWriterGathersLines$$ \
+	./shared/logbuf:^TestWriterNeverBlocksOnAStoppedReader$$ \
+	./local:^TestCleanShutdownWritesEveryRequestLine$$ \
 	./shared/syncbuf:^TestConcurrentWritesStayWhole$$ \
 	./shared/httpapi:^TestClientHangUpIs499$$ \
 	./shared/httpapi:^TestStoreFailureDuringHangUpStaysAStoreFailure$$ \
@@ -111,7 +114,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./shared/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchItem$$' -fuzztime $(FUZZTIME) ./shared/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendMarshaledString$$' -fuzztime $(FUZZTIME) ./shared/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONFloat$$' -fuzztime $(FUZZTIME) ./shared/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzTimeText$$' -fuzztime $(FUZZTIME) ./shared/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzIsBot$$' -fuzztime $(FUZZTIME) ./shared/botfilter
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBatchReply$$' -fuzztime $(FUZZTIME) ./loadtest
 

@@ -835,18 +835,18 @@ func encodeBatchReply(items []batchItem) ([]byte, Impressions) {
 		b = append(b, `{"outcome":"rejected","status":`...)
 		b = strconv.AppendInt(b, int64(p.status), 10)
 		b = append(b, `,"code":`...)
-		b = appendJSONString(b, p.code())
+		b = appendMarshaledString(b, p.code())
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, p.message)
+		b = appendMarshaledString(b, p.message)
 		b = append(b, '}')
 	}
 	b = append(b, "]}\n"...)
 	return b, n
 }
 
-// appendJSONString appends s as json.Marshal writes a string: quoted,
+// appendMarshaledString appends s as json.Marshal writes a string: quoted,
 // with HTML characters escaped and invalid UTF-8 replaced.
-func appendJSONString(b []byte, s string) []byte {
+func appendMarshaledString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !plain[c] || c == '<' || c == '>' || c == '&' {
 			quoted, _ := json.Marshal(s) // a string always marshals

@@ -101,8 +101,8 @@ func TestBatchReplyIsItsJSON(t *testing.T) {
 	}
 }
 
-// FuzzAppendJSONString: any string is written as json.Marshal writes it.
-func FuzzAppendJSONString(f *testing.F) {
+// FuzzAppendMarshaledString: any string is written as json.Marshal writes it.
+func FuzzAppendMarshaledString(f *testing.F) {
 	for _, s := range []string{"", "campaign not found", "<&>", "\"\\", "\x00\x1f\x7f", "é\u2028\u2029", "\xff\xfe", "uſer_id"} {
 		f.Add(s)
 	}
@@ -111,7 +111,7 @@ func FuzzAppendJSONString(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+		if got := appendMarshaledString([]byte("x"), s); string(got) != "x"+string(want) {
 			t.Fatalf("%q: got %s, want %s", s, got[1:], want)
 		}
 	})

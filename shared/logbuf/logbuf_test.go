@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -171,3 +174,118 @@ func TestWriterReportsTheOutputsError(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// recorder is an output that keeps every write call apart, so that a test
+// sees how the lines were gathered.
+type recorder struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+func (r *recorder) Writes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.writes)
+}
+
+// TestWriterGathersLines runs in a synctest bubble, whose clock moves only
+// when every goroutine of the test waits, so that the flush interval is
+// crossed exactly, never slept through.
+func TestWriterGathersLines(t *testing.T) {
+	t.Parallel()
+	const interval = 50 * time.Millisecond
+	t.Run("ForTheIntervalIntoOneWrite", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			out := &recorder{}
+			w := logbuf.New(out, logbuf.WithFlushInterval(interval))
+			for i := range 3 {
+				_, err := w.Write([]byte(line(i)))
+				require.NoError(t, err)
+			}
+			time.Sleep(interval - time.Nanosecond)
+			synctest.Wait()
+			assert.Empty(t, out.Writes(), "nothing is written before the interval has passed")
+			time.Sleep(time.Nanosecond)
+			synctest.Wait()
+			assert.Equal(t, []string{line(0) + line(1) + line(2)}, out.Writes(), "the lines go out together once it has")
+
+			// The interval starts again with the next line, not on a tick.
+			time.Sleep(10 * interval)
+			_, err := w.Write([]byte(line(3)))
+			require.NoError(t, err)
+			time.Sleep(interval - time.Nanosecond)
+			synctest.Wait()
+			assert.Len(t, out.Writes(), 1)
+			time.Sleep(time.Nanosecond)
+			synctest.Wait()
+			assert.Equal(t, []string{line(0) + line(1) + line(2), line(3)}, out.Writes())
+			require.NoError(t, w.Close())
+		})
+	})
+	t.Run("NotOnceAQuarterOfTheBufferIsTaken", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			out := &recorder{}
+			// Five lines fill a quarter of the buffer.
+			w := logbuf.New(out, logbuf.WithFlushInterval(interval), logbuf.WithMaxBytes(20*len(line(0))))
+			for i := range 4 {
+				_, err := w.Write([]byte(line(i)))
+				require.NoError(t, err)
+			}
+			synctest.Wait()
+			assert.Empty(t, out.Writes(), "four lines wait for the interval")
+			_, err := w.Write([]byte(line(4)))
+			require.NoError(t, err)
+			synctest.Wait()
+			assert.Equal(t, []string{line(0) + line(1) + line(2) + line(3) + line(4)}, out.Writes(), "the fifth sends them all at once")
+			require.NoError(t, w.Close())
+		})
+	})
+	t.Run("NotOnFlush", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			out := &recorder{}
+			w := logbuf.New(out, logbuf.WithFlushInterval(interval))
+			start := time.Now()
+			_, err := w.Write([]byte(line(0)))
+			require.NoError(t, err)
+			require.NoError(t, w.Flush(context.Background()))
+			assert.Zero(t, time.Since(start), "Flush does not wait for the interval")
+			assert.Equal(t, []string{line(0)}, out.Writes())
+			require.NoError(t, w.Close())
+		})
+	})
+	t.Run("NotOnClose", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			out := &recorder{}
+			w := logbuf.New(out, logbuf.WithFlushInterval(interval))
+			start := time.Now()
+			_, err := w.Write([]byte(line(0)))
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+			assert.Zero(t, time.Since(start), "Close does not wait for the interval")
+			assert.Equal(t, []string{line(0)}, out.Writes(), "and loses no line")
+		})
+	})
+	t.Run("NotWithAZeroInterval", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			out := &recorder{}
+			w := logbuf.New(out, logbuf.WithFlushInterval(0))
+			_, err := w.Write([]byte(line(0)))
+			require.NoError(t, err)
+			synctest.Wait()
+			assert.Equal(t, []string{line(0)}, out.Writes(), "written without any time passing")
+			require.NoError(t, w.Close())
+		})
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 
@@ -92,34 +93,50 @@ func Main(fn Function) int {
 // never a route served by a role that lacks its permissions. So only the
 // admin function needs ADMIN_API_KEYS.
 func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) error {
+	h, payload, err := newHandler(ctx, fn, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	return lambdaproxy.Start(h, payload)
+}
+
+// newHandler is what Run serves, and the payload format it serves it with.
+//
+// Its logs go straight to stdout, one write a line, never through a
+// buffer like the local server's: a function answers one request an
+// invocation, so there are no lines to gather, and Lambda may freeze the
+// instance the moment an invocation returns, which would hold a buffered
+// line back from CloudWatch until the next invocation, or for ever. So
+// every line of a request is on stdout before its invocation returns.
+func newHandler(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) (http.Handler, lambdaproxy.Payload, error) {
 	if !fn.known() {
-		return fmt.Errorf("serve: unknown function %q: want one of %q", fn, Functions())
+		return nil, "", fmt.Errorf("serve: unknown function %q: want one of %q", fn, Functions())
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	payload, err := lambdaproxy.ParsePayload(getenv(lambdaproxy.PayloadEnv))
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if fn.Access() == httpapi.Admin && len(cfg.AdminKeys) == 0 {
-		return errNoAdminKeys
+		return nil, "", errNoAdminKeys
 	}
 	store, err := stores.Open(ctx, cfg, getenv, logger)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	// The EMF sink writes each request's one line, log and metrics
 	// together, so that the metrics survive any LOG_LEVEL.
 	metrics := emf.NewSink(logger.Handler(), MetricsNamespace)
 	isBot, err := botfilter.Judge(cfg.FilterBots)
 	if err != nil {
-		return fmt.Errorf("serve: FILTER_BOTS: %w", err)
+		return nil, "", fmt.Errorf("serve: FILTER_BOTS: %w", err)
 	}
 	h := httpapi.NewHandler(store, httpapi.WithOnly(fn.Access()), httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys), httpapi.WithBotFilter(isBot))
-	return lambdaproxy.Start(h, payload)
+	return h, payload, nil
 }
 
 func (fn Function) known() bool { return slices.Contains(Functions(), fn) }

@@ -2,14 +2,20 @@ package serve_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/functions/internal/serve"
+	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/lambdaproxy"
 )
 
 func TestRunRefusesToStart(t *testing.T) {
@@ -48,4 +54,68 @@ func TestFunctionsServeOneAccessClassEach(t *testing.T) {
 	assert.Equal(t, httpapi.Admin, serve.Admin.Access())
 	// A function not yet given a class serves nothing, never admin routes.
 	assert.Equal(t, httpapi.Access(0), serve.Function("aggregate").Access())
+}
+
+// writes records each write call to stdout apart.
+type writes struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, string(p))
+	return len(p), nil
+}
+
+func (w *writes) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.calls)
+}
+
+// TestRequestLineIsOnStdoutWhenTheInvocationReturns: CloudWatch reads a
+// function's stdout, and Lambda may freeze the instance as soon as an
+// invocation returns, so the request's line (its EMF document) must have
+// been written, whole, by then: a line still in a buffer would wait,
+// frozen, for the next invocation, or be lost with the instance. Nothing
+// here waits after the call.
+func TestRequestLineIsOnStdoutWhenTheInvocationReturns(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		level string
+		msg   string // of the one line
+	}{
+		// The request line, with the metrics.
+		{"Info", "info", "request"},
+		// LOG_LEVEL=warn hides the request line, not the metrics.
+		{"Warn", "warn", "metrics"},
+	}
+	gw := apigwtest.NewGateway(httpapi.Routes())
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"STORE": "memory", "LOG_LEVEL": tc.level}
+			stdout := &writes{}
+			h, payload, err := serve.NewHandler(context.Background(), serve.Ingest, func(k string) string { return env[k] }, stdout)
+			require.NoError(t, err)
+			require.Equal(t, lambdaproxy.PayloadV2, payload)
+			before := len(stdout.all())
+			resp, err := lambdaproxy.NewV2(h)(context.Background(), gw.V2(apigwtest.Request{Method: "POST", Target: "/api/v1/impressions",
+				Body: `{"campaign_id":"no-such-campaign","user_id":"u","ad_id":"a"}`}))
+			require.NoError(t, err)
+			require.Equal(t, 404, resp.StatusCode)
+
+			lines := stdout.all()[before:]
+			require.Len(t, lines, 1, "one write, of one line: %q", lines)
+			require.True(t, strings.HasSuffix(lines[0], "}\n"), "a whole line: %q", lines[0])
+			var line map[string]any
+			require.NoError(t, json.Unmarshal([]byte(lines[0]), &line))
+			assert.Equal(t, tc.msg, line["msg"])
+			assert.Equal(t, "POST /api/v1/impressions", line["route"])
+			assert.Contains(t, line, "_aws", "the EMF block")
+		})
+	}
 }

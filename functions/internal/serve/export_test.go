@@ -1,0 +1,4 @@
+package serve
+
+// NewHandler exposes newHandler to the tests.
+var NewHandler = newHandler
