@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 )
@@ -66,30 +67,54 @@ func failPixel(w http.ResponseWriter, _ error, p problem) {
 }
 
 // pixelImpression reads the pixel's impression from its query string.
-// Other parameters, such as a cache buster, are ignored; a parameter of
-// the impression sent twice is refused, as a JSON field sent twice is.
-// The store validates the values.
+// Other parameters, such as a cache buster, are ignored, even malformed
+// ones: an ad server that leaves a macro such as %%CACHEBUSTER%% unexpanded
+// must not cost the impression. A parameter of the impression that is
+// malformed, or sent twice (as a JSON field sent twice), is refused. The
+// store validates the values.
 func pixelImpression(rawQuery string) (adcount.Impression, error) {
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return adcount.Impression{}, badRequest("malformed query string: " + err.Error())
-	}
 	var imp adcount.Impression
-	for _, f := range [...]struct {
+	fields := [...]struct {
 		name string
 		dst  *string
+		seen bool
 	}{
-		{"campaign_id", &imp.CampaignID},
-		{"user_id", &imp.UserID},
-		{"ad_id", &imp.AdID},
-	} {
-		switch vs := q[f.name]; len(vs) {
-		case 0:
-		case 1:
-			*f.dst = vs[0]
-		default:
+		{"campaign_id", &imp.CampaignID, false},
+		{"user_id", &imp.UserID, false},
+		{"ad_id", &imp.AdID, false},
+	}
+	// The pairs are split as url.ParseQuery splits them, but an error in
+	// a pair that is not the impression's is no error of the impression.
+	for rest := rawQuery; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			continue // not one of the impression's names
+		}
+		k := -1
+		for i := range fields {
+			if fields[i].name == name {
+				k = i
+			}
+		}
+		if k < 0 {
+			continue
+		}
+		f := &fields[k]
+		if strings.Contains(pair, ";") {
+			return adcount.Impression{}, badRequest("malformed query string: invalid semicolon separator in query")
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return adcount.Impression{}, badRequest("malformed query string: " + err.Error())
+		}
+		if f.seen {
 			return adcount.Impression{}, &adcount.FieldError{Field: f.name, Message: "is sent more than once; send each field once"}
 		}
+		f.seen = true
+		*f.dst = value
 	}
 	return imp, nil
 }

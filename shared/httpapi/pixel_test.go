@@ -146,3 +146,43 @@ func TestPixelRecord(t *testing.T) {
 		assert.Equal(t, tc.impressions, rec.Impressions, tc.name)
 	}
 }
+
+// TestPixelIgnoresMalformedOtherParameters: other parameters are ignored,
+// so one the ad server left malformed (an unexpanded macro such as
+// %%CACHEBUSTER%%, a semicolon) must not cost the impression; the
+// impression's own parameters are still refused when malformed.
+func TestPixelIgnoresMalformedOtherParameters(t *testing.T) {
+	t.Parallel()
+	s := newFilterServer(t)
+	cases := []struct {
+		name    string
+		query   string
+		status  int
+		outcome string
+		code    string
+	}{
+		// Google Ad Manager's cache-buster macro, left unexpanded: "%%C"
+		// is no percent-escape.
+		{"UnexpandedMacro", "?campaign_id=live&user_id=m1&ad_id=a&cb=%%CACHEBUSTER%%", 200, "counted", ""},
+		// A stray percent sign in a tracking parameter.
+		{"StrayPercent", "?campaign_id=live&user_id=m2&ad_id=a&utm_content=50%off", 200, "counted", ""},
+		// A semicolon in another parameter's pair.
+		{"SemicolonElsewhere", "?campaign_id=live&user_id=m3&ad_id=a&x=1;y=2", 200, "counted", ""},
+		// A malformed parameter name that is not one of the three.
+		{"MalformedName", "?campaign_id=live&user_id=m4&ad_id=a&%zz=1", 200, "counted", ""},
+		// The impression's own parameters, malformed, are still refused.
+		{"OwnBadEscape", "?campaign_id=live&user_id=%zz&ad_id=a&cb=%%CACHEBUSTER%%", 400, "rejected", "malformed"},
+		{"OwnSemicolon", "?campaign_id=live&user_id=m5;x&ad_id=a", 400, "rejected", "malformed"},
+		// Sent twice is still refused, whatever else the query holds.
+		{"OwnTwice", "?campaign_id=live&user_id=m6&user_id=m7&ad_id=a&cb=%%CB%%", 400, "rejected", "invalid"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := getPixel(t, s.URL, tc.query, chromeUA)
+			assert.Equal(t, tc.status, r.status)
+			assert.Equal(t, tc.outcome, r.header.Get(httpapi.OutcomeHeader))
+			assert.Equal(t, tc.code, r.header.Get(httpapi.ErrorHeader))
+		})
+	}
+	assert.Equal(t, 4.0, s.stats(t, "live")["total"])
+}
