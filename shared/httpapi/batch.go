@@ -212,7 +212,7 @@ func (p *batchParser) object() error {
 			// Another field is ignored, as on the single route, but its
 			// text must be text.
 			if !p.skip() {
-				p.note(&adcount.FieldError{Field: key, Message: "must be valid UTF-8"})
+				p.note(textError(key))
 			}
 		}
 		if p.fallback {
@@ -386,6 +386,16 @@ func (p *batchParser) key(start int, escaped bool) string {
 		return unquote(p.b[start+1 : p.i-1])
 	}
 	return p.s[start+1 : p.i-1]
+}
+
+// textError says that the value of the top-level field key is not valid
+// text, in the single route's words: naming the field only when textCheck
+// would, so that a long name never comes back in the answer or the log.
+func textError(key string) error {
+	if key == "" || len(key) > len(textCheck{}.key) {
+		return badRequest("request body must be valid UTF-8, without lone surrogate escapes")
+	}
+	return &adcount.FieldError{Field: key, Message: "must be valid UTF-8"}
 }
 
 // note keeps the first reason to refuse the whole body.

@@ -196,3 +196,42 @@ func BenchmarkParseBatch1000(b *testing.B) {
 		perImpression(b)
 	})
 }
+
+// TestBatchDoesNotEchoALongFieldName: a top-level field whose value is not
+// valid text refuses the batch, and the message names the field as the
+// single route's does, only when the name is short: a name of a hundred
+// kilobytes must not come back in the answer, nor go into the log line.
+func TestBatchDoesNotEchoALongFieldName(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		key  string
+		// named says the message names the field.
+		named bool
+	}{
+		// A short name is named, as the single route names it.
+		{"Short", "note", true},
+		// The longest the single route names.
+		{"AtTheSingleRoutesLimit", strings.Repeat("k", 64), true},
+		// Past it, the message is the single route's, without the name.
+		{"Long", strings.Repeat("k", 100_000), false},
+		// An empty name is no name to give.
+		{"Empty", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := `{"impressions":[{"campaign_id":"c","user_id":"u","ad_id":"a"}],"` + tc.key + `":"` + "\xff" + `"}`
+			_, err := parseBatch([]byte(body), 10, nil)
+			require.Error(t, err)
+			p := classify(err)
+			assert.Equal(t, http.StatusBadRequest, p.status)
+			assert.Equal(t, tc.named, strings.Contains(p.message, tc.key+": must"), p.message)
+			assert.Less(t, len(err.Error()), 200, "the message stays short")
+			// The single route, sent the same field, answers alike.
+			var req impressionRequest
+			single := decodeFrom(strings.NewReader(`{"`+tc.key+`":"`+"\xff"+`"}`), &req, impressionFields)
+			assert.Equal(t, classify(single), p)
+		})
+	}
+}
