@@ -25,7 +25,9 @@ import (
 // takes the common item on its own (an object whose known fields are
 // strings, each sent once, with text that is valid UTF-8), and sends any
 // other item through decodeFrom, the single route's own decoder, so that
-// its error is the single route's error by construction. Problems outside
+// its error is the single route's error by construction. The single route
+// reads its one object the same way (parseItem, readImpression), so that
+// there is one parser and one decoder for both. Problems outside
 // the items fail the whole batch: a body that is not JSON (its message
 // comes from encoding/json, as on the single route), a body that is not a
 // batch, a field sent twice, and too many items.
@@ -94,16 +96,44 @@ func parseBatch(body []byte, max int, items []batchItem) ([]batchItem, error) {
 		if it.end == 0 {
 			continue
 		}
-		var req impressionRequest
-		if it.err = decodeFrom(bytes.NewReader(body[it.start:it.end]), &req, impressionFields); it.err != nil {
+		decoded, err := decodeItem(bytes.NewReader(body[it.start:it.end]))
+		if err != nil {
+			it.err = err
 			continue
 		}
-		it.imp = adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}
-		if req.UserAgent != nil {
-			it.userAgent, it.hasUserAgent = *req.UserAgent, true
-		}
+		it.imp, it.userAgent, it.hasUserAgent = decoded.imp, decoded.userAgent, decoded.hasUserAgent
 	}
 	return p.items, nil
+}
+
+// decodeItem reads one impression from src with decodeFrom, the single
+// route's decoder, which answers every body the parser does not take.
+func decodeItem(src io.Reader) (batchItem, error) {
+	var req impressionRequest
+	if err := decodeFrom(src, &req, impressionFields); err != nil {
+		return batchItem{}, err
+	}
+	it := batchItem{imp: adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}}
+	if req.UserAgent != nil {
+		it.userAgent, it.hasUserAgent = *req.UserAgent, true
+	}
+	return it, nil
+}
+
+// parseItem reads body, the single route's whole body, with the reader of
+// a batch's items, so that the two routes share one parser. It reports
+// false for anything but the common item (see itemObject) with nothing
+// but whitespace around it: decodeItem must answer that body, in its
+// words.
+func parseItem(body []byte) (batchItem, bool) {
+	p := batchParser{b: body, s: string(body)}
+	var it batchItem
+	p.ws()
+	if !p.itemObject(&it) || p.fallback {
+		return batchItem{}, false
+	}
+	p.ws()
+	return it, p.i == len(p.b)
 }
 
 // notABatch says, in encoding/json's words as the single route would, why

@@ -99,16 +99,19 @@ func WithIDGenerator(newID func() string) Option {
 }
 
 type api struct {
-	store      adcount.Store
-	isBot      func(userAgent string) bool // nil filters nothing
-	newID      func() string
-	requestIDs *requestIDs
-	keys       adminKeys
-	requestLog Sink
-	sinks      []Sink
-	ops        *operations
-	only       []Access // nil serves every class
-	mux        *http.ServeMux
+	store adcount.Store
+	isBot func(userAgent string) bool // nil filters nothing
+	// readImpression reads the single route's body: readImpression, or
+	// in tests the decoder alone, to prove both answer alike.
+	readImpression func(http.ResponseWriter, *http.Request) (batchItem, error)
+	newID          func() string
+	requestIDs     *requestIDs
+	keys           adminKeys
+	requestLog     Sink
+	sinks          []Sink
+	ops            *operations
+	only           []Access // nil serves every class
+	mux            *http.ServeMux
 	// access is each registered pattern's access class, for the catch-all
 	// that answers the wrong methods on a route's path.
 	access map[string]Access
@@ -120,7 +123,7 @@ type api struct {
 // use and holds no state of its own, so any number of copies may serve the
 // same store.
 func NewHandler(store adcount.Store, opts ...Option) http.Handler {
-	a := &api{store: store, newID: newUUID, requestIDs: newRequestIDs(), mux: http.NewServeMux(), access: map[string]Access{}}
+	a := &api{store: store, readImpression: readImpression, newID: newUUID, requestIDs: newRequestIDs(), mux: http.NewServeMux(), access: map[string]Access{}}
 	for _, opt := range opts {
 		opt(a)
 	}

@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // decode reads exactly one JSON object from the request body into dst. The
@@ -44,6 +47,72 @@ func decodeFrom(body io.Reader, dst any, fields []string) error {
 	// The whole body has been read and checked.
 	return check.err
 }
+
+// readImpression reads the single route's body: the impression and the
+// user_agent it sends, or the error decode would answer, word for word.
+//
+// The body is read whole, up to MaxBodyBytes, into a reused buffer, and
+// the common body (one object of string fields, each sent once, with
+// valid text) is read by parseItem, the batch's item reader, in one pass
+// that allocates one string. Any other body goes to decodeItem, and when
+// reading stopped early (a body over the limit, or a read error), it
+// reads again the same bytes followed by the rest of the body or the same
+// error, through the same MaxBytesReader, so that the answer is the one
+// decoding the body as it arrives would give.
+func readImpression(w http.ResponseWriter, r *http.Request) (batchItem, error) {
+	buf := bodyBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledBody {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	body, rest := readBody(r.Body, (*buf)[:0], MaxBodyBytes)
+	*buf = body[:0]
+	if rest == nil {
+		if it, ok := parseItem(body); ok {
+			return it, nil
+		}
+		return decodeItem(bytes.NewReader(body))
+	}
+	again := io.NopCloser(io.MultiReader(bytes.NewReader(body), rest))
+	return decodeItem(http.MaxBytesReader(w, again, MaxBodyBytes))
+}
+
+// bodyBuffers are the single route's body buffers; one larger than
+// maxPooledBody, which no ordinary body needs, is left to the collector.
+var bodyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}
+
+const maxPooledBody = 8 << 10
+
+// readBody appends what src holds to buf, up to limit bytes. When src
+// ends within the limit, rest is nil; otherwise body holds the first
+// bytes read, more than limit when the body is too large, and rest gives
+// what reading on would have: the rest of src, or the error src returned.
+func readBody(src io.Reader, buf []byte, limit int) (body []byte, rest io.Reader) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 512)
+		}
+		n, err := src.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF && len(buf) <= limit:
+			return buf, nil
+		case err != nil:
+			return buf, errorReader{err}
+		case len(buf) > limit:
+			return buf, src
+		}
+	}
+}
+
+// errorReader returns err, as the reader it came from did.
+type errorReader struct{ err error }
+
+func (r errorReader) Read([]byte) (int, error) { return 0, r.err }
 
 // jsonFields returns the JSON names of T's fields, from their tags.
 func jsonFields[T any]() []string {

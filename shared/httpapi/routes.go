@@ -258,15 +258,15 @@ func recorded(o adcount.Outcome) (Impressions, error) {
 // handler does not check it twice.
 func (a *api) handleRecordImpression() endpoint {
 	return func(w http.ResponseWriter, r *http.Request) (response, error) {
-		var req impressionRequest
-		if err := decode(w, r, &req, impressionFields); err != nil {
+		it, err := a.readImpression(w, r)
+		if err != nil {
 			return response{}, err
 		}
-		imp := adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}
+		imp := it.imp
 		if a.isBot != nil {
-			ua := r.Header.Get("User-Agent")
-			if req.UserAgent != nil {
-				ua = *req.UserAgent
+			ua := it.userAgent
+			if !it.hasUserAgent {
+				ua = r.Header.Get("User-Agent")
 			}
 			imp.Filtered = a.isBot(ua)
 		}
