@@ -4,8 +4,11 @@ package prommetrics
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,12 +26,36 @@ type StoreSizes interface {
 
 // Metrics is an httpapi.Sink that keeps Prometheus collectors on a registry
 // of its own. It is safe for concurrent use.
+//
+// Observe runs on every request, so it looks up no labels there: a
+// collector's WithLabelValues hashes its labels and takes a lock on every
+// call. Each series is looked up once, the first time it is needed, and
+// kept; a series appears in the output only once it has been used, as
+// with WithLabelValues.
 type Metrics struct {
 	registry    *prometheus.Registry
 	impressions *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	storeErrors *prometheus.CounterVec
+
+	// byRequest holds each route and status's request counter and the
+	// route's latency histogram.
+	byRequest series[requestKey, requestSeries]
+	// counted, duplicate and filtered are the impression counters of
+	// those outcomes; rejected holds one per reason.
+	counted, duplicate, filtered func() prometheus.Counter
+	rejected                     series[string, prometheus.Counter]
+}
+
+type requestKey struct {
+	route  string
+	status int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 var _ httpapi.Sink = (*Metrics)(nil)
@@ -56,6 +83,17 @@ func New(sizes StoreSizes) *Metrics {
 			Help: "Store failures by kind (unavailable, timeout, internal).",
 		}, []string{"kind"}),
 	}
+	m.byRequest.make = func(k requestKey) requestSeries {
+		return requestSeries{
+			requests: m.requests.WithLabelValues(k.route, strconv.Itoa(k.status)),
+			latency:  m.latency.WithLabelValues(k.route),
+		}
+	}
+	outcome := func(name string) func() prometheus.Counter {
+		return sync.OnceValue(func() prometheus.Counter { return m.impressions.WithLabelValues(name, "") })
+	}
+	m.counted, m.duplicate, m.filtered = outcome("counted"), outcome("duplicate"), outcome("filtered")
+	m.rejected.make = func(reason string) prometheus.Counter { return m.impressions.WithLabelValues("rejected", reason) }
 	m.registry.MustRegister(m.impressions, m.requests, m.latency, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if sizes != nil {
@@ -92,21 +130,64 @@ func (m *Metrics) CountDroppedLogLines(dropped func() uint64) error {
 // Observe implements httpapi.Sink: one request, its latency, its
 // impressions by outcome, and a store failure by kind.
 func (m *Metrics) Observe(_ context.Context, rec httpapi.Record) {
-	m.requests.WithLabelValues(rec.Route, strconv.Itoa(rec.Status)).Inc()
-	m.latency.WithLabelValues(rec.Route).Observe(rec.Duration.Seconds())
+	req := m.byRequest.get(requestKey{rec.Route, rec.Status})
+	req.requests.Inc()
+	req.latency.Observe(rec.Duration.Seconds())
 	if n := rec.Impressions.Counted; n > 0 {
-		m.impressions.WithLabelValues("counted", "").Add(float64(n))
+		m.counted().Add(float64(n))
 	}
 	if n := rec.Impressions.Duplicate; n > 0 {
-		m.impressions.WithLabelValues("duplicate", "").Add(float64(n))
+		m.duplicate().Add(float64(n))
 	}
 	if n := rec.Impressions.Filtered; n > 0 {
-		m.impressions.WithLabelValues("filtered", "").Add(float64(n))
+		m.filtered().Add(float64(n))
 	}
 	for _, r := range rec.Impressions.Rejected {
-		m.impressions.WithLabelValues("rejected", r.Reason).Add(float64(r.Count))
+		m.rejected.get(r.Reason).Add(float64(r.Count))
 	}
 	if rec.StoreError {
 		m.storeErrors.WithLabelValues(rec.ErrorKind).Inc()
 	}
+}
+
+// maxSeries bounds each series cache. The label values are the server's
+// own (route patterns, statuses, error kinds), a few dozen in all; past
+// the bound, a series is looked up on every use rather than kept.
+const maxSeries = 1024
+
+// series keeps the collectors that make returns for each key. A lookup
+// is an atomic load and a map read; a new key copies the map, which
+// happens a few dozen times in a process's life.
+type series[K comparable, V any] struct {
+	m    atomic.Pointer[map[K]V]
+	mu   sync.Mutex // held while a key is added
+	make func(K) V
+}
+
+// get returns k's collectors, made on first use.
+func (s *series[K, V]) get(k K) V {
+	if m := s.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	v := s.make(k)
+	m := map[K]V{}
+	if old != nil {
+		if len(*old) >= maxSeries {
+			return v
+		}
+		m = maps.Clone(*old)
+	}
+	m[k] = v
+	s.m.Store(&m)
+	return v
 }

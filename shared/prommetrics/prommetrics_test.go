@@ -2,9 +2,12 @@ package prommetrics_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,4 +70,56 @@ func TestDroppedLogLinesAreCounted(t *testing.T) {
 	assert.Contains(t, scrape(), "adcount_log_lines_dropped_total 0\n")
 	dropped.Add(7)
 	assert.Contains(t, scrape(), "adcount_log_lines_dropped_total 7\n")
+}
+
+// TestSeriesAreKeptApart: concurrent requests on many routes and statuses,
+// each series made on first use by whichever request comes first, all
+// count; past the bound on kept series, a series still counts, looked up
+// on every use.
+func TestSeriesAreKeptApart(t *testing.T) {
+	t.Parallel()
+	m := prommetrics.New(nil)
+	const workers, statuses = 4, 1100 // more statuses than the cache keeps
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for s := range statuses {
+				m.Observe(context.Background(), httpapi.Record{Route: "r" + strconv.Itoa(s%3), Status: 1000 + s, Duration: time.Millisecond,
+					Impressions: httpapi.Impressions{Counted: 1, Rejected: []httpapi.Rejection{{Reason: "k" + strconv.Itoa(s%5), Count: 2}}}})
+			}
+		})
+	}
+	wg.Wait()
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, s := range []int{0, 1, 1023, 1024, statuses - 1} {
+		assert.Contains(t, body, fmt.Sprintf(`adcount_http_requests_total{route="r%d",status="%d"} %d`+"\n", s%3, 1000+s, workers))
+	}
+	for r := range 3 {
+		n := statuses / 3
+		if r < statuses%3 {
+			n++
+		}
+		assert.Contains(t, body, fmt.Sprintf(`adcount_http_request_duration_seconds_count{route="r%d"} %d`+"\n", r, n*workers))
+	}
+	assert.Contains(t, body, fmt.Sprintf(`adcount_impressions_total{outcome="counted",reason=""} %d`+"\n", statuses*workers))
+	assert.Contains(t, body, fmt.Sprintf(`adcount_impressions_total{outcome="rejected",reason="k4"} %d`+"\n", statuses/5*2*workers))
+	assert.NotContains(t, body, `outcome="duplicate"`, "a series appears once used")
+}
+
+// BenchmarkObserve measures the sink's work for one request of the
+// single route, from every core (run with -cpu 1,2).
+func BenchmarkObserve(b *testing.B) {
+	m := prommetrics.New(nil)
+	rec := httpapi.Record{Method: "POST", Route: httpapi.RouteRecordImpression, Status: 200,
+		Duration: 123456, Impressions: httpapi.Impressions{Counted: 1}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Observe(ctx, rec)
+		}
+	})
 }
