@@ -199,17 +199,20 @@ func (a *api) serve(rt route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
+		// The keys are in canonical form, and the values' slices are
+		// the request's own, made ahead of time or shared: every request
+		// sets these headers, and Header.Set allocates a slice for each.
+		id := r.Header[RequestIDHeader]
+		if len(id) == 0 || !validRequestID(id[0]) {
 			id = a.requestIDs.next()
 		}
 		h := w.Header()
-		h.Set(RequestIDHeader, id)
+		h[RequestIDHeader] = id[:1:1]
 		if rt.Access == Ingest {
-			h.Set("Access-Control-Allow-Origin", "*")
+			h["Access-Control-Allow-Origin"] = anyOrigin
 		}
 		res, err := a.run(ep, rt, w, r)
-		rec := Record{Time: start, Method: r.Method, Route: name, RequestID: id, Impressions: res.impressions}
+		rec := Record{Time: start, Method: r.Method, Route: name, RequestID: id[0], Impressions: res.impressions}
 		switch {
 		case err != nil:
 			// Only an error that carries the client's cancellation is
@@ -248,6 +251,16 @@ func (a *api) serve(rt route) http.Handler {
 		}
 	})
 }
+
+// Header values that every response of their kind shares. A shared
+// value's slice holds exactly the one value, so that Header.Add makes a
+// new slice rather than writing into it, and no code writes into a
+// header value's slice in place.
+var (
+	anyOrigin       = []string{"*"}
+	jsonContentType = []string{"application/json"}
+	noSniff         = []string{"nosniff"}
+)
 
 // run calls the endpoint after the admin key check, turning a panic into a
 // 500 whose log has the stack, so that one bad request never takes the

@@ -196,8 +196,12 @@ func writeEncoded(w http.ResponseWriter, status int, body []byte) {
 // writeBody sends body, of the given media type, as the whole response.
 func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("X-Content-Type-Options", "nosniff")
+	if contentType == "application/json" {
+		h["Content-Type"] = jsonContentType
+	} else {
+		h["Content-Type"] = []string{contentType}
+	}
+	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -161,10 +161,23 @@ func (s logSink) Observe(ctx context.Context, rec Record) {
 const RequestIDHeader = "X-Request-Id"
 
 // requestIDs makes request IDs that are unique without costing a random
-// read per request: a random prefix per handler, then a counter.
+// read per request: a random prefix per handler, then a counter. They are
+// made a block at a time, each in the one-element slice a response header
+// holds it in, so that a request's ID costs no allocation of its own.
 type requestIDs struct {
 	prefix string
-	n      atomic.Uint64
+	n      atomic.Uint64 // the counter values handed out to blocks so far
+	block  atomic.Pointer[idBlock]
+}
+
+// idBlockSize is how many IDs one block holds.
+const idBlockSize = 64
+
+// idBlock is IDs made together: ids[i] is handed out by the request that
+// takes i from next.
+type idBlock struct {
+	next atomic.Uint32
+	ids  [idBlockSize]string
 }
 
 func newRequestIDs() *requestIDs {
@@ -173,8 +186,41 @@ func newRequestIDs() *requestIDs {
 	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
 }
 
-func (g *requestIDs) next() string {
-	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
+// next returns a new ID as the one value of a header's value slice, which
+// is the caller's alone.
+func (g *requestIDs) next() []string {
+	for {
+		b := g.block.Load()
+		if b != nil {
+			if i := b.next.Add(1) - 1; i < idBlockSize {
+				return b.ids[i : i+1 : i+1]
+			}
+		}
+		// The block is used up. Whichever request installs the next one
+		// first wins; the others' blocks are dropped, counter values and
+		// all, and IDs stay unique.
+		g.block.CompareAndSwap(b, g.newBlock())
+	}
+}
+
+// newBlock makes idBlockSize IDs from the counter, in one string.
+func (g *requestIDs) newBlock() *idBlock {
+	first := g.n.Add(idBlockSize) - idBlockSize + 1
+	buf := make([]byte, 0, idBlockSize*(len(g.prefix)+6))
+	var ends [idBlockSize]int
+	for i := range idBlockSize {
+		buf = append(buf, g.prefix...)
+		buf = strconv.AppendUint(buf, first+uint64(i), 36)
+		ends[i] = len(buf)
+	}
+	all := string(buf)
+	b := &idBlock{}
+	start := 0
+	for i, end := range ends {
+		b.ids[i] = all[start:end]
+		start = end
+	}
+	return b
 }
 
 // validRequestID accepts IDs of 1 to 128 visible ASCII characters other

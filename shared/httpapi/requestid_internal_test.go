@@ -1,0 +1,42 @@
+package httpapi
+
+import (
+	"regexp"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRequestIDsAreUnique: IDs made from every core at once, across many
+// blocks and the races to install the next block, are all different,
+// all of the documented form, and each the one value of a slice that a
+// response header may keep (appending to it never touches another's ID).
+func TestRequestIDsAreUnique(t *testing.T) {
+	t.Parallel()
+	g := newRequestIDs()
+	const workers, each = 4, 10 * idBlockSize
+	got := make([][][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range each {
+				got[w] = append(got[w], g.next())
+			}
+		})
+	}
+	wg.Wait()
+	form := regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-z]+$`)
+	seen := map[string]bool{}
+	for _, ids := range got {
+		for _, id := range ids {
+			require.Len(t, id, 1)
+			require.Equal(t, 1, cap(id), "a header's Add must not write into the block")
+			require.Regexp(t, form, id[0])
+			require.False(t, seen[id[0]], "%s handed out twice", id[0])
+			seen[id[0]] = true
+		}
+	}
+	assert.Len(t, seen, workers*each)
+}
