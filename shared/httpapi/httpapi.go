@@ -155,7 +155,7 @@ func (a *api) serves(c Access) bool {
 // as one with "//" or "..", is a JSON 404: the router would redirect it
 // with an HTML body, and API clients gain nothing from following that.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p != canonicalPath(p) {
+	if p := r.URL.Path; !isCanonical(p) {
 		a.nonCanonical.ServeHTTP(w, r)
 		return
 	}
@@ -293,6 +293,17 @@ type panicError struct {
 }
 
 func (e *panicError) Error() string { return "panic: " + e.value + "\n" + string(e.stack) }
+
+// isCanonical reports whether p is in canonical form, as canonicalPath
+// writes it. A path with a slash first, no doubled slash and no element
+// that starts with a dot, which is every path the API serves, is; only
+// others are cleaned to see.
+func isCanonical(p string) bool {
+	if p != "" && p[0] == '/' && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return true
+	}
+	return p == canonicalPath(p)
+}
 
 // canonicalPath cleans p as the router does: one leading slash, no "." or
 // ".." elements, no doubled slashes, and a trailing slash kept.

@@ -40,3 +40,16 @@ func TestRequestIDsAreUnique(t *testing.T) {
 	}
 	assert.Len(t, seen, workers*each)
 }
+
+// FuzzIsCanonical: the quick check of a path agrees with cleaning it.
+func FuzzIsCanonical(f *testing.F) {
+	for _, p := range []string{"", "/", "/api/v1/impressions", "/api//v1", "/a/./b", "/a/../b", "/a/.", "/a/..",
+		"/.well-known/x", "/a/b/", "a/b", "/a/.b", "/..", "//"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if got, want := isCanonical(p), p == canonicalPath(p); got != want {
+			t.Fatalf("isCanonical(%q) = %v, want %v", p, got, want)
+		}
+	})
+}
