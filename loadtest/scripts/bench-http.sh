@@ -19,6 +19,9 @@
 #   too and measured in every round right after this tree's, with the same
 #   settings, so that a change is judged against the code before it in the
 #   same run; the summary gives the medians of the paired ratios.
+#   BASELINE_ENV: settings for the baseline alone, after SERVICE_ENV's:
+#   BASELINE=HEAD BASELINE_ENV=FILTER_BOTS=false measures what a setting
+#   costs, this tree against itself with the setting changed.
 source "$(dirname "$0")/server.sh"
 duration="${DURATION:-10s}" workers="${WORKERS:-32}" rounds="${ROUNDS:-1}" connections="${CONNECTIONS:-64}"
 build
@@ -31,7 +34,8 @@ service_url="$SERVER_URL"
 baseline_url=""
 if [ -n "${BASELINE:-}" ]; then
 	build_revision "$BASELINE" bin/local-baseline
-	start_server baseline bin/local-baseline ADMIN_API_KEYS="$key" "${service_env[@]}"
+	read -r -a baseline_env <<<"${BASELINE_ENV:-}"
+	start_server baseline bin/local-baseline ADMIN_API_KEYS="$key" "${service_env[@]}" "${baseline_env[@]}"
 	baseline_url="$SERVER_URL"
 fi
 root="out/loadtest/bench-http-$(stamp)"
