@@ -248,17 +248,28 @@ func (p *batchParser) object() error {
 		if p.fallback {
 			return nil
 		}
-		p.ws()
-		switch {
-		case p.next(','):
-			p.ws()
-		case p.next('}'):
-			p.depth--
-			return nil
-		default:
-			p.fallback = true
+		if p.closes('}') {
 			return nil
 		}
+	}
+}
+
+// closes reads what follows a member of an object or an element of an
+// array: a comma, after which another comes, or close, which ends it. It
+// reports true when there is no more to read here: the end, or anything
+// else, which leaves the body to the decoder (p.fallback).
+func (p *batchParser) closes(close byte) bool {
+	p.ws()
+	switch {
+	case p.next(','):
+		p.ws()
+		return false
+	case p.next(close):
+		p.depth--
+		return true
+	default:
+		p.fallback = true
+		return true
 	}
 }
 
@@ -280,15 +291,7 @@ func (p *batchParser) array() error {
 		if p.fallback {
 			return nil
 		}
-		p.ws()
-		switch {
-		case p.next(','):
-			p.ws()
-		case p.next(']'):
-			p.depth--
-			return nil
-		default:
-			p.fallback = true
+		if p.closes(']') {
 			return nil
 		}
 	}
