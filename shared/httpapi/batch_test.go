@@ -239,13 +239,7 @@ func TestBatchRetryAfterFaultCountsOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := storetest.NewClock(storetest.Epoch)
-			mem, err := memstore.New(memstore.WithClock(clock.Now))
-			require.NoError(t, err)
-			store := &faultyStore{Store: mem}
-			srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
-			t.Cleanup(srv.Close)
-			s := &server{Server: srv, clock: clock}
+			s, store := newFaultyServer(t)
 			id := s.createCampaign(t, "Faults", storetest.Epoch)
 			items := make([]string, 50)
 			for i := range items {

@@ -61,6 +61,19 @@ func (f *faultyStore) RecordImpressions(ctx context.Context, imps []adcount.Impr
 	return f.Store.RecordImpressions(ctx, imps)
 }
 
+// newFaultyServer serves the API over a memory store, on the suite's
+// clock, whose faults the test switches on and off.
+func newFaultyServer(t *testing.T) (*server, *faultyStore) {
+	t.Helper()
+	clock := storetest.NewClock(storetest.Epoch)
+	mem, err := memstore.New(memstore.WithClock(clock.Now))
+	require.NoError(t, err)
+	store := &faultyStore{Store: mem}
+	srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
+	t.Cleanup(srv.Close)
+	return &server{Server: srv, clock: clock}, store
+}
+
 // TestRetryAfterFaultCountsOnce: clients whose impressions failed with 503
 // retry once the fault clears, and every impression counts exactly once,
 // whether the fault struck before or after the store recorded it.
@@ -75,13 +88,7 @@ func TestRetryAfterFaultCountsOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := storetest.NewClock(storetest.Epoch)
-			mem, err := memstore.New(memstore.WithClock(clock.Now))
-			require.NoError(t, err)
-			store := &faultyStore{Store: mem}
-			srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
-			t.Cleanup(srv.Close)
-			s := &server{Server: srv, clock: clock}
+			s, store := newFaultyServer(t)
 			id := s.createCampaign(t, "Faults", storetest.Epoch)
 
 			const users = 20
