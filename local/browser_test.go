@@ -13,9 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// chromeUA is Chrome's User-Agent on Windows.
-const chromeUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-
 // browser is a client that sends no cookie and keeps none, as a browser
 // loading a third-party pixel with cookies blocked does.
 var browser = &http.Client{Jar: nil}
@@ -55,7 +52,7 @@ func TestPixelAsABrowserLoadsIt(t *testing.T) {
 			"Sec-Fetch-Site":     "cross-site",
 			"Sec-Ch-Ua-Mobile":   "?0",
 			"Sec-Ch-Ua-Platform": `"Windows"`,
-			"User-Agent":         chromeUA,
+			"User-Agent":         browserUA,
 		} {
 			req.Header.Set(k, v)
 		}
@@ -105,7 +102,7 @@ func TestBeaconAsABrowserSendsIt(t *testing.T) {
 		req.Header.Set("Origin", "https://news.publisher.example")
 		req.Header.Set("Sec-Fetch-Mode", "no-cors")
 		req.Header.Set("Sec-Fetch-Dest", "empty")
-		req.Header.Set("User-Agent", chromeUA)
+		req.Header.Set("User-Agent", browserUA)
 		resp, err := browser.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
@@ -117,7 +114,7 @@ func TestBeaconAsABrowserSendsIt(t *testing.T) {
 	}
 	single := beacon("/api/v1/impressions", `{"campaign_id":"`+id+`","user_id":"reader-1","ad_id":"banner-7"}`)
 	assert.Equal(t, "counted", single["outcome"])
-	batch := beacon("/api/v1/impressions/batch", `{"impressions":[{"campaign_id":"`+id+`","user_id":"reader-2","ad_id":"banner-7","user_agent":"`+chromeUA+`"},{"campaign_id":"`+id+`","user_id":"reader-1","ad_id":"banner-7"}]}`)
+	batch := beacon("/api/v1/impressions/batch", `{"impressions":[{"campaign_id":"`+id+`","user_id":"reader-2","ad_id":"banner-7","user_agent":"`+browserUA+`"},{"campaign_id":"`+id+`","user_id":"reader-1","ad_id":"banner-7"}]}`)
 	assert.Equal(t, map[string]any{"counted": 1.0, "duplicates": 1.0, "filtered": 0.0, "rejected": 0.0}, batch["summary"])
 	assert.Equal(t, 2.0, totalOf(t, base, id)["total"])
 }

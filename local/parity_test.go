@@ -178,7 +178,7 @@ func TestLambdaParity(t *testing.T) {
 				if req.Header == nil {
 					req.Header = http.Header{}
 				}
-				req.Header.Set("User-Agent", chromeUA)
+				req.Header.Set("User-Agent", browserUA)
 			}
 			for placeholder, id := range ids {
 				req.Target = strings.ReplaceAll(req.Target, placeholder, id)
