@@ -47,7 +47,7 @@ func TestFilterBotsSetting(t *testing.T) {
 		"curl/8.5.0":                true,
 		"Go-http-client/1.1":        true,
 		apiclient.FilteredUserAgent: true,
-		browserUA:                    false,
+		browserUA:                   false,
 		apiclient.DefaultUserAgent:  false,
 	}
 	for _, setting := range []string{"", "true", "false"} {
