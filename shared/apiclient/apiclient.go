@@ -233,9 +233,9 @@ func (c *Client) RecordImpression(ctx context.Context, imp adcount.Impression) (
 	}
 	if out.Outcome == "" {
 		// An API from before outcomes says only whether it counted.
-		out.Outcome = "duplicate"
+		out.Outcome = adcount.Duplicate.String()
 		if out.Counted {
-			out.Outcome = "counted"
+			out.Outcome = adcount.Counted.String()
 		}
 	}
 	outcome, ok := outcomes[out.Outcome]

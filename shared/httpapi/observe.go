@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/adcount/impression-counter/shared/adcount"
 )
 
 // Record is what one answered request leaves behind: the wrapper that runs
@@ -80,11 +82,11 @@ func (r Record) Outcome() string {
 	case r.Impressions.Total() != 1:
 		return ""
 	case r.Impressions.Counted == 1:
-		return "counted"
+		return adcount.Counted.String()
 	case r.Impressions.Duplicate == 1:
-		return "duplicate"
+		return adcount.Duplicate.String()
 	case r.Impressions.Filtered == 1:
-		return "filtered"
+		return adcount.Filtered.String()
 	}
 	return ""
 }
