@@ -131,7 +131,10 @@ func newHandler(ctx context.Context, fn Function, getenv func(string) string, st
 	// The EMF sink writes each request's one line, log and metrics
 	// together, so that the metrics survive any LOG_LEVEL.
 	metrics := emf.NewSink(logger.Handler(), MetricsNamespace)
-	isBot, err := botfilter.Judge(cfg.FilterBots)
+	// Only the ingest function takes impressions; compiling the crawler
+	// list (some milliseconds) would only slow the admin function's cold
+	// starts.
+	isBot, err := botfilter.Judge(cfg.FilterBots && fn.Access() == httpapi.Ingest)
 	if err != nil {
 		return nil, "", fmt.Errorf("serve: FILTER_BOTS: %w", err)
 	}
