@@ -118,12 +118,19 @@ type Result struct {
 // Stats are the counted impressions of one campaign in the sliding windows
 // that end at the moment they were read, and in total, and the impressions
 // filtered as invalid traffic in total.
+//
+// AsOf says how fresh the counts are: every impression acknowledged before
+// AsOf is in them. A store that counts synchronously sets it to the moment
+// it read them; one that aggregates behind its writes, such as the
+// DynamoDB store, sets it to its aggregator's watermark, which trails the
+// clock by a bounded delay. It is zero if the store cannot tell.
 type Stats struct {
 	CampaignID string
 	LastHour   int64
 	LastDay    int64
 	Total      int64
 	Filtered   int64
+	AsOf       time.Time
 }
 
 // Store keeps campaigns and counts their impressions. Every implementation
@@ -167,6 +174,15 @@ type Store interface {
 
 	// Stats returns the campaign's counts as of now, or ErrNotFound.
 	Stats(ctx context.Context, campaignID string) (Stats, error)
+}
+
+// Settler is implemented by stores whose Stats include an acknowledged
+// impression only after a bounded delay. Settle returns once Stats include
+// every impression acknowledged before the call, or with ctx's error. It
+// waits for the store's watermark, not for a fixed time, so tests and load
+// checks that call it before reading counts never flake on a slow machine.
+type Settler interface {
+	Settle(ctx context.Context) error
 }
 
 // Pinger is implemented by stores that depend on a service that can become
