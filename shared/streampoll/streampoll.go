@@ -83,6 +83,11 @@ const (
 	// advanceEvery bounds how often a poller that applies nothing records
 	// its watermark.
 	advanceEvery = time.Second
+	// retryDiscovery is how long a poller waits to list the shards again
+	// after listing them failed.
+	retryDiscovery = time.Second
+	// logRepeats is how often the same failure is logged again.
+	logRepeats = time.Minute
 )
 
 // Poller reads one table's stream. Use it from one goroutine: Run, or Poll
@@ -104,7 +109,9 @@ type Poller struct {
 	shards      []*shardState // in the order DescribeStream lists them: parents first
 	byID        map[string]*shardState
 	discovered  time.Time // when the shards were last listed; zero: list them now
+	retryAt     time.Time // after a failure to list them, not before then
 	lastAdvance time.Time
+	logged      map[Stage]logged
 }
 
 // shardState is what a Poller knows of one shard.
@@ -165,6 +172,7 @@ func New(streams Client, agg Aggregator, table string, opts ...Option) (*Poller,
 		logger:   slog.New(slog.DiscardHandler),
 		obs:      nopObserver{},
 		byID:     map[string]*shardState{},
+		logged:   map[Stage]logged{},
 	}
 	for _, opt := range opts {
 		opt(p)
@@ -219,15 +227,27 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	start := p.now()
 	calls := context.WithoutCancel(ctx)
-	if p.discovered.IsZero() || start.Sub(p.discovered) >= p.refresh {
-		if err := p.discover(calls); err != nil {
-			p.fail(StageDiscover, err)
-			return false, err
-		}
-		p.discovered = start
-	}
 	var errs []error
 	caughtUp, applied := true, false
+	if p.discovered.IsZero() || start.Sub(p.discovered) >= p.refresh {
+		// Without the shards' list, read the shards already known, but
+		// claim no watermark: a new shard may hold older records.
+		caughtUp = false
+		switch {
+		case start.Before(p.retryAt):
+		default:
+			if err := p.discover(calls); err != nil {
+				p.fail(StageDiscover, err)
+				p.retryAt = start.Add(retryDiscovery)
+				errs = append(errs, err)
+				break
+			}
+			p.discovered, caughtUp = start, true
+		}
+		if p.arn == "" {
+			return false, errors.Join(errs...)
+		}
+	}
 	for _, sh := range p.shards {
 		if ctx.Err() != nil {
 			return false, errors.Join(append(errs, ctx.Err())...)
@@ -268,9 +288,23 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	return true, nil
 }
 
+// fail reports a failure to the observer, and logs it unless it repeats
+// the last failure of its stage logged less than logRepeats ago: a table
+// without a stream would otherwise log four lines a second.
 func (p *Poller) fail(stage Stage, err error) {
 	p.obs.Failed(stage, err)
+	now := p.now()
+	last := p.logged[stage]
+	if last.msg == err.Error() && now.Sub(last.at) < logRepeats {
+		return
+	}
+	p.logged[stage] = logged{err.Error(), now}
 	p.logger.Warn("stream poll failed", "table", p.table, "stage", string(stage), "error", err)
+}
+
+type logged struct {
+	msg string
+	at  time.Time
 }
 
 func (p *Poller) call(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -1,10 +1,13 @@
 package streampoll_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -455,14 +458,30 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestNoStream reports a table without a stream as a discovery failure.
+// TestNoStream reports a table without a stream as a discovery failure,
+// and waits a second before asking again; the failure is logged once a
+// minute however often it repeats.
 func TestNoStream(t *testing.T) {
 	t.Parallel()
 	srv := dynamotest.StartServer(t)
 	obs := &recorder{}
-	p, err := streampoll.New(dynamotest.StreamsClient(t, srv.URL, nil), newFakeAgg(), "none", streampoll.WithObserver(obs))
+	var logs bytes.Buffer
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p, err := streampoll.New(dynamotest.StreamsClient(t, srv.URL, nil), newFakeAgg(), "none", streampoll.WithObserver(obs),
+		streampoll.WithClock(func() time.Time { return now }), streampoll.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
+	for range 2 {
+		_, err = p.Poll(context.Background())
+		assert.ErrorContains(t, err, "no stream")
+		now = now.Add(time.Second)
+	}
 	_, err = p.Poll(context.Background())
-	assert.ErrorContains(t, err, "no stream")
-	assert.Equal(t, 1, obs.failures[streampoll.StageDiscover])
+	assert.Error(t, err)
+	now = now.Add(time.Millisecond)
+	caught, err := p.Poll(context.Background())
+	assert.NoError(t, err, "no second try within a second")
+	assert.False(t, caught)
+	assert.Equal(t, int64(3), srv.Usage().Operations["ListStreams"].Requests)
+	assert.Equal(t, 3, obs.failures[streampoll.StageDiscover])
+	assert.Equal(t, 1, strings.Count(logs.String(), "stream poll failed"))
 }
