@@ -394,7 +394,9 @@ func TestEarlierItemsStillCount(t *testing.T) {
 		_, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(a.tg.table), Item: item})
 		require.NoError(t, err)
 	}
-	n := func(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+	n := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 	put(map[string]types.AttributeValue{"pk": s("CAMPAIGN#" + c.ID), "sk": s("TOTAL#000"), "n": n(5), "f": n(1)})
 	put(map[string]types.AttributeValue{"pk": s("CAMPAIGN#" + c.ID), "sk": s("TOTAL#003"), "n": n(2)})
