@@ -88,6 +88,8 @@ const (
 	retryDiscovery = time.Second
 	// logRepeats is how often the same failure is logged again.
 	logRepeats = time.Minute
+	// maxPages bounds the pages of one shard that one round reads.
+	maxPages = 32
 )
 
 // Poller reads one table's stream. Use it from one goroutine: Run, or Poll
@@ -397,7 +399,12 @@ func (p *Poller) latestStream(ctx context.Context) (string, error) {
 // After a failure the shard is read again from its checkpoint.
 func (p *Poller) readShard(ctx, calls context.Context, sh *shardState) (atEnd bool, applied int, err error) {
 	reseeks := 0
-	for {
+	for pages := 0; ; pages++ {
+		if pages == maxPages {
+			// A shard written faster than it is read would hold the
+			// round here for ever: let the other shards have their turn.
+			return false, applied, nil
+		}
 		if ctx.Err() != nil {
 			return false, applied, nil
 		}
