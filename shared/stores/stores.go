@@ -122,7 +122,6 @@ func OpenPoller(ctx context.Context, cfg config.Config, getenv func(string) stri
 	return p, nil
 }
 
-
 // dynamoDBClient builds a DynamoDB client from the AWS variables that
 // getenv holds, so that the settings a caller passes in, not the process
 // environment, decide where it connects and as whom:
