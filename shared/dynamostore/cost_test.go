@@ -201,3 +201,33 @@ func BenchmarkHotCampaign(b *testing.B) {
 	b.ReportMetric(float64(tx)*1000/float64(want), "tx/1000imp")
 	b.ReportMetric(float64(u.Callers["store"].WriteUnits+u.Callers["aggregator"].WriteUnits)/float64(want), "WRU/imp")
 }
+
+// BenchmarkFreshness measures how long after an impression is acknowledged
+// the stats include it, with a poller at the local server's interval
+// (streampoll.DefaultInterval): each iteration records one impression and
+// waits for Settle. It reports the mean in milliseconds. Run it with
+//
+//	go test -run '^$' -bench Freshness -benchtime 40x ./shared/dynamostore
+func BenchmarkFreshness(b *testing.B) {
+	r := newCostRig(b, 4)
+	ctx := context.Background()
+	id := createCampaign(b, r.store, storetest.Epoch).ID
+	pollCtx, stop := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() { polled <- r.poll.Run(pollCtx) }()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		_, err := r.store.RecordImpression(ctx, adcount.Impression{CampaignID: id, UserID: fmt.Sprint("u", i), AdID: "a"})
+		require.NoError(b, err)
+		require.NoError(b, r.store.Settle(ctx))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stop()
+	require.NoError(b, <-polled)
+	st, err := r.store.Stats(ctx, id)
+	require.NoError(b, err)
+	require.Equal(b, int64(b.N), st.Total, "exact")
+	b.ReportMetric(float64(elapsed.Milliseconds())/float64(b.N), "ms-to-stats")
+}
