@@ -21,9 +21,20 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/emf"
 )
+
+// DefaultRetryPause is how long Handle waits before it answers that a
+// batch failed because DynamoDB was unavailable, unless WithRetryPause says
+// otherwise. Lambda retries a failed batch at once, and the mapping allows a
+// bounded number of retries before it discards the batch, which is then
+// never counted; pausing makes those retries outlast a DynamoDB outage of
+// hours instead of minutes. The shard waits either way, so the pause costs
+// only function time, and one throttled call delays its shard's counts by
+// a few seconds at most.
+const DefaultRetryPause = 5 * time.Second
 
 // Applier applies consecutive records of one stream shard to the counts.
 // *dynamostore.Aggregator implements it; see its Apply for the contract.
@@ -54,6 +65,8 @@ type Handler struct {
 	metrics BatchSink
 	logger  *slog.Logger
 	now     func() time.Time
+	pause   time.Duration
+	sleep   func(context.Context, time.Duration)
 }
 
 // Option configures a Handler.
@@ -71,16 +84,57 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l 
 // default is time.Now.
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
 
+// WithRetryPause sets how long Handle waits before it answers a failure
+// that DynamoDB's unavailability caused (DefaultRetryPause), and the
+// function that waits, which must return early when ctx is done; nil
+// waits on a timer.
+func WithRetryPause(d time.Duration, sleep func(ctx context.Context, d time.Duration)) Option {
+	return func(h *Handler) {
+		h.pause = d
+		if sleep != nil {
+			h.sleep = sleep
+		}
+	}
+}
+
 // NewHandler returns a handler that applies batches through agg.
 func NewHandler(agg Applier, opts ...Option) (*Handler, error) {
 	if agg == nil {
 		return nil, errors.New("aggregate: an aggregator is required")
 	}
-	h := &Handler{agg: agg, metrics: discard{}, logger: slog.New(slog.DiscardHandler), now: time.Now}
+	h := &Handler{agg: agg, metrics: discard{}, logger: slog.New(slog.DiscardHandler), now: time.Now,
+		pause: DefaultRetryPause, sleep: sleepCtx}
 	for _, opt := range opts {
 		opt(h)
 	}
+	if h.pause < 0 {
+		return nil, errors.New("aggregate: the retry pause must not be negative")
+	}
 	return h, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// retryPause waits before a failure caused by DynamoDB's unavailability is
+// answered, leaving a second of the invocation's time to answer in.
+func (h *Handler) retryPause(ctx context.Context, err error) {
+	if h.pause == 0 || !errors.Is(err, adcount.ErrUnavailable) {
+		return
+	}
+	d := h.pause
+	if deadline, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(deadline)-time.Second)
+	}
+	if d > 0 {
+		h.sleep(ctx, d)
+	}
 }
 
 type discard struct{}
@@ -163,6 +217,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBTimeWindowEvent)
 		return resp, nil
 	}
 	b.Err = err
+	h.retryPause(ctx, err)
 	return h.fail(ctx, resp, b, ev.Records[handled])
 }
 

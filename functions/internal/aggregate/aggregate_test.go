@@ -158,7 +158,9 @@ func TestHandle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got := &batches{}
-			h, err := aggregate.NewHandler(tc.applier, aggregate.WithMetrics(got), aggregate.WithClock(func() time.Time { return now }))
+			var paused []time.Duration
+			h, err := aggregate.NewHandler(tc.applier, aggregate.WithMetrics(got), aggregate.WithClock(func() time.Time { return now }),
+				aggregate.WithRetryPause(time.Minute, func(_ context.Context, d time.Duration) { paused = append(paused, d) }))
 			require.NoError(t, err)
 			resp, err := h.Handle(context.Background(), tc.event)
 			if tc.errs {
@@ -194,6 +196,12 @@ func TestHandle(t *testing.T) {
 			} else {
 				assert.NoError(t, b.Err)
 			}
+			// Only a failure for want of DynamoDB waits before it answers.
+			if errors.Is(b.Err, adcount.ErrUnavailable) {
+				assert.Equal(t, []time.Duration{time.Minute}, paused)
+			} else {
+				assert.Empty(t, paused)
+			}
 			b.Err, tc.want.Err = nil, nil
 			assert.Equal(t, tc.want, b)
 		})
@@ -222,4 +230,26 @@ func TestNewHandlerNeedsAnAggregator(t *testing.T) {
 	t.Parallel()
 	_, err := aggregate.NewHandler(nil)
 	assert.ErrorContains(t, err, "aggregator is required")
+}
+
+// TestRetryPauseLeavesTimeToAnswer: the pause before a failure caused by
+// DynamoDB's unavailability never runs into the invocation's deadline, or
+// Lambda would count a timeout, not the partial batch response.
+func TestRetryPauseLeavesTimeToAnswer(t *testing.T) {
+	t.Parallel()
+	var paused []time.Duration
+	applier := &fakeApplier{failAt: "102", err: adcount.ErrUnavailable}
+	h, err := aggregate.NewHandler(applier, aggregate.WithRetryPause(time.Minute, func(_ context.Context, d time.Duration) { paused = append(paused, d) }))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := h.Handle(ctx, window("shard-1", marker("101", time.Now()), marker("102", time.Now())))
+	require.NoError(t, err)
+	assert.Equal(t, []events.DynamoDBBatchItemFailure{{ItemIdentifier: "102"}}, resp.BatchItemFailures)
+	require.Len(t, paused, 1)
+	assert.LessOrEqual(t, paused[0], 2*time.Second, "a second is left to answer in")
+	assert.Positive(t, paused[0])
+
+	_, err = aggregate.NewHandler(applier, aggregate.WithRetryPause(-time.Second, nil))
+	assert.ErrorContains(t, err, "negative")
 }
