@@ -45,13 +45,19 @@ func openTemplate(t *testing.T) *cloudformation.Template {
 	return tmpl
 }
 
-// eventRoutes returns each function's routes, in ServeMux pattern syntax,
-// from its HttpApi events. SAM writes path parameters as {id}, as ServeMux
-// does, so a route key is the pattern.
+// eventRoutes returns each HTTP function's routes, in ServeMux pattern
+// syntax, from its HttpApi events. SAM writes path parameters as {id}, as
+// ServeMux does, so a route key is the pattern. A stream function has no
+// SAM event at all (TestTemplateStreamAggregation says why) and is left
+// out.
 func eventRoutes(t *testing.T, tmpl *cloudformation.Template) map[string][]string {
 	t.Helper()
 	routes := map[string][]string{}
 	for name, fn := range tmpl.GetAllServerlessFunctionResources() {
+		if isStreamFunction(name) {
+			require.Empty(t, fn.Events, "%s is triggered by its event source mapping, not a SAM event", name)
+			continue
+		}
 		require.NotEmpty(t, fn.Events, "%s has no events", name)
 		for eventName, ev := range fn.Events {
 			require.Equal(t, "HttpApi", ev.Type, "%s.%s", name, eventName)
@@ -107,18 +113,29 @@ func logicalID(fn serve.Function) string {
 	return strings.ToUpper(name[:1]) + name[1:] + "Function"
 }
 
+// isStreamFunction reports whether the template's function name is one of
+// serve.StreamFunctions, which serve no route.
+func isStreamFunction(name string) bool {
+	for _, fn := range serve.StreamFunctions() {
+		if logicalID(fn) == name {
+			return true
+		}
+	}
+	return false
+}
+
 func TestTemplateFunctionsAreBuiltByTheMakefile(t *testing.T) {
 	t.Parallel()
 	tmpl := openTemplate(t)
 	fns := tmpl.GetAllServerlessFunctionResources()
 	var want []string
-	for _, fn := range serve.Functions() {
+	for _, fn := range serve.All() {
 		want = append(want, logicalID(fn))
 	}
 	// The template deploys exactly the functions serve knows, each under
 	// the logical ID its directory names.
 	assert.ElementsMatch(t, want, slices.Collect(maps.Keys(fns)), "the template's functions")
-	for _, fn := range serve.Functions() {
+	for _, fn := range serve.All() {
 		name := logicalID(fn)
 		resource, ok := fns[name]
 		if !assert.True(t, ok, "template.yaml has no %s for ./functions/%s", name, fn) {
@@ -145,7 +162,7 @@ func TestTemplateFunctionsAreBuiltByTheMakefile(t *testing.T) {
 	for _, e := range entries {
 		// internal holds what the functions share, not a function.
 		if e.IsDir() && e.Name() != "internal" {
-			assert.Contains(t, serve.Functions(), serve.Function(e.Name()), "functions/%s is not a function serve knows", e.Name())
+			assert.Contains(t, serve.All(), serve.Function(e.Name()), "functions/%s is not a function serve knows", e.Name())
 		}
 	}
 }
@@ -357,7 +374,7 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		}
 	}
 	functions := tmpl.GetAllServerlessFunctionResources()
-	require.Len(t, functions, len(serve.Functions()))
+	require.Len(t, functions, len(serve.All()))
 	for name := range functions {
 		env := functionEnv(raw, name)
 		for variable, target := range want {
