@@ -53,6 +53,36 @@ func (c *apiClient) stats(ctx context.Context, id string) (Stats, error) {
 	return s, nil
 }
 
+// settledStats reads a campaign's counts once they include everything
+// the service acknowledged before since: a service that aggregates behind
+// its writes (the DynamoDB store) says in as_of how fresh its counts are,
+// and the harness reads again, backing off to a quarter second, until
+// as_of passes since or wait runs out. An answer without as_of is taken
+// as it is. since is on this machine's clock, so the service's clock must
+// agree with it to well under a second, as NTP keeps clocks.
+func (c *apiClient) settledStats(ctx context.Context, id string, since time.Time, wait time.Duration) (Stats, error) {
+	deadline := time.Now().Add(wait)
+	pause := 10 * time.Millisecond
+	for {
+		s, err := c.stats(ctx, id)
+		if err != nil || s.AsOf.IsZero() || s.AsOf.After(since) {
+			return s, err
+		}
+		if time.Now().After(deadline) {
+			return Stats{}, fmt.Errorf("read stats of campaign %s: as_of is %v, still not past the end of the attack (%v) after %v: the service's aggregator is behind",
+				id, s.AsOf.Format(time.RFC3339Nano), since.Format(time.RFC3339Nano), wait)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Stats{}, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 250*time.Millisecond)
+	}
+}
+
 // do sends one request and decodes a reply with the wanted status into out.
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte, want int, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))

@@ -194,12 +194,15 @@ func (l *ledger) impressions() int {
 }
 
 // Stats is what GET /api/v1/campaigns/{id}/stats answers. A service that
-// does not filter bots has no "filtered" field, which reads as 0.
+// does not filter bots has no "filtered" field, which reads as 0; one that
+// cannot say how fresh its counts are has no "as_of", which reads as the
+// zero time.
 type Stats struct {
-	LastHour int64 `json:"last_hour"`
-	LastDay  int64 `json:"last_day"`
-	Total    int64 `json:"total"`
-	Filtered int64 `json:"filtered"`
+	LastHour int64     `json:"last_hour"`
+	LastDay  int64     `json:"last_day"`
+	Total    int64     `json:"total"`
+	Filtered int64     `json:"filtered"`
+	AsOf     time.Time `json:"as_of"`
 }
 
 // campaignCheck is the verdict on one campaign.

@@ -77,6 +77,7 @@ type options struct {
 	adminKey    string
 	campaignIDs string
 	verify      bool
+	settle      time.Duration
 	out         string
 	progress    time.Duration
 	emit        uint64
@@ -116,6 +117,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.campaignIDs, "campaign-ids", "", "comma-separated IDs of existing campaigns to use instead of creating -campaigns new ones; -verify needs them to have no impressions yet")
 	fs.DurationVar(&o.dedupTTL, "dedup-ttl", time.Hour, "the service's DEDUP_TTL; a verified run must be shorter, or repeats would rightly count again")
 	fs.BoolVar(&o.verify, "verify", true, "read the stats after the attack and check them against the replies")
+	fs.DurationVar(&o.settle, "settle", 30*time.Second, "with -verify, how long to wait for a service that aggregates behind its writes to report counts (as_of) past the end of the attack")
 	fs.StringVar(&o.out, "out", "", "directory to write report.json, histogram.hdr and plot.html to")
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line; 0 turns it off")
 	fs.Uint64Var(&o.requests, "requests", 0, "stop after this many requests, even before -duration; 0 means no limit")
@@ -247,8 +249,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	stats := make([]Stats, len(ids))
+	attackEnd := time.Now()
 	for c, id := range ids {
-		if stats[c], err = client.stats(ctx, id); err != nil {
+		if stats[c], err = client.settledStats(ctx, id, attackEnd, o.settle); err != nil {
 			return err
 		}
 	}

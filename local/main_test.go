@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/shared/dynamotest"
+	"github.com/adcount/impression-counter/shared/storetest"
 )
 
 // startServer runs the real server through run on a free port and returns
@@ -131,12 +132,33 @@ func checkServerOverHTTP(t *testing.T, env map[string]string) {
 	bad := post(t, base+"/api/v1/impressions", `{"campaign_id":"`+id+`"}`)
 	assert.Equal(t, 400.0, bad["status"])
 
-	resp, err := http.Get(base + "/api/v1/campaigns/" + id + "/stats")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var stats map[string]any
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
+	stats := settledStats(t, base, id, time.Now())
 	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 1.0, "last_day": 1.0, "total": 1.0, "filtered": 0.0}, stats)
+}
+
+// settledStats reads a campaign's stats once their as_of has passed since,
+// as a store that aggregates behind its writes needs, and returns them
+// without as_of. It reads again, backing off, for up to
+// storetest.SettleBound; it never sleeps a fixed time.
+func settledStats(t *testing.T, base, id string, since time.Time) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(storetest.SettleBound)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		resp, err := http.Get(base + "/api/v1/campaigns/" + id + "/stats")
+		require.NoError(t, err)
+		var stats map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusOK, resp.StatusCode, stats)
+		text, _ := stats["as_of"].(string)
+		at, err := time.Parse(time.RFC3339, text)
+		if err == nil && at.After(since) {
+			delete(stats, "as_of")
+			return stats
+		}
+		require.True(t, time.Now().Before(deadline), "as_of %q never passed %v", text, since)
+		time.Sleep(pause)
+	}
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {

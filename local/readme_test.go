@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -194,6 +195,14 @@ func TestREADMEExamples(t *testing.T) {
 			assert.Empty(t, ex.body, "%s writes its body to /dev/null", ex.command)
 		} else {
 			bindIDs(t, ex, got, ids)
+			// Stats are as of the moment they were read: the README's
+			// as_of stands for this run's, which must be a time of today.
+			if m := asOfRE.FindString(got); m != "" {
+				at, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.TrimPrefix(m, `"as_of":"`), `"`))
+				require.NoError(t, err)
+				assert.WithinDuration(t, time.Now(), at, time.Minute, "as_of of %s", ex.command)
+				got = strings.Replace(got, m, asOfRE.FindString(ex.body), 1)
+			}
 			assert.Equal(t, replaceIDs(ex.body), got, "the body of %s", ex.command)
 		}
 		if ex.status == 0 {

@@ -364,7 +364,14 @@ func (c *Client) Stats(ctx context.Context, campaignID string) (adcount.Stats, e
 	if err := c.do(ctx, op, http.MethodGet, "/api/v1/campaigns/"+url.PathEscape(campaignID)+"/stats", true, nil, &out, nil); err != nil {
 		return adcount.Stats{}, err
 	}
-	return adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total, Filtered: out.Filtered}, nil
+	st := adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total, Filtered: out.Filtered}
+	if out.AsOf != "" {
+		var err error
+		if st.AsOf, err = time.Parse(time.RFC3339Nano, out.AsOf); err != nil {
+			return adcount.Stats{}, fmt.Errorf("apiclient: stats %s: as_of %q: %w", campaignID, out.AsOf, err)
+		}
+	}
+	return st, nil
 }
 
 // checkID answers locally for IDs no campaign can have and no path can
@@ -545,6 +552,7 @@ type (
 		LastDay    int64  `json:"last_day"`
 		Total      int64  `json:"total"`
 		Filtered   int64  `json:"filtered"`
+		AsOf       string `json:"as_of"`
 	}
 	errorResponse struct {
 		Error string `json:"error"`

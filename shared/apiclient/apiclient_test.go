@@ -83,6 +83,8 @@ func TestClientAgainstTheAPI(t *testing.T) {
 		assert.Equal(t, adcount.Duplicate, counted)
 		stats, err := c.Stats(ctx, camp.ID)
 		require.NoError(t, err)
+		assert.False(t, stats.AsOf.IsZero(), "as_of reads back")
+		stats.AsOf = time.Time{}
 		assert.Equal(t, adcount.Stats{CampaignID: camp.ID, LastHour: 1, LastDay: 1, Total: 1}, stats)
 	})
 	t.Run("UnknownCampaignIsNotFound", func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
-	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/memstore/wal"
 )
@@ -28,10 +27,6 @@ const (
 	// process and Lambda instance shares.
 	StoreDynamoDB = "dynamodb"
 )
-
-// DefaultCounterShards is DYNAMODB_COUNTER_SHARDS when it is not set: the
-// DynamoDB store's own default.
-const DefaultCounterShards = dynamostore.DefaultCounterShards
 
 // AdminKeyPattern is the rule for one admin key: at least 16 characters
 // from the alphabet of base64, base64url and hex keys, so that a generated
@@ -101,10 +96,6 @@ type Config struct {
 	// false, default false. It is meant for one start after an operator
 	// has decided that what remains is better than nothing.
 	AcceptDataLoss bool
-	// CounterShards is over how many items the DynamoDB store spreads each
-	// campaign's counters; DYNAMODB_COUNTER_SHARDS, default
-	// DefaultCounterShards.
-	CounterShards int
 	// FilterBots makes the API judge each impression's User-Agent against
 	// the crawler list and record a known bot's impression as filtered
 	// rather than counted; FILTER_BOTS, true or false, default true.
@@ -121,7 +112,6 @@ func Load(getenv func(string) string) (Config, error) {
 		DedupTTL:         adcount.DefaultDedupTTL,
 		FsyncBatch:       wal.DefaultFsyncBatch,
 		SnapshotInterval: memstore.DefaultSnapshotInterval,
-		CounterShards:    DefaultCounterShards,
 		MaxCampaigns:     memstore.DefaultMaxCampaigns,
 		FilterBots:       true,
 	}
@@ -145,9 +135,6 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: DYNAMODB_TABLE must be a DynamoDB table name, 3 to 255 characters of A-Z a-z 0-9 _ . -, got %q", cfg.DynamoDBTable)
 	}
 	var err error
-	if cfg.CounterShards, err = Int(getenv, "DYNAMODB_COUNTER_SHARDS", cfg.CounterShards, 1, dynamostore.MaxCounterShards); err != nil {
-		return Config{}, err
-	}
 	if cfg.DedupTTL, err = Duration(getenv, "DEDUP_TTL", cfg.DedupTTL, adcount.MinDedupTTL, adcount.MaxDedupTTL); err != nil {
 		return Config{}, err
 	}

@@ -152,12 +152,6 @@ func TestLoad(t *testing.T) {
 		{"DynamoDB", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}, time.Hour, "dynamodb", ""},
 		// Without a table the DynamoDB store has nowhere to count.
 		{"DynamoDBWithoutTable", map[string]string{"STORE": "dynamodb"}, 0, "", "DYNAMODB_TABLE"},
-		{"ShardsNotANumber", map[string]string{"DYNAMODB_COUNTER_SHARDS": "many"}, 0, "", "DYNAMODB_COUNTER_SHARDS"},
-		{"ZeroShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "0"}, 0, "", "DYNAMODB_COUNTER_SHARDS"},
-		// The store refuses more than 100 shards; Load refused nothing, so
-		// the error came from the store without the variable's name.
-		{"TooManyShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "101"}, 0, "", "DYNAMODB_COUNTER_SHARDS must be a whole number from 1 to 100"},
-		{"MostShards", map[string]string{"DYNAMODB_COUNTER_SHARDS": "100"}, time.Hour, "memory", ""},
 		// DynamoDB would refuse these names at the first request, as a 500.
 		{"TableNameTooShort", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "ab"}, 0, "", "DYNAMODB_TABLE"},
 		{"TableNameWithSlash", map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "prod/impressions"}, 0, "", "DYNAMODB_TABLE"},
@@ -267,13 +261,8 @@ func TestLoadPersistence(t *testing.T) {
 
 func TestLoadDynamoDBSettings(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions", "DYNAMODB_COUNTER_SHARDS": "8"}
+	env := map[string]string{"STORE": "dynamodb", "DYNAMODB_TABLE": "impressions"}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	assert.Equal(t, "impressions", cfg.DynamoDBTable)
-	assert.Equal(t, 8, cfg.CounterShards)
-
-	cfg, err = config.Load(func(string) string { return "" })
-	require.NoError(t, err)
-	assert.Equal(t, config.DefaultCounterShards, cfg.CounterShards, "the default")
 }

@@ -28,7 +28,6 @@ var Settings = []Setting{
 	{"DEDUP_TTL", "1h", "dedup window, a Go duration (90m, 24h); between 1ms and 168h"},
 	{"STORE", StoreMemory, "which store keeps the counts: memory or dynamodb"},
 	{"DYNAMODB_TABLE", "", "the DynamoDB table; required with STORE=dynamodb"},
-	{"DYNAMODB_COUNTER_SHARDS", fmt.Sprint(DefaultCounterShards), "items each campaign's DynamoDB counters are spread over (1-100)"},
 	{"ADMIN_API_KEYS", "", "comma-separated admin keys, each at least 16 characters of A-Z a-z 0-9 . _ ~ + / = -; unset leaves the local server's admin API open"},
 	{"SHUTDOWN_TIMEOUT", "10s", "on SIGINT or SIGTERM, how long requests in flight may take to finish"},
 	{"READ_HEADER_TIMEOUT", "5s", "how long a client may take to send its request header; at most 10s"},

@@ -17,7 +17,7 @@ import (
 // loadedByConfig are the settings Load reads; the others are read by one
 // entry point, which tests its own defaults.
 var loadedByConfig = map[string]bool{
-	"DEDUP_TTL": true, "STORE": true, "DYNAMODB_TABLE": true, "DYNAMODB_COUNTER_SHARDS": true,
+	"DEDUP_TTL": true, "STORE": true, "DYNAMODB_TABLE": true,
 	"ADMIN_API_KEYS": true, "LOG_LEVEL": true, "DATA_DIR": true, "FSYNC_INTERVAL": true,
 	"FSYNC_BATCH": true, "SNAPSHOT_INTERVAL": true, "FILTER_BOTS": true,
 }

@@ -3,10 +3,18 @@ package dynamostore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/adcount/impression-counter/shared/adcount"
 )
 
 // StreamRecord is one change of the table as its stream delivers it, in the
@@ -123,15 +131,355 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 // digits or a counted marker without its campaign, minute or owner. Applied
 // then says through which record the shard is applied.
 func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRecord) (Applied, error) {
-	return Applied{Records: len(recs)}, errors.New("dynamostore: Apply: not yet implemented")
+	const op = "apply"
+	res := Applied{Records: len(recs)}
+	if shardID == "" {
+		return res, fmt.Errorf("dynamostore: %s: %w: no shard ID", op, ErrMalformedItem)
+	}
+	ctx, cancel := withTimeout(ctx, a.timeout)
+	defer cancel()
+	// Read every record first. A bad one ends the batch there: the
+	// records before it are applied, and the caller reports it failed.
+	seqs := make([]string, 0, len(recs))
+	counts := make([]markerCount, 0, len(recs))
+	var bad error
+	for _, r := range recs {
+		seq, err := padSeq(r.Seq)
+		if err == nil {
+			var c markerCount
+			if c, err = countOf(r); err == nil {
+				seqs = append(seqs, seq)
+				counts = append(counts, c)
+				continue
+			}
+		}
+		bad = fmt.Errorf("dynamostore: %s shard %s record %s: %w", op, shardID, r.Seq, err)
+		break
+	}
+	through := func(cp string) string {
+		last := ""
+		for i, seq := range seqs {
+			if cp != "" && seq <= cp {
+				last = recs[i].Seq
+			}
+		}
+		return last
+	}
+	cp, err := a.checkpoint(ctx, shardID)
+	if err != nil {
+		return res, fmt.Errorf("dynamostore: %s shard %s: %w", op, shardID, err)
+	}
+	for i := 0; i < len(seqs); {
+		if cp != "" && seqs[i] <= cp {
+			res.Skipped++
+			i++
+			continue
+		}
+		g := newFold()
+		j := i
+		for ; j < len(seqs); j++ {
+			if j > i && !g.fits(counts[j]) {
+				break
+			}
+			g.add(counts[j])
+		}
+		moved, err := a.commit(ctx, shardID, g, cp, seqs[j-1], recs[j-1].Created)
+		if err != nil {
+			res.Through = through(cp)
+			return res, fmt.Errorf("dynamostore: %s shard %s through %s: %w", op, shardID, recs[j-1].Seq, err)
+		}
+		if !moved {
+			// Another aggregator moved the checkpoint first: what it
+			// applied is skipped, the rest is folded again.
+			if cp, err = a.checkpoint(ctx, shardID); err != nil {
+				res.Through = through("")
+				return res, fmt.Errorf("dynamostore: %s shard %s: %w", op, shardID, err)
+			}
+			continue
+		}
+		res.Transactions++
+		res.Counted += g.counted
+		res.Filtered += g.filtered
+		cp, i = seqs[j-1], j
+	}
+	res.Through = through(cp)
+	return res, bad
+}
+
+// maxTransactItems is how many actions one TransactWriteItems may hold.
+const maxTransactItems = 100
+
+// markerCount is what one stream record adds to the counts: nothing, or
+// one impression of a campaign's ad in a minute, or one filtered one.
+type markerCount struct {
+	counted  bool
+	campaign string
+	bucket   int64
+	filtered bool
+}
+
+// countOf reads what r adds to the counts. It counts a marker that the
+// record shows newly written: inserted, or rewritten with a new owner,
+// which the store does only when the key's window had ended. A marker
+// without a campaign is the earlier write path's, counted when written.
+func countOf(r StreamRecord) (markerCount, error) {
+	pk, _ := getString(r.New, PartitionKey)
+	if r.New == nil || !strings.HasPrefix(pk, markerPrefix) {
+		return markerCount{}, nil
+	}
+	campaign, ok := getString(r.New, attrCampaign)
+	if !ok {
+		return markerCount{}, nil
+	}
+	owner, okOwner := getString(r.New, attrOwner)
+	bucket, err := signedNumber(r.New, attrBucket)
+	if !okOwner || err != nil || campaign == "" {
+		return markerCount{}, fmt.Errorf("%w: marker %s lacks its owner, campaign or minute", ErrMalformedItem, pk)
+	}
+	if r.Old != nil {
+		if old, _ := getString(r.Old, attrOwner); old == owner {
+			return markerCount{}, nil
+		}
+	}
+	_, filtered := r.New[attrFiltered]
+	return markerCount{counted: true, campaign: campaign, bucket: bucket, filtered: filtered}, nil
+}
+
+// signedNumber reads a number attribute that may be negative, such as a
+// minute before 1970.
+func signedNumber(item map[string]types.AttributeValue, name string) (int64, error) {
+	v, ok := item[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s is %s, not a number", ErrMalformedItem, name, attrType(item[name]))
+	}
+	return strconv.ParseInt(v.Value, 10, 64)
+}
+
+// fold is what a run of records adds to each counter item: the additions
+// to each attribute, and the expiry to set.
+type fold struct {
+	items             map[[2]string]*itemAdds // by partition and sort key
+	counted, filtered int64
+}
+
+type itemAdds struct {
+	adds map[string]int64
+	ttl  int64 // 0: the item never expires
+}
+
+func newFold() *fold { return &fold{items: make(map[[2]string]*itemAdds)} }
+
+// targets lists the items that c adds to, with the attribute and expiry.
+func targets(c markerCount) []struct {
+	key  [2]string
+	attr string
+	ttl  int64
+} {
+	type target = struct {
+		key  [2]string
+		attr string
+		ttl  int64
+	}
+	if !c.counted {
+		return nil
+	}
+	pk := campaignPK(c.campaign)
+	if c.filtered {
+		return []target{{[2]string{pk, totalSK}, attrFiltered, 0}}
+	}
+	hour, minute := hourOf(c.bucket)
+	day, hourOfDay := dayOf(hour)
+	return []target{
+		{[2]string{pk, totalSK}, attrCount, 0},
+		{[2]string{pk, hourSK(hour)}, minuteAttr(minute), hourItemTTL(hour)},
+		{[2]string{pk, daySK(day)}, hourAttr(hourOfDay), dayItemTTL(day)},
+	}
+}
+
+// fits reports whether c's items and the checkpoint still fit one
+// transaction with what the fold holds.
+func (g *fold) fits(c markerCount) bool {
+	n := len(g.items)
+	for _, t := range targets(c) {
+		if _, ok := g.items[t.key]; !ok {
+			n++
+		}
+	}
+	return n+1 <= maxTransactItems
+}
+
+func (g *fold) add(c markerCount) {
+	for _, t := range targets(c) {
+		it, ok := g.items[t.key]
+		if !ok {
+			it = &itemAdds{adds: make(map[string]int64), ttl: t.ttl}
+			g.items[t.key] = it
+		}
+		it.adds[t.attr]++
+	}
+	switch {
+	case c.counted && c.filtered:
+		g.filtered++
+	case c.counted:
+		g.counted++
+	}
+}
+
+// commit writes g's additions and moves the shard's checkpoint from prev
+// to last in one transaction, on the condition that the checkpoint is
+// still prev. It reports false, having changed nothing, if another
+// aggregator moved it first. A fold with no additions moves the
+// checkpoint alone, with one conditional write.
+func (a *Aggregator) commit(ctx context.Context, shardID string, g *fold, prev, last string, created time.Time) (bool, error) {
+	cp := a.checkpointUpdate(shardID, prev, last, created)
+	if len(g.items) == 0 {
+		_, err := a.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: cp.TableName, Key: cp.Key, UpdateExpression: cp.UpdateExpression,
+			ConditionExpression: cp.ConditionExpression, ExpressionAttributeNames: cp.ExpressionAttributeNames,
+			ExpressionAttributeValues: cp.ExpressionAttributeValues,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return false, nil
+		}
+		return err == nil, wrapUnavailable(err)
+	}
+	items := make([]types.TransactWriteItem, 0, len(g.items)+1)
+	keys := slices.SortedFunc(maps.Keys(g.items), func(x, y [2]string) int { return strings.Compare(x[0]+"\x00"+x[1], y[0]+"\x00"+y[1]) })
+	for _, k := range keys {
+		items = append(items, types.TransactWriteItem{Update: a.counterUpdate(k, g.items[k])})
+	}
+	items = append(items, types.TransactWriteItem{Update: cp})
+	in := &dynamodb.TransactWriteItemsInput{TransactItems: items}
+	for attempt := 1; ; attempt++ {
+		// A new token per attempt, as in the store: the SDK's own
+		// retries of one attempt reuse it, so a commit whose answer was
+		// lost is answered from that commit, never applied twice.
+		in.ClientRequestToken = aws.String(newToken())
+		_, err := a.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			return true, nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return false, wrapUnavailable(err)
+		}
+		reasons := tce.CancellationReasons
+		if len(reasons) == len(items) && aws.ToString(reasons[len(items)-1].Code) == "ConditionalCheckFailed" {
+			return false, nil
+		}
+		if !retryableCancellation(reasons) {
+			return false, fmt.Errorf("transaction cancelled: %s", reasonCodes(reasons))
+		}
+		if attempt == aggregateAttempts {
+			return false, fmt.Errorf("%w: %w", adcount.ErrUnavailable, err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return false, wrapUnavailable(err)
+		}
+	}
+}
+
+// aggregateAttempts bounds how often commit resubmits a transaction that
+// DynamoDB cancelled without applying, for a conflict with a concurrent
+// transaction on the same counter item (aggregators of other shards adding
+// to the same campaign) or throttling.
+const aggregateAttempts = 5
+
+func retryableCancellation(reasons []types.CancellationReason) bool {
+	for _, r := range reasons {
+		switch aws.ToString(r.Code) {
+		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Aggregator) counterUpdate(k [2]string, it *itemAdds) *types.Update {
+	names := make(map[string]string)
+	values := make(map[string]types.AttributeValue)
+	var adds []string
+	for i, attr := range slices.Sorted(maps.Keys(it.adds)) {
+		n, v := "#a"+strconv.Itoa(i), ":a"+strconv.Itoa(i)
+		names[n], values[v] = attr, num(it.adds[attr])
+		adds = append(adds, n+" "+v)
+	}
+	expr := "ADD " + strings.Join(adds, ", ")
+	if it.ttl != 0 {
+		names["#ttl"], values[":ttl"] = TTLAttribute, num(it.ttl)
+		expr += " SET #ttl = :ttl"
+	}
+	return &types.Update{
+		TableName:                 aws.String(a.table),
+		Key:                       key(k[0], k[1]),
+		UpdateExpression:          aws.String(expr),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	}
+}
+
+// checkpointTTL is how long a shard's checkpoint outlives its last move: a
+// stream keeps records for 24 hours, so after 48 no record the checkpoint
+// guards can be delivered again.
+const checkpointTTL = 48 * time.Hour
+
+func (a *Aggregator) checkpointUpdate(shardID, prev, last string, created time.Time) *types.Update {
+	now := a.now()
+	cond := "attribute_not_exists(#seq)"
+	values := map[string]types.AttributeValue{
+		":seq": str(last), ":wm": num(created.UnixMilli()), ":at": num(now.UnixMilli()),
+		":ttl": num(now.Add(checkpointTTL).Unix()),
+	}
+	if prev != "" {
+		cond = "#seq = :prev"
+		values[":prev"] = str(prev)
+	}
+	return &types.Update{
+		TableName:                 aws.String(a.table),
+		Key:                       key(streamPK, shardPrefix+shardID),
+		UpdateExpression:          aws.String("SET #seq = :seq, #wm = :wm, #at = :at, #ttl = :ttl"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  map[string]string{"#seq": attrSeq, "#wm": attrWatermark, "#at": attrAppliedAt, "#ttl": TTLAttribute},
+		ExpressionAttributeValues: values,
+	}
+}
+
+// checkpoint reads the shard's checkpoint, padded, strongly consistently.
+func (a *Aggregator) checkpoint(ctx context.Context, shardID string) (string, error) {
+	out, err := a.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(a.table),
+		Key:            key(streamPK, shardPrefix+shardID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return "", wrapUnavailable(err)
+	}
+	if len(out.Item) == 0 {
+		return "", nil
+	}
+	seq, ok := getString(out.Item, attrSeq)
+	if !ok {
+		return "", fmt.Errorf("%w: checkpoint of shard %s has no sequence number", ErrMalformedItem, shardID)
+	}
+	return seq, nil
 }
 
 // Checkpoint returns the sequence number through which the shard is
 // applied, or "" if no record of it is, for a reader of the Streams API to
 // start after. It reads strongly consistently.
 func (a *Aggregator) Checkpoint(ctx context.Context, shardID string) (string, error) {
-	return "", errors.New("dynamostore: Checkpoint: not yet implemented")
+	ctx, cancel := withTimeout(ctx, a.timeout)
+	defer cancel()
+	seq, err := a.checkpoint(ctx, shardID)
+	if err != nil {
+		return "", fmt.Errorf("dynamostore: checkpoint of shard %s: %w", shardID, err)
+	}
+	return strings.TrimLeft(seq, "0"), nil
 }
+
+// readerTTL is how long a reader's watermark outlives its last advance.
+const readerTTL = time.Hour
 
 // Advance records reader's watermark: every record that every shard of the
 // stream held before wm has been applied. A reader of the Streams API calls
@@ -140,5 +488,48 @@ func (a *Aggregator) Checkpoint(ctx context.Context, shardID string) (string, er
 // watermark older than the one recorded is ignored. Readers' watermarks
 // expire an hour after they were last advanced.
 func (a *Aggregator) Advance(ctx context.Context, reader string, wm time.Time) error {
-	return errors.New("dynamostore: Advance: not yet implemented")
+	ctx, cancel := withTimeout(ctx, a.timeout)
+	defer cancel()
+	_, err := a.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(a.table),
+		Key:                       key(streamPK, readerPrefix+reader),
+		UpdateExpression:          aws.String("SET #wm = :wm, #ttl = :ttl"),
+		ConditionExpression:       aws.String("attribute_not_exists(#wm) OR #wm < :wm"),
+		ExpressionAttributeNames:  map[string]string{"#wm": attrWatermark, "#ttl": TTLAttribute},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":wm": num(wm.UnixMilli()), ":ttl": num(a.now().Add(readerTTL).Unix())},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dynamostore: advance reader %s: %w", reader, wrapUnavailable(err))
+	}
+	return nil
+}
+
+// padSeq checks that seq is a sequence number, decimal digits, and pads it
+// to 40 digits so that sequence numbers compare as strings, in DynamoDB
+// conditions too, as they do as numbers.
+func padSeq(seq string) (string, error) {
+	if seq == "" || len(seq) > 40 || strings.Trim(seq, "0123456789") != "" {
+		return "", fmt.Errorf("%w: sequence number %q is not up to 40 decimal digits", ErrMalformedItem, seq)
+	}
+	return strings.Repeat("0", 40-len(seq)) + seq, nil
+}
+
+// wrapUnavailable marks a DynamoDB error ErrUnavailable when it is
+// transient or the table is missing, as Store.wrap does.
+func wrapUnavailable(err error) error {
+	if err != nil && (transient(err) || missingTable(err)) {
+		return fmt.Errorf("%w: %w", adcount.ErrUnavailable, err)
+	}
+	return err
+}
+
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d == 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }

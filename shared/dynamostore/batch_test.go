@@ -222,13 +222,14 @@ func TestBatchFailureIsWholeAndRetrySafe(t *testing.T) {
 }
 
 // TestFilteredImpressionItems checks what a filtered impression writes:
-// its own marker and one more in the total shard's filtered count, and no
-// minute counter, so that it never shows in the impression counts.
+// its own marker, marked filtered, and the aggregator adds it to the
+// total's filtered count and to no minute counter, so that it never shows
+// in the impression counts.
 func TestFilteredImpressionItems(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
 	clock := storetest.NewClock(storetest.Epoch)
-	s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(1))
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
 	c := createCampaign(t, s, storetest.Epoch)
 	bot := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a", Filtered: true}
 	real := bot
@@ -238,11 +239,13 @@ func TestFilteredImpressionItems(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, adcount.Filtered, out)
 	items := tg.items(t, c.ID, bot, real)
-	assert.Equal(t, []string{"META", "TOTAL#000", "MARKER"}, sortKeys(items), "no hour item, and no marker for the real impression")
-	total := items[1]
-	assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, total["f"])
-	assert.NotContains(t, total, "n", "no impression counted")
+	require.Equal(t, []string{"META", "MARKER"}, sortKeys(items), "no marker for the real impression")
+	assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, items[1]["f"], "the marker says it is filtered")
 	assert.Equal(t, adcount.Stats{CampaignID: c.ID, Filtered: 1}, stats(t, s, c.ID))
+	items = tg.items(t, c.ID)
+	require.Equal(t, []string{"META", "TOTAL"}, sortKeys(items), "no hour or day item")
+	assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, items[1]["f"])
+	assert.NotContains(t, items[1], "n", "no impression counted")
 
 	require.True(t, record(t, s, real))
 	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, Filtered: 1}, stats(t, s, c.ID))

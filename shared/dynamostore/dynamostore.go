@@ -1,10 +1,13 @@
 // Package dynamostore is the DynamoDB adcount.Store: one exact count that
 // every process and every Lambda instance shares.
 //
-// An impression is counted by one TransactWriteItems call that checks the
-// campaign, claims the dedup marker and adds one to a counter shard, so it
-// lands whole or not at all. docs/dynamodb.md describes the data model, the
-// failure modes, why retries cannot double-count, and what it costs.
+// An impression costs one conditional write: the dedup marker, which
+// carries the campaign, the ad and the minute it counted in. The table's
+// stream carries each newly written marker to an Aggregator, which folds a
+// batch of them at a time into the campaign's counter items, exactly once,
+// so that no counter is written per impression and none is hot.
+// docs/dynamodb.md describes the data model, the failure modes, why
+// retries and redeliveries cannot double-count, and what it costs.
 package dynamostore
 
 import (
@@ -28,18 +31,10 @@ import (
 
 // Defaults and limits of the options.
 const (
-	// DefaultCounterShards is how many items hold each campaign's counters
-	// unless WithCounterShards says otherwise. A transactional write takes
-	// two of an item's roughly 1,000 write units a second, so four shards
-	// carry about 2,000 counted impressions a second for one campaign.
-	DefaultCounterShards = 4
-	// MaxCounterShards bounds the shards, and with them the cost of a
-	// stats read.
-	MaxCounterShards = 100
 	// DefaultTimeout bounds each store call, SDK retries included, unless
 	// WithTimeout says otherwise.
 	DefaultTimeout = 5 * time.Second
-	// DefaultBatchConcurrency is how many transactions one
+	// DefaultBatchConcurrency is how many marker writes one
 	// RecordImpressions call has in flight at most, unless
 	// WithBatchConcurrency says otherwise: enough to write a batch of
 	// adcount.MaxBatch in well under a second at DynamoDB's usual latency,
@@ -61,8 +56,8 @@ type Client interface {
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 // Store is the DynamoDB adcount.Store. It holds no state of its own beyond
@@ -72,11 +67,12 @@ type Store struct {
 	db        Client
 	table     string
 	now       func() time.Time
+	wall      func() time.Time // reads the watermark's clock; see Stats.AsOf
 	ttl       time.Duration
-	shards    int
 	timeout   time.Duration
 	pingCache time.Duration
-	inFlight  int // transactions in flight per batch
+	inFlight  int // marker writes in flight per batch
+	campaigns *campaignCache
 
 	// ping holds one token: the Ping that holds it reads and refreshes
 	// the cached answer, so concurrent probes make one call between them.
@@ -100,13 +96,6 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // ignored. The default is adcount.DefaultDedupTTL.
 func WithDedupTTL(ttl time.Duration) Option { return func(s *Store) { s.ttl = ttl } }
 
-// WithCounterShards sets over how many items each campaign's counters are
-// spread, from 1 to MaxCounterShards; DefaultCounterShards if not set. More
-// shards carry more impressions a second for one campaign and make a stats
-// read cost more. Changing it never loses counts: reads sum every shard
-// they find.
-func WithCounterShards(n int) Option { return func(s *Store) { s.shards = n } }
-
 // WithPingCache sets how long Ping reuses its last answer, measured on the
 // store's clock (WithClock); DefaultPingCache if not set, zero to check on
 // every call.
@@ -115,24 +104,24 @@ func WithPingCache(d time.Duration) Option { return func(s *Store) { s.pingCache
 // WithTimeout bounds each store call, the SDK's own retries included; zero
 // means no bound beyond the caller's context. A call that runs out of time
 // returns ErrUnavailable. In a batch it bounds each impression's
-// transaction; the caller's context bounds the batch.
+// write; the caller's context bounds the batch.
 func WithTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d } }
 
-// WithBatchConcurrency sets how many transactions one RecordImpressions
+// WithBatchConcurrency sets how many marker writes one RecordImpressions
 // call has in flight at most, from 1 to adcount.MaxBatch;
 // DefaultBatchConcurrency if not set. Each concurrent batch has its own.
 func WithBatchConcurrency(n int) Option { return func(s *Store) { s.inFlight = n } }
 
 // New returns a store over the named table, which must have the key schema
 // and TTL attribute that Schema describes. It fails for an empty table
-// name, a dedup TTL that adcount.CheckDedupTTL refuses, a shard count outside 1
-// to MaxCounterShards, or a negative timeout or ping cache. It makes no call
-// to DynamoDB.
+// name, a dedup TTL that adcount.CheckDedupTTL refuses, or a negative
+// timeout or ping cache. It makes no call to DynamoDB.
 func New(db Client, table string, opts ...Option) (*Store, error) {
 	s := &Store{
-		db: db, table: table, now: time.Now, ttl: adcount.DefaultDedupTTL,
-		shards: DefaultCounterShards, timeout: DefaultTimeout, pingCache: DefaultPingCache,
+		db: db, table: table, now: time.Now, wall: time.Now, ttl: adcount.DefaultDedupTTL,
+		timeout: DefaultTimeout, pingCache: DefaultPingCache,
 		inFlight: DefaultBatchConcurrency, ping: make(chan struct{}, 1),
+		campaigns: newCampaignCache(campaignCacheSize),
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -145,8 +134,6 @@ func New(db Client, table string, opts ...Option) (*Store, error) {
 		return nil, errors.New("dynamostore: a DynamoDB client is required")
 	case table == "":
 		return nil, errors.New("dynamostore: a table name is required")
-	case s.shards < 1 || s.shards > MaxCounterShards:
-		return nil, fmt.Errorf("dynamostore: counter shards must be between 1 and %d, got %d", MaxCounterShards, s.shards)
 	case s.timeout < 0:
 		return nil, fmt.Errorf("dynamostore: timeout must not be negative, got %v", s.timeout)
 	case s.pingCache < 0:
@@ -247,32 +234,19 @@ func campaignFromItem(id string, item map[string]types.AttributeValue) (adcount.
 	return adcount.Campaign{ID: id, Name: name, StartTime: start}, nil
 }
 
-// The items of the record transaction, in the order DynamoDB reports their
-// cancellation reasons. A filtered impression's transaction has the first
-// three, and its third adds to the total shard's filtered count instead.
-const (
-	txCampaign = iota // ConditionCheck: the campaign exists and has started
-	txMarker          // Update: claim the dedup marker unless it is live
-	txTotal           // Update: add one to a total shard
-	txHour            // Update: add one to a minute of an hour shard
-)
-
-// transactAttempts bounds how often RecordImpression resubmits a
-// transaction that DynamoDB cancelled without applying, because of a
-// conflict with a concurrent transaction on the same item or throttling.
-const transactAttempts = 3
-
 // RecordImpression counts imp unless the same (campaign, user, ad) was
 // counted within the dedup TTL, and returns Counted, Duplicate or, for a
 // filtered impression, Filtered. A nil error means DynamoDB has durably
-// committed the outcome.
+// committed the impression's dedup marker, and with it the impression:
+// the table's stream delivers the marker to the aggregator, so Stats
+// include it once the aggregator's watermark passes (Settle).
 //
 // It returns ErrInvalid for a malformed impression, ErrNotFound for an
-// unknown campaign and ErrNotStarted before the campaign's start; none of
-// them changes anything. It returns ErrUnavailable if DynamoDB throttled,
-// failed or did not answer in time: then the impression may or may not
-// have been counted, and a retry of the same impression is safe, because
-// the dedup marker and the counters are written in one transaction.
+// unknown campaign and ErrNotStarted before the campaign's start; none
+// of them changes anything. It returns ErrUnavailable if DynamoDB
+// throttled, failed or did not answer in time: then the impression may or
+// may not have been counted, and a retry of the same impression is safe,
+// because the marker is the count.
 func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (adcount.Outcome, error) {
 	if err := imp.Validate(); err != nil {
 		return 0, fmt.Errorf("dynamostore: record impression: %w", err)
@@ -283,68 +257,98 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (a
 	return out, err
 }
 
-// record sends the transaction of imp, which the caller has validated,
-// and resubmits it after a cancellation that applied nothing. It returns the outcome and, where the
-// answer tells, the Unix millisecond until which imp's key is taken (0
-// where it does not).
+// record checks imp's campaign and writes its marker; the caller has
+// validated imp. It returns the outcome and, where the answer tells, the
+// Unix millisecond until which imp's key is taken (0 where it does not).
+//
+// The marker is one UpdateItem on the condition that no live marker holds
+// the key. A marker whose window has ended but that DynamoDB's TTL has not
+// yet deleted is not live: the condition compares the expiry itself. When
+// the condition fails, DynamoDB returns the live marker. If its owner is
+// this call, the write is this call's own, committed by an attempt whose
+// answer was lost and retried by the SDK: the impression counted, once.
 func (s *Store) record(ctx context.Context, imp adcount.Impression) (adcount.Outcome, int64, error) {
 	const op = "record impression"
+	now := s.now()
+	if err := s.checkStarted(ctx, imp.CampaignID, now); err != nil {
+		return 0, 0, err
+	}
 	owner := newToken()
-	in, expMs := s.recordTransaction(imp, s.now(), owner)
-	taken := adcount.Counted
+	in, expMs := s.markerWrite(imp, now, owner)
+	taken, repeat := adcount.Counted, adcount.Duplicate
 	if imp.Filtered {
-		taken = adcount.Filtered
+		taken, repeat = adcount.Filtered, adcount.Filtered
 	}
-	for attempt := 1; ; attempt++ {
-		// A new token per attempt: an attempt is only repeated after
-		// DynamoDB cancelled the previous one, which applied nothing. The
-		// SDK's own retries of one attempt reuse its token, so DynamoDB
-		// answers them from the first commit instead of applying twice.
-		in.ClientRequestToken = aws.String(owner + "-" + strconv.Itoa(attempt))
-		_, err := s.db.TransactWriteItems(ctx, in)
-		if err == nil {
-			return taken, expMs, nil
-		}
-		var tce *types.TransactionCanceledException
-		if !errors.As(err, &tce) {
-			return 0, 0, s.wrap(op, imp.CampaignID, err)
-		}
-		out, retry := classifyCancellation(tce.CancellationReasons, owner)
-		if !retry {
-			switch {
-			case out.err != nil:
-				return 0, 0, fmt.Errorf("dynamostore: %s %s: %w", op, imp.CampaignID, out.err)
-			case out.counted || imp.Filtered:
-				return taken, out.expMs, nil
-			}
-			return adcount.Duplicate, out.expMs, nil
-		}
-		if attempt == transactAttempts {
-			return 0, 0, fmt.Errorf("dynamostore: %s %s: %w: %w", op, imp.CampaignID, adcount.ErrUnavailable, err)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return 0, 0, s.wrap(op, imp.CampaignID, err)
-		}
+	_, err := s.db.UpdateItem(ctx, in)
+	if err == nil {
+		return taken, expMs, nil
 	}
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return 0, 0, s.wrap(op, imp.CampaignID, err)
+	}
+	exp, cerr := counter(ccf.Item, attrExpiresMs)
+	if cerr != nil {
+		exp = 0
+	}
+	if got, _ := getString(ccf.Item, attrOwner); got == owner {
+		return taken, exp, nil
+	}
+	return repeat, exp, nil
+}
+
+// markerWrite builds the one write that counts imp at now, and returns the
+// marker's expiry in Unix milliseconds. The marker carries what the
+// aggregator needs to count it (campaign, ad, minute, filtered) and a new
+// owner token, which is what tells the aggregator a recount from a marker
+// it has seen.
+func (s *Store) markerWrite(imp adcount.Impression, now time.Time, owner string) (*dynamodb.UpdateItemInput, int64) {
+	nowMs := now.UnixMilli()
+	expMs := nowMs + s.ttl.Milliseconds()
+	set := "SET #exp = :exp, #ttl = :ttl, #owner = :owner, #c = :c, #a = :a, #b = :b"
+	names := map[string]string{
+		"#exp": attrExpiresMs, "#ttl": TTLAttribute, "#owner": attrOwner,
+		"#c": attrCampaign, "#a": attrAd, "#b": attrBucket,
+	}
+	values := map[string]types.AttributeValue{
+		":exp": num(expMs), ":ttl": num(ceilDiv(expMs, 1000)), ":owner": str(owner), ":now": num(nowMs),
+		":c": str(imp.CampaignID), ":a": str(imp.AdID), ":b": num(adcount.Bucket(now)),
+	}
+	if imp.Filtered {
+		set += ", #f = :one"
+		names["#f"] = attrFiltered
+		values[":one"] = num(1)
+	}
+	return &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.table),
+		Key:                                 key(markerPK(imp.Key()), markerSK),
+		UpdateExpression:                    aws.String(set),
+		ConditionExpression:                 aws.String("attribute_not_exists(#exp) OR #exp <= :now"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}, expMs
 }
 
 // RecordImpressions records a batch of at most adcount.MaxBatch
 // impressions and returns one Result each, exactly as RecordImpression
 // would have answered them one by one in order; see adcount.Store.
 //
-// Each impression is written by its own transaction, the one that
+// Each impression's marker is its own conditional write, the one that
 // RecordImpression sends, so a batch is exactly as safe to retry as each
-// of its impressions. The transactions run concurrently, at most
-// WithBatchConcurrency of them in flight, except that impressions with the
-// same dedup key are written one after another in batch order, as one by
-// one they would be. A repeat whose earlier impression in the batch has
-// just taken its key, or found it taken until later, is answered from that
-// without a request: a transaction would find the same and cost as much as
-// a counted one. Invalid impressions are refused without a request.
+// of its impressions; DynamoDB's BatchWriteItem takes no conditions. The
+// writes run concurrently, at most WithBatchConcurrency of them in flight,
+// except that impressions with the same dedup key are written one after
+// another in batch order, as one by one they would be. A repeat whose
+// earlier impression in the batch has just taken its key, or found it
+// taken until later, is answered from that without a request: a write
+// would find the same and cost a write unit. Invalid impressions are
+// refused without a request, and each campaign is read at most once
+// (and then cached; see checkStarted).
 //
 // It returns ErrInvalid for a batch of more than adcount.MaxBatch and
 // ctx's error for a ctx already done, both before any request. If a
-// transaction fails (ErrUnavailable when DynamoDB throttled, failed or did
+// write fails (ErrUnavailable when DynamoDB throttled, failed or did
 // not answer in time), the batch stops and returns that error; the
 // impressions already written stay written, so the outcomes are unknown,
 // and a retry of the whole batch is safe.
@@ -396,7 +400,7 @@ func (s *Store) recordChain(ctx context.Context, imps []adcount.Impression, res 
 		imp := imps[i]
 		if takenUntil > 0 && s.now().UnixMilli() < takenUntil {
 			// The campaign exists and has started, and the key is taken:
-			// what the transaction would find.
+			// what the write would find.
 			res[i].Outcome = adcount.Duplicate
 			if imp.Filtered {
 				res[i].Outcome = adcount.Filtered
@@ -416,117 +420,6 @@ func (s *Store) recordChain(ctx context.Context, imps []adcount.Impression, res 
 		}
 	}
 	return nil
-}
-
-// recordTransaction builds the one transaction that counts imp at now.
-//
-// The campaign check compares the start time as whole milliseconds and the
-// nanoseconds past them, two numbers that every DynamoDB implementation
-// compares exactly. The marker condition compares its expiry in
-// milliseconds, so a marker that DynamoDB's TTL has not yet deleted never
-// suppresses a count. The counter shard follows from the dedup key, so every
-// retry of the same impression writes the same items. A filtered
-// impression claims its own marker (its key differs) and adds one to the
-// shard's filtered count: no minute counter, which is for impressions.
-// It also returns the marker's expiry, in Unix milliseconds.
-func (s *Store) recordTransaction(imp adcount.Impression, now time.Time, owner string) (*dynamodb.TransactWriteItemsInput, int64) {
-	k := imp.Key()
-	nowMs := now.UnixMilli()
-	expMs := nowMs + s.ttl.Milliseconds()
-	shard := int(binary.BigEndian.Uint16(k[14:]) % uint16(s.shards))
-	hour, minute := hourOf(adcount.Bucket(now))
-	table := aws.String(s.table)
-	pk := campaignPK(imp.CampaignID)
-
-	n := 4
-	if imp.Filtered {
-		n = 3
-	}
-	items := make([]types.TransactWriteItem, n)
-	items[txCampaign].ConditionCheck = &types.ConditionCheck{
-		TableName:                           table,
-		Key:                                 key(pk, metaSK),
-		ConditionExpression:                 aws.String("attribute_exists(#pk) AND (#ms < :ms OR (#ms = :ms AND #ns <= :ns))"),
-		ExpressionAttributeNames:            map[string]string{"#pk": PartitionKey, "#ms": attrStartMs, "#ns": attrStartNs},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":ms": num(nowMs), ":ns": num(int64(now.Nanosecond() % int(time.Millisecond)))},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
-	items[txMarker].Update = &types.Update{
-		TableName:                           table,
-		Key:                                 key(markerPK(k), markerSK),
-		UpdateExpression:                    aws.String("SET #exp = :exp, #ttl = :ttl, #owner = :owner"),
-		ConditionExpression:                 aws.String("attribute_not_exists(#exp) OR #exp <= :now"),
-		ExpressionAttributeNames:            map[string]string{"#exp": attrExpiresMs, "#ttl": TTLAttribute, "#owner": attrOwner},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":exp": num(expMs), ":ttl": num(ceilDiv(expMs, 1000)), ":owner": str(owner), ":now": num(nowMs)},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
-	counter := attrCount
-	if imp.Filtered {
-		counter = attrFiltered
-	}
-	items[txTotal].Update = &types.Update{
-		TableName:                 table,
-		Key:                       key(pk, totalSK(shard)),
-		UpdateExpression:          aws.String("ADD #n :one"),
-		ExpressionAttributeNames:  map[string]string{"#n": counter},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
-	}
-	if imp.Filtered {
-		return &dynamodb.TransactWriteItemsInput{TransactItems: items}, expMs
-	}
-	items[txHour].Update = &types.Update{
-		TableName:                 table,
-		Key:                       key(pk, hourSK(hour, shard)),
-		UpdateExpression:          aws.String("ADD #m :one SET #ttl = :ttl"),
-		ExpressionAttributeNames:  map[string]string{"#m": minuteAttr(minute), "#ttl": TTLAttribute},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":ttl": num(hourItemTTL(hour))},
-	}
-	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, expMs
-}
-
-// outcome is what a cancelled record transaction means for the caller.
-type outcome struct {
-	counted bool
-	expMs   int64 // when the live marker expires, Unix ms; 0 if unknown
-	err     error
-}
-
-// classifyCancellation reads why DynamoDB cancelled a record transaction.
-// A cancelled transaction applied nothing. It reports retry for reasons
-// that a new attempt may not meet: a conflict with a concurrent transaction
-// on the same item, or throttling.
-func classifyCancellation(reasons []types.CancellationReason, owner string) (_ outcome, retry bool) {
-	code := func(i int) string {
-		if i < len(reasons) {
-			return aws.ToString(reasons[i].Code)
-		}
-		return ""
-	}
-	const failed = "ConditionalCheckFailed"
-	switch {
-	case code(txCampaign) == failed && len(reasons[txCampaign].Item) == 0:
-		return outcome{err: adcount.ErrNotFound}, false
-	case code(txCampaign) == failed:
-		return outcome{err: adcount.ErrNotStarted}, false
-	case code(txMarker) == failed:
-		// The marker is live. If this call's own earlier attempt wrote it,
-		// its whole transaction committed and the answer was lost on the
-		// way back (a DynamoDB without idempotency tokens, or a token
-		// older than ten minutes): the impression counted, once.
-		got, _ := getString(reasons[txMarker].Item, attrOwner)
-		exp, err := counter(reasons[txMarker].Item, attrExpiresMs)
-		if err != nil {
-			exp = 0
-		}
-		return outcome{counted: got == owner, expMs: exp}, false
-	}
-	for i := range reasons {
-		switch code(i) {
-		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
-			return outcome{}, true
-		}
-	}
-	return outcome{err: fmt.Errorf("transaction cancelled: %s", reasonCodes(reasons))}, false
 }
 
 func reasonCodes(reasons []types.CancellationReason) string {
@@ -557,9 +450,12 @@ func backoff(ctx context.Context, attempt int) error {
 
 // Stats returns the campaign's counts as of the store's clock, or
 // ErrNotFound, from one strongly consistent Query (more pages only past
-// 1 MB). The Query reads the campaign item, its total shards and the hour
-// items of the last 25 hours, at most 26×shards+1 small items however many
-// impressions there were; docs/dynamodb.md states the read units.
+// 1 MB). The Query reads the campaign item, its total and the hour items
+// of the last 25 hours, at most 27 small items however many impressions
+// there were, plus what the earlier write path left (see keys.go). A
+// second Query reads the aggregator's watermark, which Stats report as
+// AsOf: the counts include every impression acknowledged before it.
+// docs/dynamodb.md states the read units.
 func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
 	const op = "stats"
 	ctx, cancel := s.withTimeout(ctx)
@@ -589,7 +485,9 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 			switch {
 			case sk == metaSK:
 				found = true
-			case strings.HasPrefix(sk, totalPrefix):
+			case sk == totalSK || strings.HasPrefix(sk, totalSK+"#"):
+				// TOTAL is the aggregator's; TOTAL#<shard> the earlier
+				// write path's, which count what they counted for good.
 				n, f, err := totals(item)
 				if err != nil {
 					return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w", op, campaignID, sk, err)
@@ -624,6 +522,11 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 	if !found {
 		return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: %w", op, campaignID, adcount.ErrNotFound)
 	}
+	wm, err := s.watermark(ctx)
+	if err != nil {
+		return adcount.Stats{}, s.wrap(op, campaignID, err)
+	}
+	stats.AsOf = wm
 	return stats, nil
 }
 

@@ -46,9 +46,6 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		// Dedup is exact to the millisecond; a shorter window cannot be kept.
 		{"TTLUnderAMillisecond", "t", []dynamostore.Option{dynamostore.WithDedupTTL(time.Microsecond)}, "dedup_ttl"},
 		{"TTLTooLong", "t", []dynamostore.Option{dynamostore.WithDedupTTL(adcount.MaxDedupTTL + time.Millisecond)}, "dedup_ttl"},
-		// Zero shards would leave nowhere to add; too many make stats reads costly.
-		{"NoShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(0)}, "shards"},
-		{"TooManyShards", "t", []dynamostore.Option{dynamostore.WithCounterShards(dynamostore.MaxCounterShards + 1)}, "shards"},
 		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
 		// A readiness answer cannot be reused for less than no time.
 		{"NegativePingCache", "t", []dynamostore.Option{dynamostore.WithPingCache(-time.Second)}, "ping cache"},
@@ -82,7 +79,7 @@ func TestStoresShareOneTableExactly(t *testing.T) {
 	clock := storetest.NewClock(storetest.Epoch)
 	stores := make([]*dynamostore.Store, instances)
 	for i := range stores {
-		stores[i] = tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(3))
+		stores[i] = tg.store(t, nil, dynamostore.WithClock(clock.Now))
 	}
 	c := createCampaign(t, stores[0], storetest.Epoch)
 
@@ -141,45 +138,36 @@ func TestStoresShareOneTableExactly(t *testing.T) {
 	assert.Equal(t, want, stats(t, stores[1], c.ID))
 }
 
-// TestCountersSpreadOverShards checks that one campaign's counts go to
-// several items, that the sum is exact, and that changing the shard count
-// loses nothing.
-func TestCountersSpreadOverShards(t *testing.T) {
+// TestOneWritePerImpression checks the hot path's whole footprint: an
+// impression writes its dedup marker, carrying what the aggregator needs,
+// and nothing in the campaign's partition; the aggregator then writes the
+// total, the hour's minutes and the day's hours.
+func TestOneWritePerImpression(t *testing.T) {
 	t.Parallel()
-	const shards, n = 5, 100
 	tg := newTarget(t)
-	clock := storetest.NewClock(storetest.Epoch)
-	s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(shards))
+	clock := storetest.NewClock(storetest.Epoch.Add(90 * time.Second))
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
 	c := createCampaign(t, s, storetest.Epoch)
-	record := func(s *dynamostore.Store, prefix string, n int) {
-		t.Helper()
-		for i := range n {
-			ok, err := s.RecordImpression(context.Background(), adcount.Impression{CampaignID: c.ID, UserID: fmt.Sprint(prefix, i), AdID: "a"})
-			require.NoError(t, err)
-			require.Equal(t, adcount.Counted, ok)
+	imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "ad-7"}
+	require.True(t, record(t, s, imp))
+
+	items := tg.items(t, c.ID, imp)
+	require.Equal(t, []string{"META", "MARKER"}, sortKeys(items)[:2], "the hot path writes the marker alone")
+	marker := items[len(items)-1]
+	assert.Equal(t, &types.AttributeValueMemberS{Value: c.ID}, marker["c"])
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "ad-7"}, marker["a"])
+	assert.Equal(t, &types.AttributeValueMemberN{Value: strconv.FormatInt(adcount.Bucket(clock.Now()), 10)}, marker["b"])
+	assert.NotEmpty(t, marker["owner"])
+	assert.NotContains(t, marker, "f")
+
+	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1}, stats(t, s, c.ID))
+	var aggregated []string
+	for _, sk := range sortKeys(tg.items(t, c.ID)) {
+		if sk != "META" {
+			aggregated = append(aggregated, sk[:min(len(sk), 5)])
 		}
 	}
-	record(s, "user-", n)
-
-	var totals []string
-	var sum int64
-	for _, item := range tg.items(t, c.ID) {
-		sk := sortKeys([]map[string]types.AttributeValue{item})[0]
-		if len(sk) > 6 && sk[:6] == "TOTAL#" {
-			totals = append(totals, sk)
-			v, err := strconv.ParseInt(item["n"].(*types.AttributeValueMemberN).Value, 10, 64)
-			require.NoError(t, err)
-			sum += v
-		}
-	}
-	assert.Equal(t, []string{"TOTAL#000", "TOTAL#001", "TOTAL#002", "TOTAL#003", "TOTAL#004"}, totals, "100 keys reach every shard")
-	assert.Equal(t, int64(n), sum)
-	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: n, LastDay: n, Total: n}, stats(t, s, c.ID))
-
-	// Fewer shards later: the old shards are still summed.
-	fewer := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(2))
-	record(fewer, "later-", 10)
-	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: n + 10, LastDay: n + 10, Total: n + 10}, stats(t, s, c.ID))
+	assert.Equal(t, []string{"DAY#0", "HOUR#", "TOTAL"}, aggregated, "one day, one hour and the total")
 }
 
 // TestExpiredMarkerStillInTableCountsAgain keeps a dedup marker in the table
@@ -221,10 +209,20 @@ func record(t *testing.T, s adcount.Store, imp adcount.Impression) bool {
 	return out == adcount.Counted
 }
 
+// stats returns the campaign's stats once they include every impression
+// recorded so far, with AsOf checked and then cleared, so that tests can
+// compare counts whole.
 func stats(t *testing.T, s adcount.Store, id string) adcount.Stats {
 	t.Helper()
+	if st, ok := s.(adcount.Settler); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), storetest.SettleBound)
+		defer cancel()
+		require.NoError(t, st.Settle(ctx))
+	}
 	st, err := s.Stats(context.Background(), id)
 	require.NoError(t, err)
+	assert.False(t, st.AsOf.IsZero(), "stats say how fresh they are")
+	st.AsOf = time.Time{}
 	return st
 }
 
@@ -271,7 +269,7 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			clock := storetest.NewClock(storetest.Epoch)
-			s := tg.store(t, nil, dynamostore.WithClock(clock.Now), dynamostore.WithCounterShards(1))
+			s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
 			c := createCampaign(t, s, storetest.Epoch)
 			require.True(t, record(t, s, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}))
 			out, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a", Filtered: true})

@@ -15,37 +15,48 @@ import (
 // keys are chosen so that one Query from the oldest hour of the day window
 // onwards returns exactly what Stats needs, in this order:
 //
-//	HOUR#<hour>#<shard>  minute counters of one hour ("HOUR" < "META")
+//	DAY#<day>            hour counters of one day     (before the range)
+//	HOUR#<hour>          minute counters of one hour  ("HOUR" < "META")
 //	META                 the campaign itself          ("META" < "TOTAL")
-//	TOTAL#<shard>        the all-time count
+//	TOTAL                the all-time counts
+//
+// Items that the earlier, transactional write path left behind sort into
+// the same range and Stats adds them in: HOUR#<hour>#<shard> until they
+// expire, TOTAL#<shard> for good (docs/dynamodb.md, "Migration").
 //
 // Dedup markers have a partition each, so that their writes spread over the
-// table instead of queueing behind one campaign's partition.
+// table instead of queueing behind one campaign's partition. The
+// aggregator's checkpoints and watermarks share the partition STREAM, so
+// that one Query reads them all.
 const (
 	campaignPrefix = "CAMPAIGN#"
 	markerPrefix   = "DEDUP#"
 	hourPrefix     = "HOUR#"
-	totalPrefix    = "TOTAL#"
+	dayPrefix      = "DAY#"
+	totalSK        = "TOTAL"
 	metaSK         = "META"
 	markerSK       = "MARKER"
+	streamPK       = "STREAM"
+	shardPrefix    = "SHARD#"
+	readerPrefix   = "READER#"
 )
 
 func campaignPK(id string) string { return campaignPrefix + id }
 
 func markerPK(k adcount.DedupKey) string { return markerPrefix + hex.EncodeToString(k[:]) }
 
-func totalSK(shard int) string { return fmt.Sprintf("%s%03d", totalPrefix, shard) }
+// hourSK names the item that holds the minute counters of one hour. The
+// hour is written so that sort keys order as hours do, for negative hours
+// too: the sign bit flipped, as fixed-width hex.
+func hourSK(hour int64) string { return hourPrefix + hourKey(hour) }
 
-// hourSK names the item that holds the minute counters of one hour for one
-// shard. The hour is written so that sort keys order as hours do, for
-// negative hours too: the sign bit flipped, as fixed-width hex.
-func hourSK(hour int64, shard int) string {
-	return fmt.Sprintf("%s%s#%03d", hourPrefix, hourKey(hour), shard)
-}
+// daySK names the item that holds the hour counters of one day (UTC).
+func daySK(day int64) string { return dayPrefix + hourKey(day) }
 
 func hourKey(hour int64) string { return fmt.Sprintf("%016x", uint64(hour)^(1<<63)) }
 
-// parseHourSK returns the hour an hourSK names.
+// parseHourSK returns the hour an hourSK names; it reads the earlier
+// path's HOUR#<hour>#<shard> items alike.
 func parseHourSK(sk string) (int64, bool) {
 	const n = len(hourPrefix) + 16
 	if len(sk) < n {
@@ -67,14 +78,43 @@ func hourOf(bucket int64) (hour int64, minute int64) {
 	return hour, bucket - hour*adcount.HourBuckets
 }
 
+// dayOf splits an hour into its day and its hour in that day.
+func dayOf(hour int64) (day int64, hourOfDay int64) {
+	day = hour / 24
+	if hour%24 < 0 {
+		day--
+	}
+	return day, hour - day*24
+}
+
 // minuteAttr is the attribute of an hour item that counts one minute.
 func minuteAttr(minute int64) string { return fmt.Sprintf("m%02d", minute) }
 
-// hourItemTTL is when an hour item can go: a day after its hour has ended,
-// when no last_day window reaches it any more, plus an hour to spare.
+// hourAttr is the attribute of a day item that counts one hour.
+func hourAttr(hour int64) string { return fmt.Sprintf("h%02d", hour) }
+
+// MinuteRetention and HourRetention are how long the aggregator's minute
+// and hour counts are kept: minutes for the day window and a day of
+// time series, hours for 90 days of time series. The items go by TTL a
+// little later than that, so that a reader never sees a count vanish
+// from inside its range.
+const (
+	MinuteRetention = 24 * time.Hour
+	HourRetention   = 90 * 24 * time.Hour
+)
+
+// hourItemTTL is when an hour item can go: MinuteRetention after its hour
+// has ended, plus an hour to spare, so that no last_day window reaches it.
 func hourItemTTL(hour int64) int64 {
 	end := (hour + 1) * adcount.HourBuckets * int64(adcount.BucketWidth/time.Second)
-	return end + int64((25 * time.Hour).Seconds())
+	return end + int64((MinuteRetention + time.Hour).Seconds())
+}
+
+// dayItemTTL is when a day item can go: HourRetention after its day has
+// ended, plus two days to spare.
+func dayItemTTL(day int64) int64 {
+	end := (day + 1) * 24 * 3600
+	return end + int64((HourRetention + 48*time.Hour).Seconds())
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {

@@ -30,8 +30,14 @@ const (
 	attrCreator   = "creator" // campaign: the CreateCampaign call that wrote it
 	attrExpiresMs = "expMs"   // dedup marker: Unix ms at which it stops counting
 	attrOwner     = "owner"   // dedup marker: the RecordImpression call that wrote it
-	attrCount     = "n"       // total counter shard: impressions counted
-	attrFiltered  = "f"       // total counter shard: filtered impressions counted
+	attrCampaign  = "c"       // dedup marker: the campaign it counts for
+	attrAd        = "a"       // dedup marker: the ad
+	attrBucket    = "b"       // dedup marker: the minute (adcount.Bucket) it counted in
+	attrCount     = "n"       // total counter: impressions counted
+	attrFiltered  = "f"       // total counter: filtered impressions counted; dedup marker: 1 if filtered
+	attrSeq       = "seq"     // checkpoint: sequence number applied through, 40 digits
+	attrWatermark = "wm"      // checkpoint, reader: Unix ms of the watermark
+	attrAppliedAt = "at"      // checkpoint: Unix ms of the aggregator's clock when it moved
 )
 
 // TableSchema is the table the store needs: the key schema, the attribute
@@ -43,6 +49,10 @@ type TableSchema struct {
 	AttributeDefinitions []types.AttributeDefinition
 	BillingMode          types.BillingMode
 	TTLAttribute         string
+	// StreamViewType is the table stream the aggregator reads: both
+	// images, so that it can tell a recount (a new owner) from a marker
+	// that only changed otherwise.
+	StreamViewType types.StreamViewType
 }
 
 // Schema returns the table the store needs. See docs/dynamodb.md for what
@@ -57,8 +67,9 @@ func Schema() TableSchema {
 			{AttributeName: aws.String(PartitionKey), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(SortKey), AttributeType: types.ScalarAttributeTypeS},
 		},
-		BillingMode:  types.BillingModePayPerRequest,
-		TTLAttribute: TTLAttribute,
+		BillingMode:    types.BillingModePayPerRequest,
+		TTLAttribute:   TTLAttribute,
+		StreamViewType: types.StreamViewTypeNewAndOldImages,
 	}
 }
 
@@ -69,13 +80,16 @@ type TableAdmin interface {
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	DescribeTimeToLive(context.Context, *dynamodb.DescribeTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
 	UpdateTimeToLive(context.Context, *dynamodb.UpdateTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+	UpdateTable(context.Context, *dynamodb.UpdateTableInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 }
 
-// CreateTable creates the table named name as Schema describes it, waits
-// until it is active and turns on TTL. It is for local use and tests;
-// deployments declare the table in the template. A table that already
-// exists is left as it is, apart from turning TTL on if it is off, so
-// running it twice is harmless. It reports whether it created the table.
+// CreateTable creates the table named name as Schema describes it, with
+// its stream, waits until it is active and turns on TTL. It is for local
+// use and tests; deployments declare the table in the template. A table
+// that already exists is left as it is, apart from turning TTL and the
+// stream on if they are off, so running it twice is harmless, and it
+// upgrades a table made before the store aggregated from the stream. It
+// reports whether it created the table.
 func CreateTable(ctx context.Context, api TableAdmin, name string) (created bool, err error) {
 	s := Schema()
 	_, err = api.CreateTable(ctx, &dynamodb.CreateTableInput{
@@ -83,6 +97,7 @@ func CreateTable(ctx context.Context, api TableAdmin, name string) (created bool
 		KeySchema:            s.KeySchema,
 		AttributeDefinitions: s.AttributeDefinitions,
 		BillingMode:          s.BillingMode,
+		StreamSpecification:  &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: s.StreamViewType},
 	})
 	var inUse *types.ResourceInUseException
 	switch {
@@ -95,8 +110,20 @@ func CreateTable(ctx context.Context, api TableAdmin, name string) (created bool
 	waiter := dynamodb.NewTableExistsWaiter(api, func(o *dynamodb.TableExistsWaiterOptions) {
 		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 2*time.Second
 	})
-	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute); err != nil {
+	desc, err := waiter.WaitForOutput(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute)
+	if err != nil {
 		return created, fmt.Errorf("dynamostore: wait for table %s: %w", name, err)
+	}
+	if spec := desc.Table.StreamSpecification; spec == nil || !aws.ToBool(spec.StreamEnabled) {
+		_, err := api.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName:           aws.String(name),
+			StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: s.StreamViewType},
+		})
+		if err != nil {
+			return created, fmt.Errorf("dynamostore: enable the stream of %s: %w", name, err)
+		}
+	} else if spec.StreamViewType != s.StreamViewType {
+		return created, fmt.Errorf("dynamostore: table %s has a %s stream; the aggregator needs %s: turn the stream off and run create-table again", name, spec.StreamViewType, s.StreamViewType)
 	}
 	ttl, err := api.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
 	if err != nil {

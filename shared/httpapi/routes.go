@@ -398,6 +398,18 @@ type statsResponse struct {
 	LastDay    int64  `json:"last_day"`
 	Total      int64  `json:"total"`
 	Filtered   int64  `json:"filtered"`
+	// AsOf is absent when the store cannot tell, such as a DynamoDB
+	// table whose aggregator has not run yet.
+	AsOf string `json:"as_of,omitempty"`
+}
+
+// asOf formats a freshness time for an answer: UTC, to the millisecond,
+// or empty for the zero time.
+func asOf(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 // handleGetStats serves GET /api/v1/campaigns/{id}/stats.
@@ -407,7 +419,7 @@ func (a *api) handleGetStats() endpoint {
 		if err != nil {
 			return response{}, err
 		}
-		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered}}, nil
+		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered, AsOf: asOf(s.AsOf)}}, nil
 	}
 }
 

@@ -213,8 +213,9 @@ func TestOpensADataDirectoryOfTheFormerFormat(t *testing.T) {
 	s, err := openStore(t, dir, clock.Now, time.Hour)
 	require.NoError(t, err)
 
-	c1 := adcount.Stats{CampaignID: "c1", LastHour: 5, LastDay: 5, Total: 5}
-	c2 := adcount.Stats{CampaignID: "c2", LastHour: 1, LastDay: 1, Total: 1}
+	now := clock.Now()
+	c1 := adcount.Stats{CampaignID: "c1", LastHour: 5, LastDay: 5, Total: 5, AsOf: now}
+	c2 := adcount.Stats{CampaignID: "c2", LastHour: 1, LastDay: 1, Total: 1, AsOf: now}
 	assert.Equal(t, c1, fullStats(t, s, "c1"), "from the former snapshot and log records")
 	assert.Equal(t, c2, fullStats(t, s, "c2"), "from the former log records")
 	imp := func(c, u string, filtered bool) adcount.Impression {

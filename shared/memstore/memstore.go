@@ -200,6 +200,7 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 		LastDay:    cs.ring.sum(adcount.LastDay(now)),
 		Total:      cs.total,
 		Filtered:   cs.filtered,
+		AsOf:       now, // counted synchronously: exact as of the read
 	}
 	lsn := cs.lsn
 	cs.mu.Unlock()

@@ -66,8 +66,7 @@ func Open(ctx context.Context, cfg config.Config, getenv func(string) string, lo
 			return nil, err
 		}
 		s, err := dynamostore.New(db, cfg.DynamoDBTable,
-			dynamostore.WithDedupTTL(cfg.DedupTTL),
-			dynamostore.WithCounterShards(cfg.CounterShards))
+			dynamostore.WithDedupTTL(cfg.DedupTTL))
 		if err != nil {
 			return nil, fmt.Errorf("stores: open DynamoDB store: %w", err)
 		}

@@ -57,7 +57,7 @@ func TestOpenDynamoDB(t *testing.T) {
 	t.Parallel()
 	getenv := mapEnv(dynamotest.Env(dynamotest.Start(t)))
 	ctx := context.Background()
-	cfg := config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 2}
+	cfg := config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour}
 	created, err := stores.CreateTable(ctx, cfg, getenv)
 	require.NoError(t, err)
 	assert.True(t, created)
@@ -75,8 +75,8 @@ func TestOpenDynamoDB(t *testing.T) {
 	require.True(t, ok, "the DynamoDB store has a readiness check")
 	assert.NoError(t, p.Ping(ctx))
 
-	_, err = stores.Open(ctx, config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 1000}, getenv, slog.New(slog.DiscardHandler))
-	assert.ErrorContains(t, err, "shards", "the store's own limits are enforced")
+	_, err = stores.Open(ctx, config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: 0}, getenv, slog.New(slog.DiscardHandler))
+	assert.ErrorContains(t, err, "dedup", "the store's own limits are enforced")
 	_, err = stores.CreateTable(ctx, config.Config{Store: config.StoreDynamoDB}, getenv)
 	assert.ErrorContains(t, err, "DYNAMODB_TABLE")
 }
@@ -144,7 +144,7 @@ func TestAWSSettingsComeFromGetenv(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			proxy, seen := signatureProxy(t, dynamotest.Start(t))
-			cfg := config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour, CounterShards: 1}
+			cfg := config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour}
 			_, err := stores.CreateTable(context.Background(), cfg, mapEnv(tc.env(proxy)))
 			require.NoError(t, err, "the client reached the endpoint in getenv")
 			headers := seen()

@@ -1,0 +1,415 @@
+package dynamostore_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
+	"github.com/adcount/impression-counter/shared/storetest"
+)
+
+// rec builds stream records of dedup markers as the store writes them and
+// the table's stream reports them, numbered from a base sequence number.
+type rec struct {
+	base  int64
+	n     int64
+	clock *storetest.Clock
+}
+
+func newRec(clock *storetest.Clock) *rec {
+	return &rec{base: 300000000000000000, clock: clock}
+}
+
+// next returns the next record: a marker of campaign and ad written by
+// owner over a marker written by oldOwner ("" for a new marker).
+func (r *rec) next(campaign, ad, owner, oldOwner string, filtered bool) dynamostore.StreamRecord {
+	r.n++
+	pk := &types.AttributeValueMemberS{Value: "DEDUP#" + uuid.NewString()}
+	marker := func(owner string) map[string]types.AttributeValue {
+		m := map[string]types.AttributeValue{
+			"pk": pk, "sk": &types.AttributeValueMemberS{Value: "MARKER"},
+			"owner": &types.AttributeValueMemberS{Value: owner},
+			"c":     &types.AttributeValueMemberS{Value: campaign},
+			"a":     &types.AttributeValueMemberS{Value: ad},
+			"b":     &types.AttributeValueMemberN{Value: strconv.FormatInt(adcount.Bucket(r.clock.Now()), 10)},
+			"expMs": &types.AttributeValueMemberN{Value: "1"},
+		}
+		if filtered {
+			m["f"] = &types.AttributeValueMemberN{Value: "1"}
+		}
+		return m
+	}
+	out := dynamostore.StreamRecord{EventName: "INSERT", Seq: strconv.FormatInt(r.base+r.n, 10), Created: r.clock.Now(), New: marker(owner)}
+	if oldOwner != "" {
+		out.EventName, out.Old = "MODIFY", marker(oldOwner)
+	}
+	return out
+}
+
+// counted returns n records, each a newly counted impression of campaign.
+func (r *rec) counted(campaign string, n int) []dynamostore.StreamRecord {
+	out := make([]dynamostore.StreamRecord, n)
+	for i := range out {
+		out[i] = r.next(campaign, "ad-"+strconv.Itoa(i%3), uuid.NewString(), "", false)
+	}
+	return out
+}
+
+// aggTarget is a table with a store and an aggregator over it, on a clock
+// the test moves.
+type aggTarget struct {
+	tg    *target
+	clock *storetest.Clock
+	store *dynamostore.Store
+	recs  *rec
+}
+
+func newAggTarget(t *testing.T) *aggTarget {
+	t.Helper()
+	clock := storetest.NewClock(storetest.Epoch)
+	tg := newTarget(t)
+	return &aggTarget{tg: tg, clock: clock, store: tg.store(t, nil, dynamostore.WithClock(clock.Now)), recs: newRec(clock)}
+}
+
+func (a *aggTarget) aggregator(t *testing.T, f *faults) *dynamostore.Aggregator {
+	t.Helper()
+	var wrap func(http.RoundTripper) http.RoundTripper
+	if f != nil {
+		wrap = func(next http.RoundTripper) http.RoundTripper { f.next = next; return f }
+	}
+	db := a.tg.client(t, wrap)
+	agg, err := dynamostore.NewAggregator(db, a.tg.table, dynamostore.WithAggregatorClock(time.Now), dynamostore.WithAggregatorTimeout(time.Minute))
+	require.NoError(t, err)
+	return agg
+}
+
+// counts reads the campaign's counts straight after Apply: the aggregator
+// has committed them, so no watermark needs waiting for.
+func (a *aggTarget) counts(t *testing.T, id string) [4]int64 {
+	t.Helper()
+	st, err := a.store.Stats(context.Background(), id)
+	require.NoError(t, err)
+	return [4]int64{st.LastHour, st.LastDay, st.Total, st.Filtered}
+}
+
+// TestApplyCountsOnlyNewlyWrittenMarkers feeds one record of each kind the
+// stream carries and checks which of them count.
+func TestApplyCountsOnlyNewlyWrittenMarkers(t *testing.T) {
+	t.Parallel()
+	a := newAggTarget(t)
+	c := createCampaign(t, a.store, storetest.Epoch)
+	other := func(pk string) dynamostore.StreamRecord {
+		r := a.recs.next(c.ID, "x", "o", "", false)
+		r.New["pk"] = &types.AttributeValueMemberS{Value: pk}
+		return r
+	}
+	legacy := a.recs.next(c.ID, "x", "o", "", false)
+	delete(legacy.New, "c")
+	removed := a.recs.next(c.ID, "x", "o", "", false)
+	removed.EventName, removed.Old, removed.New = "REMOVE", removed.New, nil
+	cases := []struct {
+		name string
+		rec  dynamostore.StreamRecord
+		want [4]int64
+	}{
+		// A new marker is a counted impression.
+		{"Inserted", a.recs.next(c.ID, "ad", "o1", "", false), [4]int64{1, 1, 1, 0}},
+		// A marker rewritten by a new owner: the key's window had ended
+		// and the impression counted again.
+		{"RecountedByNewOwner", a.recs.next(c.ID, "ad", "o2", "o1", false), [4]int64{1, 1, 1, 0}},
+		// The same owner in both images is no new count.
+		{"SameOwner", a.recs.next(c.ID, "ad", "o3", "o3", false), [4]int64{}},
+		// A filtered impression counts apart.
+		{"Filtered", a.recs.next(c.ID, "ad", "o4", "", true), [4]int64{0, 0, 0, 1}},
+		// The earlier write path counted its markers when it wrote them.
+		{"LegacyMarker", legacy, [4]int64{}},
+		// TTL deletions count nothing.
+		{"Removed", removed, [4]int64{}},
+		// The aggregator's own writes come back through the stream.
+		{"CounterItem", other("CAMPAIGN#" + c.ID), [4]int64{}},
+		{"Checkpoint", other("STREAM"), [4]int64{}},
+	}
+	agg := a.aggregator(t, nil)
+	shard := uuid.NewString()
+	var want [4]int64
+	for _, tc := range cases {
+		res, err := agg.Apply(context.Background(), shard, []dynamostore.StreamRecord{tc.rec})
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.rec.Seq, res.Through, tc.name)
+		for i := range want {
+			want[i] += tc.want[i]
+		}
+		assert.Equal(t, want, a.counts(t, c.ID), tc.name)
+	}
+}
+
+// TestApplyExactlyOnce delivers records the ways a stream and its readers
+// can: twice, in part, concurrently, after a lost commit, in batches too
+// big for one transaction. Every counted marker must count exactly once.
+func TestApplyExactlyOnce(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// deliver applies recs as the case's failure would, and leaves
+		// every record applied at least once.
+		deliver func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord)
+		// campaigns is how many campaigns the records are spread over.
+		campaigns int
+	}{
+		// Lambda retries a whole batch after a timeout.
+		{"WholeBatchRedelivered", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			agg, shard := a.aggregator(t, nil), uuid.NewString()
+			first, err := agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			again, err := agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, len(recs), again.Skipped)
+			assert.Zero(t, again.Transactions, "nothing is written again")
+			assert.Equal(t, first.Through, again.Through)
+		}, 2},
+		// A partial batch response or a bisected batch sends the tail
+		// again, and a reader's next batch overlaps what it had.
+		{"PartOfBatchRedelivered", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			agg, shard := a.aggregator(t, nil), uuid.NewString()
+			_, err := agg.Apply(context.Background(), shard, recs[:30])
+			require.NoError(t, err)
+			res, err := agg.Apply(context.Background(), shard, recs[10:])
+			require.NoError(t, err)
+			assert.Equal(t, 20, res.Skipped)
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+		}, 2},
+		// The commit lands but its answer is lost, every attempt, as when
+		// the aggregator crashes between writing and hearing back: the
+		// redelivery finds the checkpoint moved with the counts.
+		{"CommitAnsweredNever", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f), uuid.NewString()
+			f.set("TransactWriteItems", faultLostResponse, -1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.Error(t, err)
+			assert.Empty(t, res.Through, "the aggregator cannot know it applied anything")
+			f.clear()
+			res, err = agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, len(recs), res.Skipped, "the lost commit had applied everything")
+		}, 2},
+		// The SDK retries a commit whose answer was lost; the retry finds
+		// the checkpoint moved and the aggregator reads it again.
+		{"CommitRetriedBySDK", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f), uuid.NewString()
+			f.set("TransactWriteItems", faultLostResponse, 1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+		}, 2},
+		// Two aggregators work on one shard at once, as Lambda does for a
+		// moment when it moves a shard's lease.
+		{"ConcurrentAggregators", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			shard := uuid.NewString()
+			var wg sync.WaitGroup
+			for i := range 4 {
+				agg := a.aggregator(t, nil)
+				wg.Go(func() {
+					// Each starts at a different record and overlaps the others.
+					_, err := agg.Apply(context.Background(), shard, recs[i*5:])
+					assert.NoError(t, err)
+					_, err = agg.Apply(context.Background(), shard, recs)
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+		}, 3},
+		// 150 campaigns need 451 items: several transactions, each a
+		// prefix of the rest with its own checkpoint. The third fails and
+		// the batch is delivered again from the start.
+		{"MoreItemsThanOneTransaction", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultInternal, 2, -1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.ErrorIs(t, err, adcount.ErrUnavailable)
+			assert.Equal(t, 2, res.Transactions)
+			require.NotEmpty(t, res.Through)
+			f.clear()
+			res, err = agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Positive(t, res.Skipped, "the first two transactions' records")
+			assert.GreaterOrEqual(t, res.Transactions, 3)
+		}, 150},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAggTarget(t)
+			ids := make([]string, tc.campaigns)
+			var recs []dynamostore.StreamRecord
+			for i := range ids {
+				ids[i] = createCampaign(t, a.store, storetest.Epoch).ID
+			}
+			for i := range 60 {
+				recs = append(recs, a.recs.counted(ids[i%len(ids)], 1)...)
+			}
+			if tc.campaigns > 60 {
+				for _, id := range ids[60:] {
+					recs = append(recs, a.recs.counted(id, 1)...)
+				}
+			}
+			recs = append(recs, a.recs.next(ids[0], "f", "x", "", true))
+			tc.deliver(t, a, recs)
+			var total, filtered int64
+			for _, id := range ids {
+				got := a.counts(t, id)
+				assert.Equal(t, got[0], got[2], "every impression is in the last hour")
+				total += got[2]
+				filtered += got[3]
+			}
+			assert.Equal(t, int64(len(recs)-1), total, "each counted marker exactly once")
+			assert.Equal(t, int64(1), filtered)
+		})
+	}
+}
+
+// TestApplyStopsAtABadRecord checks that a record that cannot be read
+// fails the batch at its position: the records before it are applied, and
+// Through says so, so that a partial batch response retries from it.
+func TestApplyStopsAtABadRecord(t *testing.T) {
+	t.Parallel()
+	a := newAggTarget(t)
+	c := createCampaign(t, a.store, storetest.Epoch)
+	cases := []struct {
+		name  string
+		spoil func(r *dynamostore.StreamRecord)
+	}{
+		{"SequenceNumberNotDigits", func(r *dynamostore.StreamRecord) { r.Seq = "12ab" }},
+		{"SequenceNumberTooLong", func(r *dynamostore.StreamRecord) { r.Seq = fmt.Sprintf("%041d", 1) }},
+		{"MarkerWithoutMinute", func(r *dynamostore.StreamRecord) { delete(r.New, "b") }},
+		{"MarkerWithoutOwner", func(r *dynamostore.StreamRecord) { delete(r.New, "owner") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := a.counts(t, c.ID)
+			recs := a.recs.counted(c.ID, 5)
+			tc.spoil(&recs[3])
+			res, err := a.aggregator(t, nil).Apply(context.Background(), uuid.NewString(), recs)
+			require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
+			assert.Equal(t, recs[2].Seq, res.Through)
+			assert.Equal(t, int64(3), res.Counted)
+			assert.Equal(t, before[2]+3, a.counts(t, c.ID)[2])
+		})
+	}
+}
+
+// TestStatsReportTheWatermark checks AsOf: a Streams reader's watermark,
+// else the oldest of the shards that are moving.
+func TestStatsReportTheWatermark(t *testing.T) {
+	t.Parallel()
+	endpoint := dynamotest.Start(t)
+	tg := &target{table: "impressions", endpoint: endpoint}
+	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	clock := storetest.NewClock(storetest.Epoch)
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
+	c := createCampaign(t, s, storetest.Epoch)
+	agg, err := dynamostore.NewAggregator(tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	ctx := context.Background()
+	asOf := func() time.Time {
+		t.Helper()
+		st, err := s.Stats(ctx, c.ID)
+		require.NoError(t, err)
+		return st.AsOf
+	}
+
+	assert.True(t, asOf().IsZero(), "no aggregator has run")
+
+	recs := newRec(clock)
+	now := time.Now().UTC().Truncate(time.Second)
+	one, two := recs.counted(c.ID, 1), recs.counted(c.ID, 1)
+	one[0].Created, two[0].Created = now.Add(-5*time.Second), now.Add(-2*time.Second)
+	_, err = agg.Apply(ctx, "shard-1", one)
+	require.NoError(t, err)
+	_, err = agg.Apply(ctx, "shard-2", two)
+	require.NoError(t, err)
+	assert.Equal(t, now.Add(-5*time.Second), asOf(), "the slower of two moving shards")
+
+	require.NoError(t, agg.Advance(ctx, "reader-1", now.Add(-time.Second)))
+	assert.Equal(t, now.Add(-time.Second), asOf(), "a reader that read every shard")
+	require.NoError(t, agg.Advance(ctx, "reader-1", now.Add(-3*time.Second)))
+	assert.Equal(t, now.Add(-time.Second), asOf(), "a watermark never goes back")
+
+	settled, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Settle(settled), context.DeadlineExceeded, "nothing has read past now")
+	require.NoError(t, agg.Advance(ctx, "reader-2", time.Now().Add(time.Second)))
+	assert.NoError(t, s.Settle(ctx))
+}
+
+// TestCheckpointReadsBack checks what a Streams reader resumes after.
+func TestCheckpointReadsBack(t *testing.T) {
+	t.Parallel()
+	a := newAggTarget(t)
+	c := createCampaign(t, a.store, storetest.Epoch)
+	agg, shard := a.aggregator(t, nil), uuid.NewString()
+	seq, err := agg.Checkpoint(context.Background(), shard)
+	require.NoError(t, err)
+	assert.Empty(t, seq, "nothing applied yet")
+	recs := a.recs.counted(c.ID, 3)
+	_, err = agg.Apply(context.Background(), shard, recs)
+	require.NoError(t, err)
+	seq, err = agg.Checkpoint(context.Background(), shard)
+	require.NoError(t, err)
+	assert.Equal(t, recs[2].Seq, seq)
+}
+
+// TestEarlierItemsStillCount is the migration: a table written by the
+// earlier, transactional write path keeps its counts. Its total shards
+// count for good and its hour shards until they expire, beside what the
+// aggregator adds; its markers still deduplicate.
+func TestEarlierItemsStillCount(t *testing.T) {
+	t.Parallel()
+	a := newAggTarget(t)
+	c := createCampaign(t, a.store, storetest.Epoch)
+	db := a.tg.client(t, nil)
+	hour := adcount.Bucket(storetest.Epoch) / adcount.HourBuckets
+	hourKey := fmt.Sprintf("%016x", uint64(hour)^(1<<63))
+	imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}
+	k := imp.Key()
+	expMs := storetest.Epoch.Add(time.Hour).UnixMilli()
+	put := func(item map[string]types.AttributeValue) {
+		_, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(a.tg.table), Item: item})
+		require.NoError(t, err)
+	}
+	n := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	put(map[string]types.AttributeValue{"pk": s("CAMPAIGN#" + c.ID), "sk": s("TOTAL#000"), "n": n(5), "f": n(1)})
+	put(map[string]types.AttributeValue{"pk": s("CAMPAIGN#" + c.ID), "sk": s("TOTAL#003"), "n": n(2)})
+	put(map[string]types.AttributeValue{"pk": s("CAMPAIGN#" + c.ID), "sk": s("HOUR#" + hourKey + "#000"), "m00": n(4)})
+	put(map[string]types.AttributeValue{"pk": s("CAMPAIGN#" + c.ID), "sk": s("HOUR#" + hourKey + "#003"), "m00": n(2)})
+	put(map[string]types.AttributeValue{"pk": s(fmt.Sprintf("DEDUP#%x", k[:])), "sk": s("MARKER"), "expMs": n(expMs), "owner": s("old"), "ttl": n(expMs / 1000)})
+	assert.Equal(t, [4]int64{6, 6, 7, 1}, a.counts(t, c.ID), "the earlier items' counts")
+
+	assert.False(t, record(t, a.store, imp), "an earlier marker still deduplicates")
+	_, err := a.aggregator(t, nil).Apply(context.Background(), uuid.NewString(), a.recs.counted(c.ID, 3))
+	require.NoError(t, err)
+	assert.Equal(t, [4]int64{9, 9, 10, 1}, a.counts(t, c.ID), "the aggregator's counts add to them")
+
+	a.clock.Advance(25 * time.Hour)
+	assert.Equal(t, [4]int64{0, 0, 10, 1}, a.counts(t, c.ID), "the windows slide past them")
+}

@@ -1,0 +1,110 @@
+package dynamostore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+)
+
+var _ adcount.Settler = (*Store)(nil)
+
+// shardActive is how recently a shard's checkpoint must have moved for its
+// watermark to hold back AsOf. A shard that has moved no further for
+// longer has been closed by resharding, or is idle; a shard whose
+// aggregator is failing shows in the aggregator's iterator age and
+// failure metrics (docs/dynamodb.md, "Alarms").
+const shardActive = 2 * time.Minute
+
+// watermark reads the aggregator's watermark: a time before which every
+// acknowledged impression is in the counts, or zero if no aggregator has
+// applied anything yet. It is the newer of two lower bounds:
+//
+//   - the newest watermark of a Streams reader (the local server's
+//     aggregator), which advances only after reading every shard to its end;
+//   - the oldest watermark of the shards whose checkpoints moved in the last
+//     shardActive on the wall clock: each is the creation time of the last
+//     record applied, and a shard is applied in order. The Lambda
+//     aggregator, which sees one shard at a time, leaves only these.
+//
+// If no shard is active, every shard's records up to its newest were
+// applied, and the newest of them is the bound.
+func (s *Store) watermark(ctx context.Context) (time.Time, error) {
+	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": PartitionKey},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(streamPK)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	now := s.wall()
+	var readers, activeMin, newest int64
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, item := range page.Items {
+			sk, _ := getString(item, SortKey)
+			wm, err := counter(item, attrWatermark)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("item %s: %w", sk, err)
+			}
+			switch {
+			case strings.HasPrefix(sk, readerPrefix):
+				readers = max(readers, wm)
+			case strings.HasPrefix(sk, shardPrefix):
+				newest = max(newest, wm)
+				at, err := counter(item, attrAppliedAt)
+				if err != nil {
+					return time.Time{}, fmt.Errorf("item %s: %w", sk, err)
+				}
+				if now.Sub(time.UnixMilli(at)) <= shardActive && (activeMin == 0 || wm < activeMin) {
+					activeMin = wm
+				}
+			}
+		}
+	}
+	shards := activeMin
+	if shards == 0 {
+		shards = newest
+	}
+	wm := max(readers, shards)
+	if wm == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(wm).UTC(), nil
+}
+
+// Settle returns once Stats include every impression acknowledged before
+// the call: when the aggregator's watermark (see Stats) has passed the
+// wall-clock time of the call. It reads the watermark every few
+// milliseconds, backing off to 100 ms, until ctx ends; it returns ctx's
+// error, wrapped, if the aggregator never catches up, as with none running.
+func (s *Store) Settle(ctx context.Context) error {
+	since := s.wall()
+	wait := 2 * time.Millisecond
+	for {
+		wm, err := s.watermark(ctx)
+		if err != nil {
+			return s.wrap("settle", "", err)
+		}
+		if wm.After(since) {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("dynamostore: settle: the aggregator's watermark is %v, not yet past %v: %w", wm, since, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
