@@ -213,13 +213,22 @@ func (f *function) invoke(tb testing.TB, event any) (int, []byte) {
 	tb.Helper()
 	payload, err := json.Marshal(event)
 	require.NoError(tb, err)
+	code, body, err := f.post(payload)
+	require.NoError(tb, err)
+	return code, body
+}
+
+// post sends one event's payload and returns the emulator's HTTP status
+// and body, for callers that are not the test's goroutine.
+func (f *function) post(payload []byte) (int, []byte, error) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Post(f.invocations, "application/json", bytes.NewReader(payload))
-	require.NoError(tb, err)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	require.NoError(tb, err)
-	return resp.StatusCode, body
+	return resp.StatusCode, body, err
 }
 
 // withKey returns r sent with key as its Bearer token.

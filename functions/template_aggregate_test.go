@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/functions/internal/serve"
+	"github.com/adcount/impression-counter/shared/dynamostore"
 )
 
 // parseResources reads template.yaml's resources with every intrinsic
@@ -83,8 +84,9 @@ func TestTemplateStreamAggregation(t *testing.T) {
 	spec := tmpl.GetAllDynamoDBTableResources()[table].StreamSpecification
 	if assert.NotNil(t, spec, "the table has a stream") {
 		// A marker whose owner changed is a counted impression: the old
-		// image is needed to tell.
+		// image is needed to tell. The store creates its tables so too.
 		assert.Equal(t, "NEW_AND_OLD_IMAGES", spec.StreamViewType)
+		assert.Equal(t, string(dynamostore.Schema().StreamViewType), spec.StreamViewType)
 	}
 
 	mappings := tmpl.GetAllLambdaEventSourceMappingResources()

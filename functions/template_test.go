@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -363,7 +362,6 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		"STORE":                   ref("Store"),
 		"DEDUP_TTL":               ref("DedupTTL"),
 		"DYNAMODB_TABLE":          ref(table),
-		"DYNAMODB_COUNTER_SHARDS": ref("CounterShards"),
 	}
 	// What a deployment with the defaults gives each Ref; the admin key
 	// has no default and stands for the one given at deploy time.
@@ -405,7 +403,6 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		assert.Equal(t, config.StoreDynamoDB, cfg.Store, "%s: DynamoDB is the default store", name)
 		assert.Equal(t, resolved[table], cfg.DynamoDBTable, name)
 		assert.Equal(t, wantKeys, cfg.AdminKeys, name)
-		assert.Equal(t, config.DefaultCounterShards, cfg.CounterShards, name)
 	}
 }
 
@@ -418,14 +415,9 @@ func TestTemplateParameters(t *testing.T) {
 	assert.Equal(t, config.StoreDynamoDB, *store.Default, "counts are kept in DynamoDB unless the deployer chooses otherwise")
 	assert.ElementsMatch(t, []string{config.StoreDynamoDB, config.StoreMemory}, store.AllowedValues)
 
-	shards := raw.Parameters["CounterShards"]
-	assert.Equal(t, "Number", shards.Type)
-	require.NotNil(t, shards.Default)
-	assert.Equal(t, strconv.Itoa(config.DefaultCounterShards), *shards.Default)
-	if assert.NotNil(t, shards.MinValue) && assert.NotNil(t, shards.MaxValue) {
-		assert.Equal(t, 1, *shards.MinValue)
-		assert.Equal(t, dynamostore.MaxCounterShards, *shards.MaxValue, "CloudFormation refuses what the store would refuse at start")
-	}
+	// The store keeps no counter shards any more: the aggregator writes
+	// each counter item once a batch.
+	assert.NotContains(t, raw.Parameters, "CounterShards")
 
 	keys := raw.Parameters["AdminApiKeys"]
 	assert.True(t, keys.NoEcho, "CloudFormation must never show the admin keys")
