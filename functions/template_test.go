@@ -359,9 +359,9 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 	table := tableName(t, tmpl)
 	// Each variable and the parameter or resource it must name.
 	want := map[string]map[string]any{
-		"STORE":                   ref("Store"),
-		"DEDUP_TTL":               ref("DedupTTL"),
-		"DYNAMODB_TABLE":          ref(table),
+		"STORE":          ref("Store"),
+		"DEDUP_TTL":      ref("DedupTTL"),
+		"DYNAMODB_TABLE": ref(table),
 	}
 	// What a deployment with the defaults gives each Ref; the admin key
 	// has no default and stands for the one given at deploy time.
