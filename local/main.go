@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/adcount/impression-counter/shared/logbuf"
 	"github.com/adcount/impression-counter/shared/prommetrics"
 	"github.com/adcount/impression-counter/shared/stores"
+	"github.com/adcount/impression-counter/shared/streampoll"
 
 	"golang.org/x/net/netutil"
 )
@@ -135,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// The timeouts cut off slow clients (a slow-loris client drips its
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
-	handler, err := newHandler(store, cfg, logs)
+	handler, metrics, err := newHandler(store, cfg, logs)
 	if err != nil {
 		return err
 	}
@@ -163,6 +165,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		always.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
 	}
 
+	// The aggregator stops after the server has drained, before the store
+	// closes: whatever it leaves unapplied, it or another server applies
+	// from the checkpoints.
+	stopAggregator, err := startAggregator(ctx, cfg, getenv, logger, metrics)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer stopAggregator()
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -179,6 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopAggregator()
 	logger.Info("stopped")
 	return nil
 }
@@ -285,20 +298,52 @@ func closeAfterChunked(next http.Handler) http.Handler {
 // goes to logs at LOG_LEVEL, written by httpapi.JSONLogSink: the line slog
 // would write, at a fraction of the cost. The metrics count the log lines
 // that logs had to drop.
-func newHandler(store adcount.Store, cfg config.Config, logs *logbuf.Writer) (http.Handler, error) {
+func newHandler(store adcount.Store, cfg config.Config, logs *logbuf.Writer) (http.Handler, *prommetrics.Metrics, error) {
 	sizes, _ := store.(prommetrics.StoreSizes)
 	metrics := prommetrics.New(sizes)
 	if err := metrics.CountDroppedLogLines(logs.Dropped); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, nil, fmt.Errorf("metrics: %w", err)
 	}
 	isBot, err := botfilter.Judge(cfg.FilterBots)
 	if err != nil {
-		return nil, fmt.Errorf("local: FILTER_BOTS: %w", err)
+		return nil, nil, fmt.Errorf("local: FILTER_BOTS: %w", err)
 	}
 	return httpapi.NewHandler(store,
 		httpapi.WithRequestLog(httpapi.JSONLogSink(logs, cfg.LogLevel)),
 		httpapi.WithAdminKeys(cfg.AdminKeys),
 		httpapi.WithBotFilter(isBot),
 		httpapi.WithMetrics(metrics),
-		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI)), nil
+		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI)), metrics, nil
+}
+
+// startAggregator starts, with STORE=dynamodb and DYNAMODB_AGGREGATOR=true,
+// a poller that reads the table's stream and folds it into the counts, as
+// the Lambda aggregator does on AWS, its metrics on /metrics. It returns
+// what stops it and waits for it to return; calling that more than once
+// is harmless. Without the two settings it starts nothing.
+func startAggregator(ctx context.Context, cfg config.Config, getenv func(string) string, logger *slog.Logger, metrics *prommetrics.Metrics) (stop func(), err error) {
+	if cfg.Store != config.StoreDynamoDB || !cfg.DynamoDBAggregator {
+		return func() {}, nil
+	}
+	obs, err := metrics.Aggregator()
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	p, err := stores.OpenPoller(ctx, cfg, getenv, streampoll.WithLogger(logger), streampoll.WithObserver(obs))
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("aggregating the table's stream", "table", cfg.DynamoDBTable, "reader", p.Reader())
+	// The poller outlives ctx, which ends when shutdown begins: it stops
+	// only once the server has drained.
+	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.Run(pollCtx) // it returns nil when pollCtx ends
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	}), nil
 }

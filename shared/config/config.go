@@ -100,6 +100,12 @@ type Config struct {
 	// the crawler list and record a known bot's impression as filtered
 	// rather than counted; FILTER_BOTS, true or false, default true.
 	FilterBots bool
+	// DynamoDBAggregator makes the local server, with STORE=dynamodb, read
+	// the table's stream and fold it into the counts, as the Lambda
+	// aggregator does on AWS; DYNAMODB_AGGREGATOR, true or false, default
+	// true. Any number of servers may do so on one table. Turn it off on
+	// servers that share a table with another aggregator that keeps up.
+	DynamoDBAggregator bool
 }
 
 // Load reads the settings through getenv, which is os.Getenv in production
@@ -142,6 +148,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if cfg.FilterBots, err = Bool(getenv, "FILTER_BOTS", cfg.FilterBots); err != nil {
+		return Config{}, err
+	}
+	if cfg.DynamoDBAggregator, err = Bool(getenv, "DYNAMODB_AGGREGATOR", true); err != nil {
 		return Config{}, err
 	}
 	if err := loadPersistence(getenv, &cfg); err != nil {

@@ -41,6 +41,7 @@ var Settings = []Setting{
 	{"ACCEPT_DATA_LOSS", "false", "with DATA_DIR, for one start: true starts from a log that lost acknowledged impressions, logging the loss"},
 	{"MAX_CAMPAIGNS", "100000", "memory store: campaigns it holds before a create is refused with 409 (1-10000000)"},
 	{"FILTER_BOTS", "true", "true judges each impression's User-Agent against the crawler list and counts known bots apart as filtered; false counts every impression"},
+	{"DYNAMODB_AGGREGATOR", "true", "local server with STORE=dynamodb: true reads the table's stream and folds it into the counts, as the Lambda aggregator does; false leaves that to other servers"},
 }
 
 // WriteSettings writes Settings to w as an aligned table of name, default

@@ -19,7 +19,7 @@ import (
 var loadedByConfig = map[string]bool{
 	"DEDUP_TTL": true, "STORE": true, "DYNAMODB_TABLE": true,
 	"ADMIN_API_KEYS": true, "LOG_LEVEL": true, "DATA_DIR": true, "FSYNC_INTERVAL": true,
-	"FSYNC_BATCH": true, "SNAPSHOT_INTERVAL": true, "FILTER_BOTS": true,
+	"FSYNC_BATCH": true, "SNAPSHOT_INTERVAL": true, "FILTER_BOTS": true, "DYNAMODB_AGGREGATOR": true,
 }
 
 // TestSettingsDefaultsAreLoadsDefaults: setting each variable to the default

@@ -57,6 +57,18 @@ type Applied struct {
 	// by this call or before it; empty if none of the records is. After an
 	// error, every record after it must be delivered again.
 	Through string
+	// Malformed lists the records that were dedup markers of the store's
+	// format but lacked what a count needs. They are passed over, and the
+	// checkpoint moves past them, so that one cannot wedge its shard; the
+	// caller must log and count them, since only a hand edit of the table
+	// or a bug makes one.
+	Malformed []Malformed
+}
+
+// Malformed is a stream record that Apply passed over, and why.
+type Malformed struct {
+	Seq string
+	Err error
 }
 
 // Aggregator folds the counted dedup markers that the table's stream
@@ -109,7 +121,11 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 
 // Apply folds recs, consecutive records of the stream shard shardID in
 // stream order, into the counts, exactly once however often they are
-// delivered and by however many aggregators at once.
+// delivered and by however many aggregators at once. The records must
+// start at or before the first record after the shard's checkpoint, as
+// every reader of a stream delivers them: Lambda resumes a shard where
+// its own checkpoint, never ahead of ours, says, and a Streams reader
+// starts after Checkpoint.
 //
 // Each transaction that adds to the counter items also moves the shard's
 // checkpoint, the sequence number through which the shard is applied, on
@@ -126,10 +142,14 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 // no campaign and were counted when they were written, so they are
 // skipped too.
 //
+// A marker of the store's format that lacks its campaign, minute or owner
+// is passed over and listed in Applied.Malformed.
+//
 // It returns ErrUnavailable if DynamoDB throttled, failed or did not answer
 // in time, and ErrMalformedItem for a sequence number that is not decimal
-// digits or a counted marker without its campaign, minute or owner. Applied
-// then says through which record the shard is applied.
+// digits, which no stream sends. Applied then says through which record
+// the shard is applied, and every record after it must be delivered again:
+// never skip them, for the checkpoint cannot go back to fill a gap.
 func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRecord) (Applied, error) {
 	const op = "apply"
 	res := Applied{Records: len(recs)}
@@ -145,16 +165,16 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 	var bad error
 	for _, r := range recs {
 		seq, err := padSeq(r.Seq)
-		if err == nil {
-			var c markerCount
-			if c, err = countOf(r); err == nil {
-				seqs = append(seqs, seq)
-				counts = append(counts, c)
-				continue
-			}
+		if err != nil {
+			bad = fmt.Errorf("dynamostore: %s shard %s record %s: %w", op, shardID, r.Seq, err)
+			break
 		}
-		bad = fmt.Errorf("dynamostore: %s shard %s record %s: %w", op, shardID, r.Seq, err)
-		break
+		c, err := countOf(r)
+		if err != nil {
+			res.Malformed = append(res.Malformed, Malformed{Seq: r.Seq, Err: err})
+		}
+		seqs = append(seqs, seq)
+		counts = append(counts, c)
 	}
 	through := func(cp string) string {
 		last := ""

@@ -217,6 +217,18 @@ func TestApplyExactlyOnce(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
 		}, 2},
+		// Aggregators of other shards add to the same counter items at
+		// the same moment: DynamoDB cancels with TransactionConflict and
+		// the aggregator submits again, having applied nothing.
+		{"ConflictWithAnotherTransaction", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f), uuid.NewString()
+			f.set("TransactWriteItems", faultConflict, 2)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, 3, f.requests(), "two cancelled, one committed")
+			assert.Equal(t, 1, res.Transactions)
+		}, 2},
 		// Two aggregators work on one shard at once, as Lambda does for a
 		// moment when it moves a shard's lease.
 		{"ConcurrentAggregators", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
@@ -225,8 +237,10 @@ func TestApplyExactlyOnce(t *testing.T) {
 			for i := range 4 {
 				agg := a.aggregator(t, nil)
 				wg.Go(func() {
-					// Each starts at a different record and overlaps the others.
-					_, err := agg.Apply(context.Background(), shard, recs[i*5:])
+					// Each delivers a different stretch from the shard's
+					// start, as a reader resuming from an older position
+					// would, and then the rest.
+					_, err := agg.Apply(context.Background(), shard, recs[:15+i*15])
 					assert.NoError(t, err)
 					_, err = agg.Apply(context.Background(), shard, recs)
 					assert.NoError(t, err)
@@ -284,21 +298,25 @@ func TestApplyExactlyOnce(t *testing.T) {
 	}
 }
 
-// TestApplyStopsAtABadRecord checks that a record that cannot be read
-// fails the batch at its position: the records before it are applied, and
-// Through says so, so that a partial batch response retries from it.
-func TestApplyStopsAtABadRecord(t *testing.T) {
+// TestApplyPassesOverABadRecord checks that a marker that cannot be
+// counted is reported and passed over, so that it cannot wedge its shard,
+// while a sequence number no stream sends fails the batch at its position:
+// the records before it are applied, and Through says so, so that a
+// partial batch response retries from it.
+func TestApplyPassesOverABadRecord(t *testing.T) {
 	t.Parallel()
 	a := newAggTarget(t)
 	c := createCampaign(t, a.store, storetest.Epoch)
 	cases := []struct {
 		name  string
 		spoil func(r *dynamostore.StreamRecord)
+		// stops says the batch fails at the bad record.
+		stops bool
 	}{
-		{"SequenceNumberNotDigits", func(r *dynamostore.StreamRecord) { r.Seq = "12ab" }},
-		{"SequenceNumberTooLong", func(r *dynamostore.StreamRecord) { r.Seq = fmt.Sprintf("%041d", 1) }},
-		{"MarkerWithoutMinute", func(r *dynamostore.StreamRecord) { delete(r.New, "b") }},
-		{"MarkerWithoutOwner", func(r *dynamostore.StreamRecord) { delete(r.New, "owner") }},
+		{"SequenceNumberNotDigits", func(r *dynamostore.StreamRecord) { r.Seq = "12ab" }, true},
+		{"SequenceNumberTooLong", func(r *dynamostore.StreamRecord) { r.Seq = fmt.Sprintf("%041d", 1) }, true},
+		{"MarkerWithoutMinute", func(r *dynamostore.StreamRecord) { delete(r.New, "b") }, false},
+		{"MarkerWithoutOwner", func(r *dynamostore.StreamRecord) { delete(r.New, "owner") }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,10 +324,19 @@ func TestApplyStopsAtABadRecord(t *testing.T) {
 			recs := a.recs.counted(c.ID, 5)
 			tc.spoil(&recs[3])
 			res, err := a.aggregator(t, nil).Apply(context.Background(), uuid.NewString(), recs)
-			require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
-			assert.Equal(t, recs[2].Seq, res.Through)
-			assert.Equal(t, int64(3), res.Counted)
-			assert.Equal(t, before[2]+3, a.counts(t, c.ID)[2])
+			if tc.stops {
+				require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
+				assert.Equal(t, recs[2].Seq, res.Through)
+				assert.Equal(t, int64(3), res.Counted)
+				assert.Equal(t, before[2]+3, a.counts(t, c.ID)[2])
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, res.Malformed, 1)
+			assert.Equal(t, recs[3].Seq, res.Malformed[0].Seq)
+			assert.ErrorIs(t, res.Malformed[0].Err, dynamostore.ErrMalformedItem)
+			assert.Equal(t, recs[4].Seq, res.Through, "the checkpoint moved past it")
+			assert.Equal(t, before[2]+4, a.counts(t, c.ID)[2], "the others count")
 		})
 	}
 }

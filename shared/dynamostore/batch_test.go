@@ -40,7 +40,7 @@ func outcomes(t *testing.T, res []adcount.Result) []adcount.Outcome {
 // TestBatchRepeats checks how a batch writes impressions that share a
 // dedup key: one after another, and a repeat answered from its earlier
 // impression's answer without a request while the key is taken, which is
-// what its own transaction would have found.
+// what its own write would have found.
 func TestBatchRepeats(t *testing.T) {
 	t.Parallel()
 	const c, d = adcount.Counted, adcount.Duplicate
@@ -79,16 +79,16 @@ func TestBatchRepeats(t *testing.T) {
 			f, wrap := newFaults()
 			s := tg.store(t, wrap, opts...)
 			camp := createCampaign(t, s, storetest.Epoch)
-			f.set("TransactWriteItems", 0, 0) // count, fault none
+			f.set("UpdateItem", 0, 0) // count, fault none
 			res, err := s.RecordImpressions(context.Background(), users(camp, tc.users...))
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, outcomes(t, res))
-			assert.Equal(t, tc.requests, f.requests(), "transactions sent")
+			assert.Equal(t, tc.requests, f.requests(), "marker writes sent")
 		})
 	}
 }
 
-// inFlight is a transport that counts the TransactWriteItems requests in
+// inFlight is a transport that counts the marker writes (UpdateItem) in
 // flight at once. It holds the first requests until limit of them are in
 // flight, so that the bound is reached however the goroutines are
 // scheduled, and then lets everything through.
@@ -102,7 +102,7 @@ type inFlight struct {
 }
 
 func (f *inFlight) RoundTrip(r *http.Request) (*http.Response, error) {
-	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems") {
+	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".UpdateItem") {
 		return f.next.RoundTrip(r)
 	}
 	f.mu.Lock()
@@ -129,7 +129,7 @@ func (f *inFlight) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestBatchConcurrencyIsBounded sends a batch of distinct impressions and
-// checks that exactly as many transactions as the bound are in flight at
+// checks that exactly as many marker writes as the bound are in flight at
 // most.
 func TestBatchConcurrencyIsBounded(t *testing.T) {
 	t.Parallel()
@@ -150,7 +150,7 @@ func TestBatchConcurrencyIsBounded(t *testing.T) {
 	}
 	gate.mu.Lock()
 	defer gate.mu.Unlock()
-	assert.Equal(t, limit, gate.most, "transactions in flight at most")
+	assert.Equal(t, limit, gate.most, "marker writes in flight at most")
 	assert.Equal(t, int64(n), stats(t, s, c.ID).Total)
 }
 
@@ -164,18 +164,18 @@ func TestBatchFailureIsWholeAndRetrySafe(t *testing.T) {
 	cases := []struct {
 		name string
 		kind fault
-		// skip is how many transactions succeed before the faults start.
+		// skip is how many marker writes succeed before the faults start.
 		skip int
 	}{
 		// Throttled from the start: nothing is written.
 		{"ThrottledFromTheStart", faultThrottle, 0},
 		// Throttled partway: some impressions are written, some not.
 		{"ThrottledPartway", faultThrottle, 5},
-		// Every transaction applied and every answer lost: all written,
+		// Every write applied and every answer lost: all written,
 		// none acknowledged.
 		{"LostResponses", faultLostResponse, 0},
-		// Contention that outlasts the store's resubmissions, partway.
-		{"ConflictPartway", faultConflict, 3},
+		// A DynamoDB error partway.
+		{"InternalErrorPartway", faultInternal, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +194,7 @@ func TestBatchFailureIsWholeAndRetrySafe(t *testing.T) {
 			imps = append(imps, adcount.Impression{CampaignID: c.ID, UserID: "user-0", AdID: "a", Filtered: true},
 				adcount.Impression{CampaignID: "no-such-campaign", UserID: "u", AdID: "a"})
 
-			f.setAfter("TransactWriteItems", tc.kind, tc.skip, -1)
+			f.setAfter("UpdateItem", tc.kind, tc.skip, -1)
 			res, err := s.RecordImpressions(context.Background(), imps)
 			require.ErrorIs(t, err, adcount.ErrUnavailable)
 			assert.Nil(t, res)

@@ -150,17 +150,16 @@ func awsError(r *http.Request, status int, code string, reasons any) *http.Respo
 }
 
 // TestStoreFailures injects each kind of DynamoDB failure into every attempt
-// of the record transaction, the SDK's retries included. Each must give
-// ErrUnavailable, leave the table whole (either nothing of the impression,
-// or all of it), and let a retry afterwards count the impression exactly
-// once in total.
+// of the marker write, the SDK's retries included. Each must give
+// ErrUnavailable, leave the marker written or not, and let a retry
+// afterwards count the impression exactly once in total.
 func TestStoreFailures(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
 	cases := []struct {
 		name string
 		kind fault
-		// applied says the failed call's transaction did reach DynamoDB.
+		// applied says the failed call's write did reach DynamoDB.
 		applied bool
 	}{
 		// On-demand tables throttle a hot partition or a sudden spike.
@@ -175,8 +174,6 @@ func TestStoreFailures(t *testing.T) {
 		// counted, the caller is told it is unavailable, and its retry must
 		// not count it again.
 		{"LostResponses", faultLostResponse, true},
-		// Contention that outlasts the store's own resubmissions.
-		{"TransactionConflict", faultConflict, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,7 +184,7 @@ func TestStoreFailures(t *testing.T) {
 			c := createCampaign(t, s, storetest.Epoch)
 			imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}
 
-			f.set("TransactWriteItems", tc.kind, -1)
+			f.set("UpdateItem", tc.kind, -1)
 			_, err := s.RecordImpression(context.Background(), imp)
 			require.ErrorIs(t, err, adcount.ErrUnavailable)
 			assert.Contains(t, err.Error(), c.ID, "the error names the campaign")
@@ -198,7 +195,7 @@ func TestStoreFailures(t *testing.T) {
 			f.clear()
 			items := sortKeys(tg.items(t, c.ID, imp))
 			if tc.applied {
-				assert.Len(t, items, 4, "all of the impression: campaign, hour, total and marker, %v", items)
+				assert.Equal(t, []string{"META", "MARKER"}, items, "the impression's marker")
 			} else {
 				assert.Equal(t, []string{"META"}, items, "nothing of the impression")
 			}
@@ -211,10 +208,9 @@ func TestStoreFailures(t *testing.T) {
 	}
 }
 
-// TestRetriesNeverDoubleCount loses the answer to an applied transaction
-// once, so that the SDK retries it, and conflicts once, so that the store
-// resubmits it. Either way the caller is told it counted, and it counted
-// once.
+// TestRetriesNeverDoubleCount loses the answer to an applied marker write
+// once, so that the SDK retries it, and throttles it once. Either way the
+// caller is told it counted, and it counted once.
 func TestRetriesNeverDoubleCount(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -222,14 +218,10 @@ func TestRetriesNeverDoubleCount(t *testing.T) {
 		name string
 		kind fault
 	}{
-		// The SDK resends the same request. DynamoDB answers it from the
-		// first commit by its ClientRequestToken; an implementation without
-		// tokens finds the marker the first attempt wrote with this call's
-		// owner token. Both mean: counted, once.
+		// The SDK resends the same request, whose condition then fails on
+		// the marker the first attempt wrote, with this call's owner
+		// token: counted, once.
 		{"LostResponseRetriedBySDK", faultLostResponse},
-		// A cancelled transaction applied nothing, so the store submits it
-		// again.
-		{"ConflictResubmitted", faultConflict},
 		// The SDK retries throttling by itself.
 		{"ThrottledOnce", faultThrottle},
 	}
@@ -242,7 +234,7 @@ func TestRetriesNeverDoubleCount(t *testing.T) {
 			c := createCampaign(t, s, storetest.Epoch)
 			imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}
 
-			f.set("TransactWriteItems", tc.kind, 1)
+			f.set("UpdateItem", tc.kind, 1)
 			assert.True(t, record(t, s, imp), "the first call's outcome is reported truthfully")
 			assert.Equal(t, 2, f.requests(), "one failed attempt, one retry")
 			assert.False(t, record(t, s, imp), "a later repeat is a duplicate")
@@ -294,7 +286,7 @@ func TestUnavailableOverHTTP(t *testing.T) {
 			c := createCampaign(t, s, time.Now().Add(-time.Minute))
 			body := fmt.Sprintf(`{"campaign_id":%q,"user_id":"u1","ad_id":"a1"}`, c.ID)
 
-			f.set("TransactWriteItems", tc.kind, -1)
+			f.set("UpdateItem", tc.kind, -1)
 			resp, err := http.Post(api.URL+"/api/v1/impressions", "application/json", strings.NewReader(body))
 			require.NoError(t, err)
 			var failed map[string]any

@@ -13,12 +13,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/config"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/memstore"
 	"github.com/adcount/impression-counter/shared/memstore/wal"
+	"github.com/adcount/impression-counter/shared/streampoll"
 )
 
 // Open returns the store cfg names. Call it once at start-up: the memory
@@ -91,6 +93,35 @@ func CreateTable(ctx context.Context, cfg config.Config, getenv func(string) str
 	return dynamostore.CreateTable(ctx, db, cfg.DynamoDBTable)
 }
 
+// OpenPoller returns a poller of the stream of the DynamoDB store's table,
+// DYNAMODB_TABLE, that folds it into the counts with the aggregator the
+// Lambda function runs, for the local server with STORE=dynamodb and
+// DYNAMODB_AGGREGATOR=true. It reads the AWS settings through getenv as
+// Open does, and the Streams API's endpoint as StreamsClient says. It
+// makes no call: a table without a stream shows as the poller's failures.
+func OpenPoller(ctx context.Context, cfg config.Config, getenv func(string) string, opts ...streampoll.Option) (*streampoll.Poller, error) {
+	if cfg.DynamoDBTable == "" {
+		return nil, fmt.Errorf("stores: open stream poller: DYNAMODB_TABLE is required")
+	}
+	db, err := dynamoDBClient(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	agg, err := dynamostore.NewAggregator(db, cfg.DynamoDBTable)
+	if err != nil {
+		return nil, fmt.Errorf("stores: open aggregator: %w", err)
+	}
+	streams, err := StreamsClient(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	p, err := streampoll.New(streams, agg, cfg.DynamoDBTable, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("stores: open stream poller: %w", err)
+	}
+	return p, nil
+}
+
 // dynamoDBClient builds a DynamoDB client from the AWS variables that
 // getenv holds, so that the settings a caller passes in, not the process
 // environment, decide where it connects and as whom:
@@ -109,16 +140,53 @@ func CreateTable(ctx context.Context, cfg config.Config, getenv func(string) str
 // AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_WEB_IDENTITY_TOKEN_FILE) from
 // the process environment, which is the same as getenv in production.
 func dynamoDBClient(ctx context.Context, getenv func(string) string) (*dynamodb.Client, error) {
-	first := func(names ...string) string {
-		for _, n := range names {
-			if v := getenv(n); v != "" {
-				return v
-			}
-		}
-		return ""
+	awsCfg, err := awsConfig(ctx, getenv)
+	if err != nil {
+		return nil, err
 	}
+	endpoint := firstSet(getenv, "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
+	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		// Set on the client, this wins over any endpoint the SDK found in
+		// the process environment or the config files.
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// StreamsClient builds a DynamoDB Streams client from the AWS variables
+// that getenv holds, as dynamoDBClient does, with the endpoint from
+// AWS_ENDPOINT_URL_DYNAMODB_STREAMS, or else AWS_ENDPOINT_URL: the SDK's
+// own names. A server such as DynamoDB Local that serves both APIs on one
+// port is reached by setting both endpoint variables to its URL.
+func StreamsClient(ctx context.Context, getenv func(string) string) (*dynamodbstreams.Client, error) {
+	awsCfg, err := awsConfig(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := firstSet(getenv, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL")
+	return dynamodbstreams.NewFromConfig(awsCfg, func(o *dynamodbstreams.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// firstSet returns the value of the first of names that getenv has set.
+func firstSet(getenv func(string) string, names ...string) string {
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// awsConfig loads the SDK's configuration with the region, profile and
+// static credentials that getenv holds (see dynamoDBClient).
+func awsConfig(ctx context.Context, getenv func(string) string) (aws.Config, error) {
 	var opts []func(*awsconfig.LoadOptions) error
-	if region := first("AWS_REGION", "AWS_DEFAULT_REGION"); region != "" {
+	if region := firstSet(getenv, "AWS_REGION", "AWS_DEFAULT_REGION"); region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
 	}
 	if profile := getenv("AWS_PROFILE"); profile != "" {
@@ -130,14 +198,7 @@ func dynamoDBClient(ctx context.Context, getenv func(string) string) (*dynamodb.
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("stores: load AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("stores: load AWS configuration: %w", err)
 	}
-	endpoint := first("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
-	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		// Set on the client, this wins over any endpoint the SDK found in
-		// the process environment or the config files.
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return awsCfg, nil
 }

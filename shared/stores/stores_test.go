@@ -189,3 +189,51 @@ func signatureProxy(t *testing.T, target string) (string, func() []http.Header) 
 		return slices.Clone(headers)
 	}
 }
+
+// TestStreamsEndpointComesFromGetenv checks that the Streams client, and
+// the poller built on it, go to the endpoint getenv names under the SDK's
+// names for it, signed for the region in getenv.
+func TestStreamsEndpointComesFromGetenv(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  func(proxy string) map[string]string
+	}{
+		// The name the SDK gives the Streams API's own endpoint.
+		{"ServiceEndpoint", func(proxy string) map[string]string {
+			return map[string]string{"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": proxy, "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:1"}
+		}},
+		// The general endpoint, as for a server of both APIs on one port.
+		{"GeneralEndpoint", func(proxy string) map[string]string {
+			return map[string]string{"AWS_ENDPOINT_URL": proxy}
+		}},
+		// The Streams endpoint wins over the general one.
+		{"SpecificNameWins", func(proxy string) map[string]string {
+			return map[string]string{"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": proxy, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			proxy, seen := signatureProxy(t, dynamotest.Start(t))
+			env := tc.env(proxy)
+			env["AWS_REGION"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "eu-west-3", "getenv-key", "s"
+			cfg := config.Config{Store: config.StoreDynamoDB, DynamoDBTable: "impressions", DedupTTL: time.Hour}
+
+			p, err := stores.OpenPoller(context.Background(), cfg, mapEnv(env))
+			require.NoError(t, err)
+			_, err = p.Poll(context.Background())
+			require.ErrorContains(t, err, "has no stream", "the poller asked the server in getenv")
+			headers := seen()
+			require.NotEmpty(t, headers)
+			for _, h := range headers {
+				assert.Equal(t, "DynamoDBStreams_20120810.ListStreams", h.Get("X-Amz-Target"))
+				assert.Contains(t, h.Get("Authorization"), "Credential=getenv-key/")
+				assert.Contains(t, h.Get("Authorization"), "/eu-west-3/dynamodb/aws4_request")
+			}
+		})
+	}
+
+	_, err := stores.OpenPoller(context.Background(), config.Config{Store: config.StoreDynamoDB}, noEnv)
+	assert.ErrorContains(t, err, "DYNAMODB_TABLE")
+}
