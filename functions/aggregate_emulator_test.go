@@ -25,8 +25,8 @@ import (
 // TestAggregateUnderEmulator runs the aggregate function as Lambda runs
 // it, against a table on the in-process DynamoDB server, with the stream
 // samples of events/ and with generated batches delivered the ways Lambda
-// delivers them: again whole, again in part, with a bad record, without a
-// shard. Each case has its own shard and campaign, and reads its counts
+// delivers them: again whole, again in part, with a malformed marker, with
+// a record the aggregator refuses, without a shard. Each case has its own shard and campaign, and reads its counts
 // back through the store's Stats, as the admin function does.
 func TestAggregateUnderEmulator(t *testing.T) {
 	t.Parallel()
@@ -141,18 +141,34 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		assert.Equal(t, [3]int64{10, 10, 0}, counts(t, "partial"))
 	})
 
-	t.Run("BadRecordFailsAtItsPosition", func(t *testing.T) {
+	t.Run("MalformedMarkerIsPassedOver", func(t *testing.T) {
+		campaign(t, "malformed")
+		gen := &markers{campaign: "malformed", now: time.Now()}
+		var recs []events.DynamoDBEventRecord
+		for range 10 {
+			recs = append(recs, gen.next(false))
+		}
+		// A counted marker without its minute: the table was edited by
+		// hand, or a bug wrote it. It cannot be counted, and it must not
+		// hold its shard up.
+		delete(recs[4].Change.NewImage, "b")
+		assert.Empty(t, failures(invoke(t, streamEvent("shardId-malformed", recs...))))
+		assert.Equal(t, [3]int64{9, 9, 0}, counts(t, "malformed"), "every other record counts")
+	})
+
+	t.Run("FailureResumesAtItsRecord", func(t *testing.T) {
 		campaign(t, "poison")
 		gen := &markers{campaign: "poison", now: time.Now()}
 		var recs []events.DynamoDBEventRecord
 		for range 10 {
 			recs = append(recs, gen.next(false))
 		}
-		// A counted marker without its minute: the table was edited by
-		// hand, or a bug wrote it.
-		delete(recs[4].Change.NewImage, "b")
+		// A record the aggregator refuses: no stream sends a sequence
+		// number that is not decimal digits, but a failure of Apply at a
+		// record is answered the same way whatever its cause.
+		recs[4].Change.SequenceNumber = "not-a-sequence-number"
 		resp := invoke(t, streamEvent("shardId-poison", recs...))
-		assert.Equal(t, []string{seqOf(recs[4])}, failures(resp), "Lambda resumes from the bad record")
+		assert.Equal(t, []string{seqOf(recs[4])}, failures(resp), "Lambda resumes from the refused record")
 		assert.Equal(t, [3]int64{4, 4, 0}, counts(t, "poison"), "the records before it count")
 
 		// Lambda retries from it, and bisects: it fails again alone...
@@ -182,10 +198,10 @@ func TestAggregateUnderEmulator(t *testing.T) {
 					lines = append(lines, doc)
 				}
 			}
-			// Every invocation above with records: 2 + 2 + 2 + 4 + 1.
-			return len(lines) >= 11
+			// Every invocation above with records: 2 + 2 + 2 + 1 + 4 + 1.
+			return len(lines) >= 12
 		}, 10*time.Second, 10*time.Millisecond, "%s", f.output.String())
-		require.Len(t, lines, 11, "one line per batch, none for the window's end")
+		require.Len(t, lines, 12, "one line per batch, none for the window's end")
 		sum := map[string]float64{}
 		var refused map[string]any
 		for _, line := range lines {
@@ -202,17 +218,22 @@ func TestAggregateUnderEmulator(t *testing.T) {
 			}
 		}
 		// Applied whole: the samples twice, two whole deliveries, two
-		// partial ones, and the batch after the bad record.
-		assert.Equal(t, 7.0, sum[emf.MetricBatchesApplied])
-		// The three poisoned invocations and the one without a shard.
+		// partial ones, the malformed marker's batch, and the batch after
+		// the refused record.
+		assert.Equal(t, 8.0, sum[emf.MetricBatchesApplied])
+		// The three invocations at the refused record, and the one
+		// without a shard.
 		assert.Equal(t, 4.0, sum[emf.MetricAggregatorFailures])
 		// The samples' six, ten twice, three of the partial delivery.
 		assert.Equal(t, 6.0+10+3, sum[emf.MetricRedeliveriesSkipped])
-		// 6 samples, 10 whole, 10 partial, 4 + 5 around the bad record.
-		assert.Equal(t, 6.0+10+10+9, sum[emf.MetricRecordsApplied])
+		// 6 samples, 10 whole, 10 partial, 10 with the malformed marker,
+		// 4 + 5 around the refused record.
+		assert.Equal(t, 6.0+10+10+10+9, sum[emf.MetricRecordsApplied])
+		assert.Equal(t, 1.0, sum[emf.MetricMalformedRecords])
 		assert.Positive(t, sum[emf.MetricAggregatorLag], "the lag of the batches that applied records")
 		if assert.NotNil(t, refused, "the batch without a shard is logged with the setting to fix") {
 			assert.Equal(t, "ERROR", refused["level"])
 		}
+		assert.Contains(t, f.output.String(), "malformed marker passed over", "the malformed marker is logged")
 	})
 }

@@ -203,7 +203,8 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 
 	// The aggregate function serves no route: it applies the stream's
 	// batches, every way Apply calls the table: new records, a batch
-	// delivered again whole and in part, and a bad record.
+	// delivered again whole and in part, a malformed marker passed over,
+	// and a record Apply refuses.
 	t.Run(logicalID(serve.Aggregate), func(t *testing.T) {
 		rec := &actionRecorder{next: db, actions: map[string]bool{}}
 		agg, err := dynamostore.NewAggregator(rec, tableName)
@@ -219,10 +220,16 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 			_, err := agg.Apply(ctx, "shard-policy", recs)
 			require.NoError(t, err)
 		}
-		bad, err := aggregate.Record(gen.next(false))
+		malformed, err := aggregate.Record(gen.next(false))
 		require.NoError(t, err)
-		delete(bad.New, "b")
-		_, err = agg.Apply(ctx, "shard-policy", []dynamostore.StreamRecord{bad})
+		delete(malformed.New, "b")
+		applied, err := agg.Apply(ctx, "shard-policy", []dynamostore.StreamRecord{malformed})
+		require.NoError(t, err)
+		require.Len(t, applied.Malformed, 1)
+		refused, err := aggregate.Record(gen.next(false))
+		require.NoError(t, err)
+		refused.Seq = "not-a-sequence-number"
+		_, err = agg.Apply(ctx, "shard-policy", []dynamostore.StreamRecord{refused})
 		require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
 
 		fn := logicalID(serve.Aggregate)

@@ -18,6 +18,10 @@ type Batch struct {
 	// shard's checkpoint over them; Skipped is how many an earlier
 	// delivery had already applied, redeliveries.
 	Applied, Skipped int
+	// Malformed is how many of them were dedup markers that lacked what a
+	// count needs, which the aggregator passed over: only a hand edit of
+	// the table or a bug makes one.
+	Malformed int
 	// Counted and Filtered are the impressions folded into the counts.
 	Counted, Filtered int64
 	// Transactions is how many writes the aggregator committed.
@@ -52,6 +56,9 @@ const (
 	// MetricAggregatorFailures counts batches that failed in whole or in
 	// part and will be delivered again from their failed record.
 	MetricAggregatorFailures = "aggregator_failures"
+	// MetricMalformedRecords counts malformed markers passed over, never
+	// counted: alarm on any.
+	MetricMalformedRecords = "aggregator_malformed_records"
 )
 
 // ObserveBatch writes b as one JSON line through the Sink's handler: the
@@ -75,6 +82,7 @@ func (s *Sink) ObserveBatch(ctx context.Context, b Batch) {
 		{MetricRecordsApplied, "Count"},
 		{MetricRedeliveriesSkipped, "Count"},
 		{MetricAggregatorFailures, "Count"},
+		{MetricMalformedRecords, "Count"},
 	}
 	attrs := make([]slog.Attr, 0, 16)
 	if s.handler.Enabled(ctx, level) {
@@ -98,7 +106,8 @@ func (s *Sink) ObserveBatch(ctx context.Context, b Batch) {
 		slog.Int(MetricBatchesApplied, applied),
 		slog.Int(MetricRecordsApplied, b.Applied),
 		slog.Int(MetricRedeliveriesSkipped, b.Skipped),
-		slog.Int(MetricAggregatorFailures, failures))
+		slog.Int(MetricAggregatorFailures, failures),
+		slog.Int(MetricMalformedRecords, b.Malformed))
 	if b.HasLag {
 		metrics = append(metrics, metric{MetricAggregatorLag, "Seconds"})
 		attrs = append(attrs, slog.Float64(MetricAggregatorLag, max(b.Lag, 0).Seconds()))

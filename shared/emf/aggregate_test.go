@@ -41,9 +41,10 @@ func TestBatchLinesAreEMF(t *testing.T) {
 	}{
 		// A batch applied whole, partly a redelivery.
 		{"Applied", slog.LevelInfo,
-			emf.Batch{Shard: "shard-1", Records: 5, Applied: 3, Skipped: 2, Counted: 2, Filtered: 1, Transactions: 1, Lag: 1500 * time.Millisecond, HasLag: true, Through: "105"},
-			map[string]any{"msg": "batch", "level": "INFO", "shard": "shard-1", "records": 5.0, "counted": 2.0, "filtered": 1.0, "through": "105",
-				emf.MetricBatchesApplied: 1.0, emf.MetricRecordsApplied: 3.0, emf.MetricRedeliveriesSkipped: 2.0, emf.MetricAggregatorFailures: 0.0, emf.MetricAggregatorLag: 1.5},
+			emf.Batch{Shard: "shard-1", Records: 5, Applied: 3, Skipped: 2, Malformed: 1, Counted: 1, Filtered: 1, Transactions: 1, Lag: 1500 * time.Millisecond, HasLag: true, Through: "105"},
+			map[string]any{"msg": "batch", "level": "INFO", "shard": "shard-1", "records": 5.0, "counted": 1.0, "filtered": 1.0, "through": "105",
+				emf.MetricBatchesApplied: 1.0, emf.MetricRecordsApplied: 3.0, emf.MetricRedeliveriesSkipped: 2.0, emf.MetricAggregatorFailures: 0.0,
+				emf.MetricMalformedRecords: 1.0, emf.MetricAggregatorLag: 1.5},
 			[]string{"err", "failed_at"}},
 		// A failure is logged at ERROR, with where Lambda resumes.
 		{"Failed", slog.LevelInfo,

@@ -8,7 +8,9 @@
 // again from there and no record after it is lost; with
 // BisectBatchOnFunctionError a record that keeps failing is isolated and,
 // after the mapping's retries, sent to its on-failure destination instead
-// of holding its shard up for ever. docs/lambda.md explains the mapping.
+// of holding its shard up for ever. A malformed marker is not a failure:
+// the aggregator passes over it, and the handler logs and counts it.
+// docs/lambda.md explains the mapping.
 package aggregate
 
 import (
@@ -77,7 +79,8 @@ type Option func(*Handler)
 func WithMetrics(s BatchSink) Option { return func(h *Handler) { h.metrics = s } }
 
 // WithLogger sets the logger of the lines that are not a batch's record:
-// the end of a tumbling window. The default discards them.
+// a malformed marker that the aggregator passed over, at ERROR, and the
+// end of a tumbling window. The default discards them.
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithClock sets the clock the aggregator's lag is measured with; the
@@ -187,6 +190,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBTimeWindowEvent)
 		applied, err = h.agg.Apply(ctx, ev.ShardID, recs)
 	}
 	b.Skipped, b.Counted, b.Filtered, b.Transactions = applied.Skipped, applied.Counted, applied.Filtered, applied.Transactions
+	b.Malformed = len(applied.Malformed)
+	for _, m := range applied.Malformed {
+		// Passed over for good: the line says which record to look at.
+		h.logger.ErrorContext(ctx, "malformed marker passed over, not counted", "shard", ev.ShardID, "seq", m.Seq, "err", m.Err)
+	}
 	// handled is how many records, from the first, are applied now.
 	handled := len(recs)
 	if err != nil {

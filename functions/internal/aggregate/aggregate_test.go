@@ -1,10 +1,12 @@
 package aggregate_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,8 @@ type fakeApplier struct {
 	failAt      string
 	skipThrough int
 	err         error
+	// malformed is a record passed over as a malformed marker.
+	malformed string
 
 	mu    sync.Mutex
 	calls [][]dynamostore.StreamRecord
@@ -44,9 +48,12 @@ func (f *fakeApplier) Apply(_ context.Context, shard string, recs []dynamostore.
 			return a, fmt.Errorf("%w: record %s", f.err, r.Seq)
 		}
 		a.Through = r.Seq
-		if i < f.skipThrough {
+		switch {
+		case i < f.skipThrough:
 			a.Skipped++
-		} else {
+		case r.Seq == f.malformed:
+			a.Malformed = append(a.Malformed, dynamostore.Malformed{Seq: r.Seq, Err: fmt.Errorf("%w: no minute", dynamostore.ErrMalformedItem)})
+		default:
 			a.Counted++
 		}
 	}
@@ -120,6 +127,11 @@ func TestHandle(t *testing.T) {
 		{"Redelivered", window("shard-1", marker("101", at(time.Second)), marker("102", at(time.Second))),
 			&fakeApplier{skipThrough: 2}, "", false, []string{"101", "102"},
 			emf.Batch{Shard: "shard-1", Records: 2, Skipped: 2, Transactions: 1, Lag: time.Second, HasLag: true, Through: "102"}},
+		// A malformed marker is passed over for good, not failed: it is
+		// reported, and the batch applies.
+		{"MalformedMarkerPassedOver", window("shard-1", marker("101", at(time.Second)), marker("102", at(time.Second)), marker("103", at(time.Second))),
+			&fakeApplier{malformed: "102"}, "", false, []string{"101", "102", "103"},
+			emf.Batch{Shard: "shard-1", Records: 3, Applied: 3, Malformed: 1, Counted: 2, Transactions: 1, Lag: time.Second, HasLag: true, Through: "103"}},
 		// The aggregator stops at a record: Lambda resumes from it, and
 		// the records before it count.
 		{"ApplyFailsMidBatch", window("shard-1", marker("101", at(time.Second)), marker("102", at(time.Second)), marker("103", at(time.Second))),
@@ -159,7 +171,9 @@ func TestHandle(t *testing.T) {
 			t.Parallel()
 			got := &batches{}
 			var paused []time.Duration
+			var logged bytes.Buffer
 			h, err := aggregate.NewHandler(tc.applier, aggregate.WithMetrics(got), aggregate.WithClock(func() time.Time { return now }),
+				aggregate.WithLogger(slog.New(slog.NewJSONHandler(&logged, nil))),
 				aggregate.WithRetryPause(time.Minute, func(_ context.Context, d time.Duration) { paused = append(paused, d) }))
 			require.NoError(t, err)
 			resp, err := h.Handle(context.Background(), tc.event)
@@ -204,6 +218,13 @@ func TestHandle(t *testing.T) {
 			}
 			b.Err, tc.want.Err = nil, nil
 			assert.Equal(t, tc.want, b)
+			// A malformed marker gets an ERROR line that names it.
+			if tc.applier.malformed != "" {
+				assert.Contains(t, logged.String(), `"level":"ERROR"`)
+				assert.Contains(t, logged.String(), `"seq":"`+tc.applier.malformed+`"`)
+			} else {
+				assert.Empty(t, logged.String())
+			}
 		})
 	}
 }
