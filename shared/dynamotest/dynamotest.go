@@ -20,9 +20,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,6 +171,8 @@ func (res response) write(w http.ResponseWriter) {
 	if w.Header().Get("Content-Type") == "" {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	}
+	// DynamoDB sends the body's CRC32, and the SDK checks it.
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(res.body)), 10))
 	w.WriteHeader(res.status)
 	_, _ = w.Write(res.body)
 }

@@ -88,6 +88,8 @@ const (
 	retryDiscovery = time.Second
 	// logRepeats is how often the same failure is logged again.
 	logRepeats = time.Minute
+	// maxPages bounds the pages of one shard that one round reads.
+	maxPages = 32
 )
 
 // Poller reads one table's stream. Use it from one goroutine: Run, or Poll
@@ -104,6 +106,7 @@ type Poller struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	obs      Observer
+	keep     func(dynamostore.StreamRecord) bool
 
 	arn         string
 	shards      []*shardState // in the order DescribeStream lists them: parents first
@@ -150,6 +153,14 @@ func WithLogger(l *slog.Logger) Option { return func(p *Poller) { p.logger = l }
 
 // WithObserver sets what receives the poller's metrics.
 func WithObserver(o Observer) Option { return func(p *Poller) { p.obs = o } }
+
+// WithFilter passes Apply only the records keep accepts, as a Lambda
+// event source mapping's filter criteria do: the others count as read.
+// A page that keeps none is not applied at all. The default keeps every
+// record.
+func WithFilter(keep func(dynamostore.StreamRecord) bool) Option {
+	return func(p *Poller) { p.keep = keep }
+}
 
 // WithReaderID sets the name the poller records its watermark under;
 // random if not set, so that each poller has its own.
@@ -397,7 +408,12 @@ func (p *Poller) latestStream(ctx context.Context) (string, error) {
 // After a failure the shard is read again from its checkpoint.
 func (p *Poller) readShard(ctx, calls context.Context, sh *shardState) (atEnd bool, applied int, err error) {
 	reseeks := 0
-	for {
+	for pages := 0; ; pages++ {
+		if pages == maxPages {
+			// A shard written faster than it is read would hold the
+			// round here for ever: let the other shards have their turn.
+			return false, applied, nil
+		}
 		if ctx.Err() != nil {
 			return false, applied, nil
 		}
@@ -427,14 +443,14 @@ func (p *Poller) readShard(ctx, calls context.Context, sh *shardState) (atEnd bo
 			}
 			return false, applied, err
 		}
-		if len(out.Records) > 0 {
-			recs, err := convert(out.Records)
-			if err != nil {
-				sh.iter = ""
-				err = fmt.Errorf("streampoll: shard %s: %w", sh.id, err)
-				p.fail(StageApply, err)
-				return false, applied, err
-			}
+		recs, err := p.convert(out.Records)
+		if err != nil {
+			sh.iter = ""
+			err = fmt.Errorf("streampoll: shard %s: %w", sh.id, err)
+			p.fail(StageApply, err)
+			return false, applied, err
+		}
+		if len(recs) > 0 {
 			a, err := p.agg.Apply(calls, sh.id, recs)
 			if err != nil {
 				sh.iter = ""
@@ -483,6 +499,16 @@ func (p *Poller) seek(ctx context.Context, sh *shardState) (string, error) {
 		return "", fmt.Errorf("streampoll: iterator of shard %s: %w", sh.id, err)
 	}
 	return aws.ToString(out.ShardIterator), nil
+}
+
+// convert turns the Streams API's records into the aggregator's, keeping
+// those the filter accepts.
+func (p *Poller) convert(recs []stypes.Record) ([]dynamostore.StreamRecord, error) {
+	out, err := convert(recs)
+	if err != nil || p.keep == nil {
+		return out, err
+	}
+	return slices.DeleteFunc(out, func(r dynamostore.StreamRecord) bool { return !p.keep(r) }), nil
 }
 
 // convert turns the Streams API's records into the aggregator's.

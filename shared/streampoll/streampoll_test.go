@@ -485,3 +485,22 @@ func TestNoStream(t *testing.T) {
 	assert.Equal(t, 3, obs.failures[streampoll.StageDiscover])
 	assert.Equal(t, 1, strings.Count(logs.String(), "stream poll failed"))
 }
+
+// TestFilter passes Apply only the records the filter keeps, and applies
+// no page that keeps none.
+func TestFilter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dynamotest.WithShards(1))
+	e.write(t, 6, "1")
+	agg := newFakeAgg()
+	obs := &recorder{}
+	keep := func(r dynamostore.StreamRecord) bool {
+		pk := r.New["pk"].(*types.AttributeValueMemberS).Value
+		return pk == "item1" || pk == "item4"
+	}
+	p := e.poller(t, agg, streampoll.WithFilter(keep), streampoll.WithPageSize(2), streampoll.WithObserver(obs))
+	catchUp(t, p)
+	assert.Equal(t, map[string][]string{"item1": {"1"}, "item4": {"1"}}, agg.values)
+	assert.Equal(t, 2, obs.applied, "pages 0-1 and 4-5 are applied, 2-3 is not")
+	assert.Len(t, obs.lags, 2)
+}
