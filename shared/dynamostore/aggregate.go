@@ -137,7 +137,8 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 // with its own checkpoint.
 //
 // Records that are not counted markers (a duplicate's marker never changes,
-// so it has none; TTL deletions; other items) only move the checkpoint.
+// so it has none; TTL deletions; other items, such as the aggregator's own
+// writes) count nothing, and a run of them writes nothing.
 // Markers written by the store's earlier, transactional write path carry
 // no campaign and were counted when they were written, so they are
 // skipped too.
@@ -217,13 +218,29 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 			}
 			continue
 		}
-		res.Transactions++
+		if len(g.items) > 0 {
+			res.Transactions++
+		}
 		res.Counted += g.counted
 		res.Filtered += g.filtered
 		cp, i = seqs[j-1], j
 	}
 	res.Through = through(cp)
 	return res, bad
+}
+
+// IsMarkerRecord reports whether r is a change of a dedup marker, the only
+// records that can count. Apply counts nothing for any other record, and
+// writes nothing for a batch that counts nothing, so the aggregator's own
+// writes, which come back through the stream, end there; filtering them
+// out first saves the reading.
+func IsMarkerRecord(r StreamRecord) bool {
+	img := r.New
+	if img == nil {
+		img = r.Old
+	}
+	pk, _ := getString(img, PartitionKey)
+	return strings.HasPrefix(pk, markerPrefix)
 }
 
 // maxTransactItems is how many actions one TransactWriteItems may hold.
@@ -348,22 +365,18 @@ func (g *fold) add(c markerCount) {
 // commit writes g's additions and moves the shard's checkpoint from prev
 // to last in one transaction, on the condition that the checkpoint is
 // still prev. It reports false, having changed nothing, if another
-// aggregator moved it first. A fold with no additions moves the
-// checkpoint alone, with one conditional write.
+// aggregator moved it first.
+//
+// A fold with no additions writes nothing and reports true: its records
+// count nothing however often they are applied, so the checkpoint need
+// not move past them. Writing it would make a stream record of its own,
+// which the aggregator would apply by writing the checkpoint again, for
+// ever.
 func (a *Aggregator) commit(ctx context.Context, shardID string, g *fold, prev, last string, created time.Time) (bool, error) {
-	cp := a.checkpointUpdate(shardID, prev, last, created)
 	if len(g.items) == 0 {
-		_, err := a.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: cp.TableName, Key: cp.Key, UpdateExpression: cp.UpdateExpression,
-			ConditionExpression: cp.ConditionExpression, ExpressionAttributeNames: cp.ExpressionAttributeNames,
-			ExpressionAttributeValues: cp.ExpressionAttributeValues,
-		})
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
-			return false, nil
-		}
-		return err == nil, wrapUnavailable(err)
+		return true, nil
 	}
+	cp := a.checkpointUpdate(shardID, prev, last, created)
 	items := make([]types.TransactWriteItem, 0, len(g.items)+1)
 	keys := slices.SortedFunc(maps.Keys(g.items), func(x, y [2]string) int { return strings.Compare(x[0]+"\x00"+x[1], y[0]+"\x00"+y[1]) })
 	for _, k := range keys {

@@ -164,10 +164,10 @@ func TestOneWritePerImpression(t *testing.T) {
 	var aggregated []string
 	for _, sk := range sortKeys(tg.items(t, c.ID)) {
 		if sk != "META" {
-			aggregated = append(aggregated, sk[:min(len(sk), 5)])
+			aggregated = append(aggregated, sk[:min(len(sk), 4)])
 		}
 	}
-	assert.Equal(t, []string{"DAY#0", "HOUR#", "TOTAL"}, aggregated, "one day, one hour and the total")
+	assert.Equal(t, []string{"DAY#", "HOUR", "TOTA"}, aggregated, "one day, one hour and the total")
 }
 
 // TestExpiredMarkerStillInTableCountsAgain keeps a dedup marker in the table
@@ -189,7 +189,7 @@ func TestExpiredMarkerStillInTableCountsAgain(t *testing.T) {
 	assert.Equal(t, strconv.FormatInt(wantExp/1000, 10), marker["ttl"].(*types.AttributeValueMemberN).Value, "TTL removes the marker once it has expired")
 
 	clock.Advance(time.Minute)
-	require.Len(t, tg.items(t, c.ID, imp), len(items), "the expired marker is still in the table")
+	assert.Contains(t, sortKeys(tg.items(t, c.ID, imp)), "MARKER", "the expired marker is still in the table")
 	assert.True(t, record(t, s, imp), "an expired marker does not suppress a count")
 	assert.Equal(t, int64(2), stats(t, s, c.ID).Total)
 }
@@ -246,18 +246,18 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 		remove bool
 		put    string
 	}{
-		// A total shard whose count was written as a string.
-		{name: "TotalIsAString", item: "TOTAL#", set: str("12")},
+		// A total whose count was written as a string.
+		{name: "TotalIsAString", item: "TOTAL", set: str("12")},
 		// Counters only ever grow by one: a fraction or a negative count
 		// was not written by the store.
-		{name: "TotalIsAFraction", item: "TOTAL#", set: num("1.5")},
-		{name: "TotalIsNegative", item: "TOTAL#", set: num("-3")},
-		// A total shard without its count.
-		{name: "TotalIsMissing", item: "TOTAL#", remove: true},
-		{name: "TotalOverflows", item: "TOTAL#", set: num("99999999999999999999")},
-		// The filtered count of a total shard.
-		{name: "FilteredIsAString", item: "TOTAL#", attr: "f", set: str("1")},
-		{name: "FilteredIsNegative", item: "TOTAL#", attr: "f", set: num("-1")},
+		{name: "TotalIsAFraction", item: "TOTAL", set: num("1.5")},
+		{name: "TotalIsNegative", item: "TOTAL", set: num("-3")},
+		// A total without its count.
+		{name: "TotalIsMissing", item: "TOTAL", remove: true},
+		{name: "TotalOverflows", item: "TOTAL", set: num("99999999999999999999")},
+		// The filtered count of a total.
+		{name: "FilteredIsAString", item: "TOTAL", attr: "f", set: str("1")},
+		{name: "FilteredIsNegative", item: "TOTAL", attr: "f", set: num("-1")},
 		// A minute counter of an hour item.
 		{name: "MinuteIsAString", item: "HOUR#", set: str("x")},
 		{name: "MinuteIsABoolean", item: "HOUR#", set: &types.AttributeValueMemberBOOL{Value: true}},
@@ -275,6 +275,7 @@ func TestStatsRefuseMalformedCounters(t *testing.T) {
 			out, err := s.RecordImpression(ctx, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a", Filtered: true})
 			require.NoError(t, err)
 			require.Equal(t, adcount.Filtered, out)
+			require.Equal(t, int64(1), stats(t, s, c.ID).Total, "aggregated")
 			db := tg.client(t, nil)
 
 			sk := tc.put

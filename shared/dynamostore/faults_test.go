@@ -195,7 +195,7 @@ func TestStoreFailures(t *testing.T) {
 			f.clear()
 			items := sortKeys(tg.items(t, c.ID, imp))
 			if tc.applied {
-				assert.Equal(t, []string{"META", "MARKER"}, items, "the impression's marker")
+				assert.Contains(t, items, "MARKER", "the impression's marker")
 			} else {
 				assert.Equal(t, []string{"META"}, items, "nothing of the impression")
 			}
@@ -306,6 +306,7 @@ func TestUnavailableOverHTTP(t *testing.T) {
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
 			assert.Equal(t, tc.retryCounted, ok.Counted)
 
+			require.NoError(t, s.Settle(context.Background()))
 			resp, err = http.Get(api.URL + "/api/v1/campaigns/" + c.ID + "/stats")
 			require.NoError(t, err)
 			var st struct{ Total int64 }

@@ -28,9 +28,16 @@ import (
 // table instead of queueing behind one campaign's partition. The
 // aggregator's checkpoints and watermarks share the partition STREAM, so
 // that one Query reads them all.
+// MarkerKeyPrefix begins the partition key of every dedup marker: the only
+// items whose changes can count. A reader of the table's stream passes the
+// aggregator only their records (IsMarkerRecord); the Lambda function's
+// event source mapping filters on it (template.yaml), because the
+// aggregator's own writes are stream records too.
+const MarkerKeyPrefix = "DEDUP#"
+
 const (
 	campaignPrefix = "CAMPAIGN#"
-	markerPrefix   = "DEDUP#"
+	markerPrefix   = MarkerKeyPrefix
 	hourPrefix     = "HOUR#"
 	dayPrefix      = "DAY#"
 	totalSK        = "TOTAL"

@@ -13,12 +13,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
+	"github.com/adcount/impression-counter/shared/streampoll"
 )
 
 // targetEnv selects where the tests run. Unset, every test gets a minidyn
@@ -67,6 +69,9 @@ func newTarget(t *testing.T) *target {
 			awsTarget = tg
 		})
 		require.NoError(t, awsErr, "create the test table")
+		// Each test reads the stream too; the aggregator applies each
+		// record once whoever delivers it.
+		awsTarget.aggregate(t)
 		return awsTarget
 	default:
 		t.Fatalf("%s must be unset or \"aws\", got %q", targetEnv, v)
@@ -74,7 +79,37 @@ func newTarget(t *testing.T) *target {
 	tg := &target{table: "impressions", endpoint: dynamotest.Start(t)}
 	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
 	require.NoError(t, err)
+	tg.aggregate(t)
 	return tg
+}
+
+// aggregate runs a stream poller on the table until the test ends, as the
+// local server does with STORE=dynamodb, so that the store's Stats catch
+// up with its writes and Settle returns.
+func (tg *target) aggregate(t *testing.T) {
+	t.Helper()
+	agg, err := dynamostore.NewAggregator(tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	p, err := streampoll.New(tg.streams(t), agg, tg.table, streampoll.WithInterval(50*time.Millisecond), streampoll.WithFilter(dynamostore.IsMarkerRecord))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+// streams returns a client of the table's stream.
+func (tg *target) streams(t testing.TB) *dynamodbstreams.Client {
+	t.Helper()
+	if tg.endpoint != "" {
+		return dynamotest.StreamsClient(t, tg.endpoint, nil)
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	require.NoError(t, err)
+	return dynamodbstreams.NewFromConfig(cfg)
 }
 
 // client returns a client of its own, with its own connection pool, as a

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 
 	"github.com/adcount/impression-counter/shared/adcount"
@@ -117,28 +115,11 @@ func OpenPoller(ctx context.Context, cfg config.Config, getenv func(string) stri
 	if err != nil {
 		return nil, err
 	}
-	p, err := streampoll.New(streams, agg, cfg.DynamoDBTable, append([]streampoll.Option{streampoll.WithFilter(isMarker)}, opts...)...)
+	p, err := streampoll.New(streams, agg, cfg.DynamoDBTable, append([]streampoll.Option{streampoll.WithFilter(dynamostore.IsMarkerRecord)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("stores: open stream poller: %w", err)
 	}
 	return p, nil
-}
-
-// markerPrefix begins the partition key of a dedup marker, the only item
-// whose change can count (dynamostore's keys.go).
-const markerPrefix = "DEDUP#"
-
-// isMarker keeps the stream records of dedup markers, as the Lambda
-// function's event source mapping filters them: the aggregator's own
-// writes (checkpoints, counters) are records too, and applying them would
-// write a checkpoint again, and so on for ever.
-func isMarker(r dynamostore.StreamRecord) bool {
-	img := r.New
-	if img == nil {
-		img = r.Old
-	}
-	pk, ok := img[dynamostore.PartitionKey].(*types.AttributeValueMemberS)
-	return ok && strings.HasPrefix(pk.Value, markerPrefix)
 }
 
 // dynamoDBClient builds a DynamoDB client from the AWS variables that
