@@ -82,9 +82,9 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		campaign(t, streamSampleCampaign)
 		// Every stream sample is invoked here, with what it must do.
 		want := map[string]func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse){
-			// A campaign's creation, a new marker, a filtered one, a
-			// recount, a legacy marker and a TTL deletion: two counted
-			// (in 2026, outside the last hour), one filtered.
+			// A new marker, a filtered one, a recount, a legacy marker and
+			// a TTL deletion: two counted (in 2026, outside the last
+			// hour), one filtered.
 			"aggregate-stream-markers.json": func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse) {
 				assert.Empty(t, failures(resp))
 				assert.Equal(t, [3]int64{2, 0, 1}, counts(t, streamSampleCampaign))
@@ -224,11 +224,11 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		// The three invocations at the refused record, and the one
 		// without a shard.
 		assert.Equal(t, 4.0, sum[emf.MetricAggregatorFailures])
-		// The samples' six, ten twice, three of the partial delivery.
-		assert.Equal(t, 6.0+10+3, sum[emf.MetricRedeliveriesSkipped])
-		// 6 samples, 10 whole, 10 partial, 10 with the malformed marker,
+		// The samples' five, ten twice, three of the partial delivery.
+		assert.Equal(t, 5.0+10+3, sum[emf.MetricRedeliveriesSkipped])
+		// 5 samples, 10 whole, 10 partial, 10 with the malformed marker,
 		// 4 + 5 around the refused record.
-		assert.Equal(t, 6.0+10+10+10+9, sum[emf.MetricRecordsApplied])
+		assert.Equal(t, 5.0+10+10+10+9, sum[emf.MetricRecordsApplied])
 		assert.Equal(t, 1.0, sum[emf.MetricMalformedRecords])
 		assert.Positive(t, sum[emf.MetricAggregatorLag], "the lag of the batches that applied records")
 		if assert.NotNil(t, refused, "the batch without a shard is logged with the setting to fix") {

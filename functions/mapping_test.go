@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,22 +17,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
 )
 
 // startStreamMapping does for the aggregate function f what the template's
 // event source mapping does on AWS, against the table's stream on the
 // in-process server at endpoint, until the test ends: it reads every shard
-// from TRIM_HORIZON, in order, one batch of a shard at a time, invokes f
-// with each batch as a tumbling-window event that names the shard, and on a
+// from TRIM_HORIZON, in order, one batch of a shard at a time, keeps the
+// records of dedup markers as the mapping's filter does, invokes f with
+// each batch as a tumbling-window event that names the shard, and on a
 // partial batch response reads the shard again from the failed record.
 // It does not bisect, count retries or wait for a batching window; the
 // aggregate function's own tests cover the answers those depend on.
-func startStreamMapping(t *testing.T, endpoint, table string, f *function) {
+//
+// The mapping it returns is an adcount.Settler: it knows, as only the
+// reader of the stream can, when every record written before a moment has
+// been applied.
+func startStreamMapping(t *testing.T, endpoint, table string, f *function) *streamMapping {
 	t.Helper()
 	client := dynamotest.StreamsClient(t, endpoint, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &streamMapping{client: client, table: table, f: f, iterators: map[string]*string{}, done: map[string]bool{}}
+	m := &streamMapping{client: client, table: table, f: f, iterators: map[string]*string{}, done: map[string]bool{}, caughtUp: make(chan struct{})}
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	wg.Add(1)
@@ -50,6 +58,7 @@ func startStreamMapping(t *testing.T, endpoint, table string, f *function) {
 		default:
 		}
 	})
+	return m
 }
 
 type streamMapping struct {
@@ -59,15 +68,50 @@ type streamMapping struct {
 	arn       string
 	iterators map[string]*string // shard -> next iterator
 	done      map[string]bool    // shards read to their end
+
+	mu sync.Mutex
+	// upTo is the start of the last round that found every shard at its
+	// end: every record written before it is applied. caughtUp is closed
+	// and replaced whenever upTo moves.
+	upTo     time.Time
+	caughtUp chan struct{}
+}
+
+var _ adcount.Settler = (*streamMapping)(nil)
+
+// Settle returns once every record written before the call is applied:
+// once a round that started after the call has found every shard at its
+// end.
+func (m *streamMapping) Settle(ctx context.Context) error {
+	since := time.Now()
+	for {
+		m.mu.Lock()
+		upTo, moved := m.upTo, m.caughtUp
+		m.mu.Unlock()
+		if upTo.After(since) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream mapping: not caught up past %v: %w", since, ctx.Err())
+		case <-moved:
+		}
+	}
 }
 
 func (m *streamMapping) run(ctx context.Context) error {
 	for {
+		start := time.Now()
 		read, err := m.round(ctx)
 		if err != nil {
 			return err
 		}
 		if read == 0 {
+			m.mu.Lock()
+			m.upTo = start
+			close(m.caughtUp)
+			m.caughtUp = make(chan struct{})
+			m.mu.Unlock()
 			// Lambda polls each shard a few times a second; a test need
 			// not wait as long.
 			select {
@@ -127,7 +171,14 @@ func (m *streamMapping) round(ctx context.Context) (int, error) {
 		ev := streamEvent(id)
 		ev.EventSourceARN = m.arn
 		for _, r := range out.Records {
-			ev.Records = append(ev.Records, lambdaRecord(r, m.arn))
+			// The mapping's filter: only dedup markers' records invoke
+			// the function (template.yaml, FilterCriteria).
+			if pk, ok := r.Dynamodb.Keys[dynamostore.PartitionKey].(*streamtypes.AttributeValueMemberS); ok && strings.HasPrefix(pk.Value, dynamostore.MarkerKeyPrefix) {
+				ev.Records = append(ev.Records, lambdaRecord(r, m.arn))
+			}
+		}
+		if len(ev.Records) == 0 {
+			continue
 		}
 		failed, err := m.invoke(ev)
 		if err != nil {

@@ -109,6 +109,10 @@ func TestStreamSampleEvents(t *testing.T) {
 					assert.Equal(t, img[k], c.Keys[k], "record %d: Keys.%s is the item's", i, k)
 				}
 				assert.Len(t, c.Keys, 2, "record %d: the table's two keys", i)
+				// The mapping's filter lets only dedup markers' records
+				// through (TestTemplateStreamAggregation).
+				assert.True(t, strings.HasPrefix(c.Keys[dynamostore.PartitionKey].String(), dynamostore.MarkerKeyPrefix),
+					"record %d: only markers' records pass the mapping's filter", i)
 				_, err := aggregate.Record(r)
 				assert.NoError(t, err, "record %d converts", i)
 			}

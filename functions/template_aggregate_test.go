@@ -139,7 +139,15 @@ func TestTemplateStreamAggregation(t *testing.T) {
 	}
 	assert.Less(t, intOf(m.MaximumRecordAgeInSeconds), 24*60*60, "within the stream's retention")
 	assert.Nil(t, m.Enabled, "enabled, the default")
-	assert.Nil(t, m.FilterCriteria, "every record reaches the aggregator, which moves the checkpoint over those it does not count")
+	// Only dedup markers' records invoke the function: the others count
+	// nothing, and the aggregator's own writes come back through the
+	// stream.
+	if assert.NotNil(t, m.FilterCriteria) && assert.Len(t, m.FilterCriteria.Filters, 1) {
+		var pattern any
+		require.NoError(t, json.Unmarshal([]byte(*m.FilterCriteria.Filters[0].Pattern), &pattern))
+		assert.Equal(t, map[string]any{"dynamodb": map[string]any{"Keys": map[string]any{
+			dynamostore.PartitionKey: map[string]any{"S": []any{map[string]any{"prefix": dynamostore.MarkerKeyPrefix}}}}}}, pattern)
+	}
 
 	// Nothing is dropped silently: a discarded batch is described to a
 	// queue of the stack.
