@@ -20,7 +20,12 @@ func TestOpenAggregator(t *testing.T) {
 	getenv := mapEnv(dynamotest.Env(dynamotest.Start(t)))
 	_, err := stores.OpenAggregator(context.Background(), config.Config{Store: config.StoreMemory}, getenv)
 	assert.ErrorContains(t, err, "DYNAMODB_TABLE")
-	a, err := stores.OpenAggregator(context.Background(), config.Config{Store: config.StoreMemory, DynamoDBTable: "impressions"}, getenv)
+	cfg := config.Config{Store: config.StoreMemory, DynamoDBTable: "impressions"}
+	_, err = stores.CreateTable(context.Background(), cfg, getenv)
 	require.NoError(t, err)
-	assert.NotNil(t, a)
+	a, err := stores.OpenAggregator(context.Background(), cfg, getenv)
+	require.NoError(t, err)
+	seq, err := a.Checkpoint(context.Background(), "shardId-1")
+	require.NoError(t, err, "the aggregator reaches the table at the endpoint in getenv")
+	assert.Empty(t, seq, "nothing applied yet")
 }
