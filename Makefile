@@ -45,6 +45,13 @@ STRESS_TESTS := \
 	./shared/memstore:^TestReopenConformance$$/^Concurrent \
 	./shared/dynamostore:^TestBatchConcurrencyIsBounded$$ \
 	./shared/dynamostore:^TestBatchFailureIsWholeAndRetrySafe$$ \
+	./shared/dynamostore:^TestApplyExactlyOnce$$ \
+	./shared/dynamostore:^TestStoresShareOneTableExactly$$ \
+	./shared/streampoll:^TestTwoPollersCountExactly$$ \
+	./shared/streampoll:^TestReshardWhileCounting$$ \
+	./shared/streampoll:^TestTwoPollersGiveExactCounts$$ \
+	./shared/streampoll:^TestReshardMidRun$$ \
+	./local:^TestLoadHarnessVerifiesTwoServersOnOneTable$$ \
 	./shared/httpapi:^TestConcurrentIngestCountsEachOnce$$ \
 	./shared/botfilter:^TestConcurrentUse$$ \
 	./shared/memstore/wal:^TestGroupCommitUnderConcurrency$$ \

@@ -194,7 +194,7 @@ func TestExpiredMarkerStillInTableCountsAgain(t *testing.T) {
 	assert.Equal(t, int64(2), stats(t, s, c.ID).Total)
 }
 
-func createCampaign(t *testing.T, s adcount.Store, start time.Time) adcount.Campaign {
+func createCampaign(t testing.TB, s adcount.Store, start time.Time) adcount.Campaign {
 	t.Helper()
 	c, err := adcount.NewCampaign(uuid.NewString(), "Spring sale", start)
 	require.NoError(t, err)
@@ -202,7 +202,7 @@ func createCampaign(t *testing.T, s adcount.Store, start time.Time) adcount.Camp
 	return c
 }
 
-func record(t *testing.T, s adcount.Store, imp adcount.Impression) bool {
+func record(t testing.TB, s adcount.Store, imp adcount.Impression) bool {
 	t.Helper()
 	out, err := s.RecordImpression(context.Background(), imp)
 	require.NoError(t, err)
@@ -212,7 +212,7 @@ func record(t *testing.T, s adcount.Store, imp adcount.Impression) bool {
 // stats returns the campaign's stats once they include every impression
 // recorded so far, with AsOf checked and then cleared, so that tests can
 // compare counts whole.
-func stats(t *testing.T, s adcount.Store, id string) adcount.Stats {
+func stats(t testing.TB, s adcount.Store, id string) adcount.Stats {
 	t.Helper()
 	if st, ok := s.(adcount.Settler); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), storetest.SettleBound)

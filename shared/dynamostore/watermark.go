@@ -24,17 +24,22 @@ const shardActive = 2 * time.Minute
 
 // watermark reads the aggregator's watermark: a time before which every
 // acknowledged impression is in the counts, or zero if no aggregator has
-// applied anything yet. It is the newer of two lower bounds:
+// applied anything yet.
 //
-//   - the newest watermark of a Streams reader (the local server's
-//     aggregator), which advances only after reading every shard to its end;
-//   - the oldest watermark of the shards whose checkpoints moved in the last
-//     shardActive on the wall clock: each is the creation time of the last
-//     record applied, and a shard is applied in order. The Lambda
-//     aggregator, which sees one shard at a time, leaves only these.
+// While a Streams reader (the local server's aggregator) is live, it is the
+// newest watermark of any reader: a reader advances it only after reading
+// every shard to its end, so it is exact.
 //
-// If no shard is active, every shard's records up to its newest were
-// applied, and the newest of them is the bound.
+// Without one, only the Lambda aggregator runs, which sees one shard at a
+// time and cannot know the shards it has not been given. The watermark is
+// then the oldest of the shards' watermarks, among the shards whose
+// checkpoints moved in the last shardActive on the wall clock: each is the
+// creation time of the last record applied, and a shard is applied in
+// order. If no shard is active, every shard's records up to its newest were
+// applied, and the newest of them is the bound. A shard none of whose
+// records has ever been applied leaves no checkpoint, so this bound is
+// only as good as the aggregator is prompt; docs/dynamodb.md says which
+// alarm watches that.
 func (s *Store) watermark(ctx context.Context) (time.Time, error) {
 	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
@@ -45,6 +50,7 @@ func (s *Store) watermark(ctx context.Context) (time.Time, error) {
 	})
 	now := s.wall()
 	var readers, activeMin, newest int64
+	nowSec := now.Unix()
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
@@ -58,7 +64,11 @@ func (s *Store) watermark(ctx context.Context) (time.Time, error) {
 			}
 			switch {
 			case strings.HasPrefix(sk, readerPrefix):
-				readers = max(readers, wm)
+				// A reader's item outlives it until TTL deletes it, which
+				// may take days: past its expiry it is not live.
+				if exp, err := counter(item, TTLAttribute); err == nil && exp > nowSec {
+					readers = max(readers, wm)
+				}
 			case strings.HasPrefix(sk, shardPrefix):
 				newest = max(newest, wm)
 				at, err := counter(item, attrAppliedAt)
@@ -71,11 +81,13 @@ func (s *Store) watermark(ctx context.Context) (time.Time, error) {
 			}
 		}
 	}
-	shards := activeMin
-	if shards == 0 {
-		shards = newest
+	wm := readers
+	if wm == 0 {
+		wm = activeMin
 	}
-	wm := max(readers, shards)
+	if wm == 0 {
+		wm = newest
+	}
 	if wm == 0 {
 		return time.Time{}, nil
 	}

@@ -1,0 +1,203 @@
+package dynamostore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
+	"github.com/adcount/impression-counter/shared/storetest"
+	"github.com/adcount/impression-counter/shared/streampoll"
+)
+
+// costRig is a table on a server that bills every request, with a store,
+// and an aggregator that a Streams poller feeds, each labelled so that
+// their requests are told apart.
+type costRig struct {
+	srv   *dynamotest.Server
+	store *dynamostore.Store
+	poll  *streampoll.Poller
+	clock *storetest.Clock
+}
+
+func newCostRig(t testing.TB, shards int) *costRig {
+	t.Helper()
+	srv := dynamotest.StartServer(t, dynamotest.WithShards(shards))
+	ctx := context.Background()
+	_, err := dynamostore.CreateTable(ctx, dynamotest.Client(t, srv.URL, nil), "impressions")
+	require.NoError(t, err)
+	clock := storetest.NewClock(storetest.Epoch)
+	s, err := dynamostore.New(dynamotest.Client(t, srv.URL, dynamotest.Label("store")), "impressions",
+		dynamostore.WithClock(clock.Now), dynamostore.WithTimeout(time.Minute))
+	require.NoError(t, err)
+	agg, err := dynamostore.NewAggregator(dynamotest.Client(t, srv.URL, dynamotest.Label("aggregator")), "impressions")
+	require.NoError(t, err)
+	p, err := streampoll.New(dynamotest.StreamsClient(t, srv.URL, dynamotest.Label("streams")), agg, "impressions",
+		streampoll.WithFilter(dynamostore.IsMarkerRecord))
+	require.NoError(t, err)
+	return &costRig{srv: srv, store: s, poll: p, clock: clock}
+}
+
+// drain polls until the poller has read every shard to its end.
+func (r *costRig) drain(t testing.TB) {
+	t.Helper()
+	for range 100 {
+		caughtUp, err := r.poll.Poll(context.Background())
+		require.NoError(t, err)
+		if caughtUp {
+			return
+		}
+	}
+	t.Fatal("the poller never caught up")
+}
+
+// TestCostPerCountedImpression measures what the store and the aggregator
+// send to a server that bills as DynamoDB's on-demand mode does, for a
+// steady load: 10 campaigns, batches of 1,000 impressions of which a fifth
+// repeat a key, aggregated in stream pages of up to 1,000 records, as the
+// Lambda mapping's batches are. docs/dynamodb.md quotes the figures it
+// logs.
+func TestCostPerCountedImpression(t *testing.T) {
+	t.Parallel()
+	const (
+		campaigns = 10
+		batches   = 20
+		batchSize = adcount.MaxBatch
+	)
+	r := newCostRig(t, 2)
+	ctx := context.Background()
+	ids := make([]string, campaigns)
+	for i := range ids {
+		ids[i] = createCampaign(t, r.store, storetest.Epoch).ID
+	}
+	// Warm the store's campaign cache and the poller's shard list, then
+	// count from zero: creating campaigns is not what is measured.
+	warm := make([]adcount.Impression, campaigns)
+	for i, id := range ids {
+		warm[i] = adcount.Impression{CampaignID: id, UserID: "warm", AdID: "a"}
+	}
+	_, err := r.store.RecordImpressions(ctx, warm)
+	require.NoError(t, err)
+	r.drain(t)
+	r.srv.ResetUsage()
+
+	var counted, dups int64
+	var prev []adcount.Impression
+	for b := range batches {
+		imps := make([]adcount.Impression, batchSize)
+		for i := range imps {
+			imps[i] = adcount.Impression{CampaignID: ids[i%campaigns], UserID: fmt.Sprintf("u%d-%d", b, i), AdID: fmt.Sprint("ad-", i%7)}
+			if i%5 == 4 && prev != nil {
+				imps[i] = prev[i-1] // a repeat of a key the batch before counted
+			}
+		}
+		prev = imps
+		res, err := r.store.RecordImpressions(ctx, imps)
+		require.NoError(t, err)
+		for _, x := range res {
+			require.NoError(t, x.Err)
+			if x.Outcome == adcount.Counted {
+				counted++
+			} else {
+				dups++
+			}
+		}
+		r.clock.Advance(time.Second)
+		if b%5 == 4 {
+			r.drain(t) // a stream page every 5,000 impressions
+		}
+	}
+	r.drain(t)
+	u := r.srv.Usage()
+	t.Logf("counted %d, duplicates %d\n%s", counted, dups, u)
+
+	store, agg := u.Callers["store"], u.Callers["aggregator"]
+	require.Positive(t, dups)
+	assert.Equal(t, counted+dups, store.ItemsWritten, "the store writes one marker per impression, duplicates included, and nothing else")
+	assert.Equal(t, counted+dups, store.WriteUnits, "each marker write is 1 WRU, counted or duplicate alike")
+	assert.Equal(t, dups, store.Errors, "each duplicate is one write refused on its condition")
+	assert.Zero(t, store.ReadUnits, "the campaigns are cached: no reads on the hot path")
+	perCounted := float64(store.WriteUnits-dups+agg.WriteUnits) / float64(counted)
+	t.Logf("WRU: markers of counted impressions %d, of duplicates %d, aggregator %d (%d transactions); per counted impression, all writes included: %.3f; per duplicate: 1",
+		store.WriteUnits-dups, dups, agg.WriteUnits, r.srv.CallerUsage("aggregator").Operations["TransactWriteItems"].Requests, perCounted)
+	assert.LessOrEqual(t, perCounted, 1.2, "at most 1.2 WRU per counted impression")
+
+	var total int64
+	for _, id := range ids {
+		st, err := r.store.Stats(ctx, id)
+		require.NoError(t, err)
+		total += st.Total
+	}
+	assert.Equal(t, counted+campaigns, total, "and the counts are exact (the warm-up included)")
+}
+
+// BenchmarkHotCampaign drives one campaign as hard as the in-process
+// server allows: writers send batches of 100 new impressions while a
+// poller aggregates the stream, as the local server does. It reports the
+// impressions per second of the whole pipeline, writes and reads included,
+// how many transactions the aggregator made per second and per 1,000
+// impressions (each adds to the campaign's total, hour and day items once),
+// and the write units per counted impression. Every run checks that the
+// counts are exact. Run it with
+//
+//	go test -run '^$' -bench HotCampaign -benchtime 20000x ./shared/dynamostore
+//
+// The server serialises every request and has no partitions, so it shows
+// how few writes the counter items take, not DynamoDB's own limits;
+// docs/dynamodb.md does that arithmetic.
+func BenchmarkHotCampaign(b *testing.B) {
+	const writers, batchSize = 8, 100
+	r := newCostRig(b, 4)
+	ctx := context.Background()
+	id := createCampaign(b, r.store, storetest.Epoch).ID
+	_, err := r.store.RecordImpressions(ctx, []adcount.Impression{{CampaignID: id, UserID: "warm", AdID: "a"}})
+	require.NoError(b, err)
+	r.drain(b)
+	r.srv.ResetUsage()
+
+	pollCtx, stop := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() { polled <- r.poll.Run(pollCtx) }()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := (b.N + writers - 1) / writers
+	for w := range writers {
+		wg.Go(func() {
+			for sent := 0; sent < per; sent += batchSize {
+				imps := make([]adcount.Impression, min(batchSize, per-sent))
+				for i := range imps {
+					imps[i] = adcount.Impression{CampaignID: id, UserID: fmt.Sprintf("w%d-%d", w, sent+i), AdID: "a"}
+				}
+				if _, err := r.store.RecordImpressions(ctx, imps); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(b, r.store.Settle(ctx))
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stop()
+	require.NoError(b, <-polled)
+
+	want := int64(per * writers)
+	st, err := r.store.Stats(ctx, id)
+	require.NoError(b, err)
+	require.Equal(b, want+1, st.Total, "exact")
+	u := r.srv.Usage()
+	tx := r.srv.CallerUsage("aggregator").Operations["TransactWriteItems"].Requests
+	b.ReportMetric(float64(want)/elapsed.Seconds(), "impressions/s")
+	b.ReportMetric(float64(tx)/elapsed.Seconds(), "counter-tx/s")
+	b.ReportMetric(float64(tx)*1000/float64(want), "tx/1000imp")
+	b.ReportMetric(float64(u.Callers["store"].WriteUnits+u.Callers["aggregator"].WriteUnits)/float64(want), "WRU/imp")
+}
