@@ -140,9 +140,10 @@ run:
 # emulator tests build with the same flags (functions/emulator_test.go).
 
 # The functions, grouped by what they may do (docs/lambda.md): ingest records
-# impressions, admin creates and reads campaigns and reads stats. Each has a
-# build-<LogicalId> target below for sam build.
-FUNCTIONS    := ingest admin
+# impressions, admin creates and reads campaigns and reads stats, aggregate
+# folds the table's stream into the counts. Each has a build-<LogicalId>
+# target below for sam build.
+FUNCTIONS    := ingest admin aggregate
 GOARCH       ?= arm64
 LAMBDA_BUILD  = CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
@@ -163,6 +164,9 @@ build-IngestFunction: build/ingest/bootstrap
 	cp $< $(ARTIFACTS_DIR)/bootstrap
 
 build-AdminFunction: build/admin/bootstrap
+	cp $< $(ARTIFACTS_DIR)/bootstrap
+
+build-AggregateFunction: build/aggregate/bootstrap
 	cp $< $(ARTIFACTS_DIR)/bootstrap
 
 ## rie: the pinned Lambda runtime interface emulator, into build/bin.

@@ -16,22 +16,28 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/functions/internal/aggregate"
+	"github.com/adcount/impression-counter/functions/internal/serve"
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/httpapi"
 )
 
-// actionRecorder is a dynamostore.Client over a real one that notes the IAM
-// action each call needs. IAM has no action for a transaction as a whole:
-// it authorises each of its actions as the single-item operation it is.
+// actionRecorder is a dynamostore.Client and AggregatorClient over a real
+// client that notes the IAM action each call needs. IAM has no action for a
+// transaction as a whole: it authorises each of its actions as the
+// single-item operation it is.
 type actionRecorder struct {
-	next    dynamostore.Client
+	next    *dynamodb.Client
 	mu      sync.Mutex
 	actions map[string]bool
 }
 
-var _ dynamostore.Client = (*actionRecorder)(nil)
+var (
+	_ dynamostore.Client           = (*actionRecorder)(nil)
+	_ dynamostore.AggregatorClient = (*actionRecorder)(nil)
+)
 
 func (r *actionRecorder) note(actions ...string) {
 	r.mu.Lock()
@@ -55,6 +61,11 @@ func (r *actionRecorder) DescribeTable(ctx context.Context, in *dynamodb.Describ
 func (r *actionRecorder) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	r.note("GetItem")
 	return r.next.GetItem(ctx, in, opts...)
+}
+
+func (r *actionRecorder) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	r.note("UpdateItem")
+	return r.next.UpdateItem(ctx, in, opts...)
 }
 
 func (r *actionRecorder) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
@@ -185,20 +196,82 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 					require.Equal(t, ex.status, w.Code, "%s %s: %s", ex.method, ex.target, w.Body)
 				}
 			}
-			assert.Equal(t, rec.recorded(), policyActions(t, raw, fn, table),
-				"%s's policy must allow exactly the actions its routes call", fn)
+			assert.Equal(t, map[string][]string{table + ".Arn": rec.recorded()}, policyActions(t, raw, fn),
+				"%s's policy must allow exactly the actions its routes call, on the table alone", fn)
 		})
 	}
+
+	// The aggregate function serves no route: it applies the stream's
+	// batches, every way Apply calls the table: new records, a batch
+	// delivered again whole and in part, a malformed marker passed over,
+	// and a record Apply refuses.
+	t.Run(logicalID(serve.Aggregate), func(t *testing.T) {
+		rec := &actionRecorder{next: db, actions: map[string]bool{}}
+		agg, err := dynamostore.NewAggregator(rec, tableName)
+		require.NoError(t, err)
+		gen := &markers{campaign: "live", now: time.Now()}
+		var batch []dynamostore.StreamRecord
+		for i := range 6 {
+			r, err := aggregate.Record(gen.next(i == 5))
+			require.NoError(t, err)
+			batch = append(batch, r)
+		}
+		for _, recs := range [][]dynamostore.StreamRecord{batch[:4], batch[:4], batch[2:]} {
+			_, err := agg.Apply(ctx, "shard-policy", recs)
+			require.NoError(t, err)
+		}
+		malformed, err := aggregate.Record(gen.next(false))
+		require.NoError(t, err)
+		delete(malformed.New, "b")
+		applied, err := agg.Apply(ctx, "shard-policy", []dynamostore.StreamRecord{malformed})
+		require.NoError(t, err)
+		require.Len(t, applied.Malformed, 1)
+		refused, err := aggregate.Record(gen.next(false))
+		require.NoError(t, err)
+		refused.Seq = "not-a-sequence-number"
+		_, err = agg.Apply(ctx, "shard-policy", []dynamostore.StreamRecord{refused})
+		require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
+
+		fn := logicalID(serve.Aggregate)
+		queue := onFailureQueue(t)
+		assert.Equal(t, map[string][]string{
+			table + ".Arn": rec.recorded(),
+			// What the event source mapping calls, with this role, to read
+			// the stream: the actions of AWSLambdaDynamoDBExecutionRole,
+			// on this table's stream alone.
+			table + ".StreamArn": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
+			// Lambda describes a batch it discards to the queue with the
+			// function's role.
+			queue + ".Arn": {"sqs:SendMessage"},
+		}, policyActions(t, raw, fn), "%s's policy must allow exactly what Apply, the mapping and its destination call", fn)
+	})
+}
+
+// onFailureQueue is the logical ID of the queue that the event source
+// mapping's on-failure destination names.
+func onFailureQueue(t *testing.T) string {
+	t.Helper()
+	mappings := openTemplate(t).GetAllLambdaEventSourceMappingResources()
+	require.Len(t, mappings, 1)
+	for name := range mappings {
+		dest, _ := resourceProperties(t, name)["DestinationConfig"].(map[string]any)
+		onFailure, _ := dest["OnFailure"].(map[string]any)
+		id, _ := getAtt(onFailure["Destination"])
+		require.NotEmpty(t, id, "the on-failure destination is a resource of the stack")
+		return id
+	}
+	return ""
 }
 
 // policyActions returns the sorted actions that function's policies allow,
+// by the resource they allow them on, written Table.Arn or Table.StreamArn,
 // and fails unless every policy is an inline statement that allows
-// DynamoDB actions, named one by one, on the table and nothing else: no
-// managed policy, no SAM policy template (DynamoDBCrudPolicy allows
+// DynamoDB or SQS actions, named one by one, on one resource of the stack:
+// no managed policy, no SAM policy template (DynamoDBCrudPolicy allows
 // deletes and scans), no wildcard, no Deny or condition to reason about.
-func policyActions(t *testing.T, raw *rawTemplate, function, table string) []string {
+func policyActions(t *testing.T, raw *rawTemplate, function string) map[string][]string {
 	t.Helper()
-	var actions []string
+	actions := map[string][]string{}
 	policies := raw.Resources[function].Properties.Policies
 	require.NotEmpty(t, policies, "%s has no policy", function)
 	for _, p := range policies {
@@ -216,8 +289,9 @@ func policyActions(t *testing.T, raw *rawTemplate, function, table string) []str
 				require.Contains(t, []string{"Sid", "Effect", "Action", "Resource"}, k, "%s: a statement holds only Effect, Action and Resource", function)
 			}
 			require.Equal(t, "Allow", st["Effect"], function)
-			require.Equal(t, table, arnOf(st["Resource"]),
-				"%s: the resource is the table itself, not its indexes or streams or any other table", function)
+			id, attr := getAtt(st["Resource"])
+			require.NotEmpty(t, id, "%s: the resource is one of the stack's, by GetAtt, not %v", function, st["Resource"])
+			resource := id + "." + attr
 			list, ok := st["Action"].([]any)
 			if !ok {
 				list = []any{st["Action"]}
@@ -225,33 +299,14 @@ func policyActions(t *testing.T, raw *rawTemplate, function, table string) []str
 			for _, a := range list {
 				action, ok := a.(string)
 				require.True(t, ok, "%s: %v", function, a)
-				require.True(t, strings.HasPrefix(action, "dynamodb:"), "%s: %s", function, action)
+				require.True(t, strings.HasPrefix(action, "dynamodb:") || strings.HasPrefix(action, "sqs:"), "%s: %s", function, action)
 				require.NotContains(t, action, "*", "%s: actions are named one by one", function)
-				actions = append(actions, action)
+				actions[resource] = append(actions[resource], action)
 			}
 		}
 	}
-	slices.Sort(actions)
+	for _, list := range actions {
+		slices.Sort(list)
+	}
 	return actions
-}
-
-// arnOf returns the logical ID whose ARN v is, written as GetAtt in its
-// short (!GetAtt Table.Arn) or long form, or "" if v is anything else.
-func arnOf(v any) string {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		return ""
-	}
-	switch att := m["Fn::GetAtt"].(type) {
-	case string:
-		if id, ok := strings.CutSuffix(att, ".Arn"); ok {
-			return id
-		}
-	case []any:
-		if len(att) == 2 && att[1] == "Arn" {
-			id, _ := att[0].(string)
-			return id
-		}
-	}
-	return ""
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,13 +44,19 @@ func openTemplate(t *testing.T) *cloudformation.Template {
 	return tmpl
 }
 
-// eventRoutes returns each function's routes, in ServeMux pattern syntax,
-// from its HttpApi events. SAM writes path parameters as {id}, as ServeMux
-// does, so a route key is the pattern.
+// eventRoutes returns each HTTP function's routes, in ServeMux pattern
+// syntax, from its HttpApi events. SAM writes path parameters as {id}, as
+// ServeMux does, so a route key is the pattern. A stream function has no
+// SAM event at all (TestTemplateStreamAggregation says why) and is left
+// out.
 func eventRoutes(t *testing.T, tmpl *cloudformation.Template) map[string][]string {
 	t.Helper()
 	routes := map[string][]string{}
 	for name, fn := range tmpl.GetAllServerlessFunctionResources() {
+		if isStreamFunction(name) {
+			require.Empty(t, fn.Events, "%s is triggered by its event source mapping, not a SAM event", name)
+			continue
+		}
 		require.NotEmpty(t, fn.Events, "%s has no events", name)
 		for eventName, ev := range fn.Events {
 			require.Equal(t, "HttpApi", ev.Type, "%s.%s", name, eventName)
@@ -107,18 +112,29 @@ func logicalID(fn serve.Function) string {
 	return strings.ToUpper(name[:1]) + name[1:] + "Function"
 }
 
+// isStreamFunction reports whether the template's function name is one of
+// serve.StreamFunctions, which serve no route.
+func isStreamFunction(name string) bool {
+	for _, fn := range serve.StreamFunctions() {
+		if logicalID(fn) == name {
+			return true
+		}
+	}
+	return false
+}
+
 func TestTemplateFunctionsAreBuiltByTheMakefile(t *testing.T) {
 	t.Parallel()
 	tmpl := openTemplate(t)
 	fns := tmpl.GetAllServerlessFunctionResources()
 	var want []string
-	for _, fn := range serve.Functions() {
+	for _, fn := range serve.All() {
 		want = append(want, logicalID(fn))
 	}
 	// The template deploys exactly the functions serve knows, each under
 	// the logical ID its directory names.
 	assert.ElementsMatch(t, want, slices.Collect(maps.Keys(fns)), "the template's functions")
-	for _, fn := range serve.Functions() {
+	for _, fn := range serve.All() {
 		name := logicalID(fn)
 		resource, ok := fns[name]
 		if !assert.True(t, ok, "template.yaml has no %s for ./functions/%s", name, fn) {
@@ -145,7 +161,7 @@ func TestTemplateFunctionsAreBuiltByTheMakefile(t *testing.T) {
 	for _, e := range entries {
 		// internal holds what the functions share, not a function.
 		if e.IsDir() && e.Name() != "internal" {
-			assert.Contains(t, serve.Functions(), serve.Function(e.Name()), "functions/%s is not a function serve knows", e.Name())
+			assert.Contains(t, serve.All(), serve.Function(e.Name()), "functions/%s is not a function serve knows", e.Name())
 		}
 	}
 }
@@ -343,10 +359,9 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 	table := tableName(t, tmpl)
 	// Each variable and the parameter or resource it must name.
 	want := map[string]map[string]any{
-		"STORE":                   ref("Store"),
-		"DEDUP_TTL":               ref("DedupTTL"),
-		"DYNAMODB_TABLE":          ref(table),
-		"DYNAMODB_COUNTER_SHARDS": ref("CounterShards"),
+		"STORE":          ref("Store"),
+		"DEDUP_TTL":      ref("DedupTTL"),
+		"DYNAMODB_TABLE": ref(table),
 	}
 	// What a deployment with the defaults gives each Ref; the admin key
 	// has no default and stands for the one given at deploy time.
@@ -357,7 +372,7 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		}
 	}
 	functions := tmpl.GetAllServerlessFunctionResources()
-	require.Len(t, functions, len(serve.Functions()))
+	require.Len(t, functions, len(serve.All()))
 	for name := range functions {
 		env := functionEnv(raw, name)
 		for variable, target := range want {
@@ -388,7 +403,6 @@ func TestTemplateEnvironmentReachesEveryFunction(t *testing.T) {
 		assert.Equal(t, config.StoreDynamoDB, cfg.Store, "%s: DynamoDB is the default store", name)
 		assert.Equal(t, resolved[table], cfg.DynamoDBTable, name)
 		assert.Equal(t, wantKeys, cfg.AdminKeys, name)
-		assert.Equal(t, config.DefaultCounterShards, cfg.CounterShards, name)
 	}
 }
 
@@ -401,14 +415,9 @@ func TestTemplateParameters(t *testing.T) {
 	assert.Equal(t, config.StoreDynamoDB, *store.Default, "counts are kept in DynamoDB unless the deployer chooses otherwise")
 	assert.ElementsMatch(t, []string{config.StoreDynamoDB, config.StoreMemory}, store.AllowedValues)
 
-	shards := raw.Parameters["CounterShards"]
-	assert.Equal(t, "Number", shards.Type)
-	require.NotNil(t, shards.Default)
-	assert.Equal(t, strconv.Itoa(config.DefaultCounterShards), *shards.Default)
-	if assert.NotNil(t, shards.MinValue) && assert.NotNil(t, shards.MaxValue) {
-		assert.Equal(t, 1, *shards.MinValue)
-		assert.Equal(t, dynamostore.MaxCounterShards, *shards.MaxValue, "CloudFormation refuses what the store would refuse at start")
-	}
+	// The store keeps no counter shards any more: the aggregator writes
+	// each counter item once a batch.
+	assert.NotContains(t, raw.Parameters, "CounterShards")
 
 	keys := raw.Parameters["AdminApiKeys"]
 	assert.True(t, keys.NoEcho, "CloudFormation must never show the admin keys")

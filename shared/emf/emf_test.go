@@ -59,7 +59,7 @@ func validEMF(t *testing.T, line map[string]any) {
 	directives, ok := aws["CloudWatchMetrics"].([]any)
 	require.True(t, ok)
 	require.NotEmpty(t, directives)
-	units := map[string]bool{"Count": true, "Milliseconds": true}
+	units := map[string]bool{"Count": true, "Milliseconds": true, "Seconds": true}
 	for _, d := range directives {
 		d := d.(map[string]any)
 		assert.NotEmpty(t, d["Namespace"])

@@ -2,3 +2,6 @@ package serve
 
 // NewHandler exposes newHandler to the tests.
 var NewHandler = newHandler
+
+// NewStreamHandler exposes newStreamHandler to the tests.
+var NewStreamHandler = newStreamHandler

@@ -37,10 +37,25 @@ const (
 	// Admin serves the routes behind ADMIN_API_KEYS, campaigns and stats:
 	// it may create and read campaigns and read counts, never count.
 	Admin Function = "admin"
+	// Aggregate is triggered by the table's stream, not by HTTP: it folds
+	// the counted dedup markers into the counter items. It serves no
+	// route.
+	Aggregate Function = "aggregate"
 )
 
-// Functions lists every Function, in the order the template declares them.
+// Functions lists every Function that serves HTTP routes, in the order the
+// template declares them. Every route of the API is served by exactly one
+// of them.
 func Functions() []Function { return []Function{Ingest, Admin} }
+
+// StreamFunctions lists the functions that the table's stream triggers
+// through an event source mapping. They serve no route: Run starts their
+// stream handler, and Access is zero for them.
+func StreamFunctions() []Function { return []Function{Aggregate} }
+
+// All lists every function the template deploys and the Makefile builds:
+// the HTTP functions, then the stream functions.
+func All() []Function { return append(Functions(), StreamFunctions()...) }
 
 // Access is the one access class of the API's routes that fn serves.
 // A function not listed here serves nothing, so that a new function never
@@ -78,9 +93,11 @@ func Main(fn Function) int {
 	return 0
 }
 
-// Run reads the settings through getenv once, at init, opens the store and
-// serves the API handler as fn on Lambda until Lambda stops the instance,
-// with the admin routes behind the keys of ADMIN_API_KEYS. It logs JSON
+// Run reads the settings through getenv once, at init, and runs fn on
+// Lambda until Lambda stops the instance. A stream function handles its
+// stream's batches (see runStream). An HTTP function opens the store and
+// serves the API handler, with the admin routes behind the keys of
+// ADMIN_API_KEYS. It logs JSON
 // lines to stdout at LOG_LEVEL; each request's line is also a CloudWatch
 // Embedded Metric Format document, so the function publishes its metrics
 // with no API call, and that line is written at every LOG_LEVEL (see
@@ -93,6 +110,9 @@ func Main(fn Function) int {
 // never a route served by a role that lacks its permissions. So only the
 // admin function needs ADMIN_API_KEYS.
 func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) error {
+	if slices.Contains(StreamFunctions(), fn) {
+		return runStream(ctx, fn, getenv, stdout)
+	}
 	h, payload, err := newHandler(ctx, fn, getenv, stdout)
 	if err != nil {
 		return err
@@ -110,7 +130,10 @@ func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io
 // every line of a request is on stdout before its invocation returns.
 func newHandler(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) (http.Handler, lambdaproxy.Payload, error) {
 	if !fn.known() {
-		return nil, "", fmt.Errorf("serve: unknown function %q: want one of %q", fn, Functions())
+		return nil, "", fmt.Errorf("serve: unknown function %q: want one of %q", fn, All())
+	}
+	if fn.Access() == 0 {
+		return nil, "", fmt.Errorf("serve: %s serves no HTTP route", fn)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -142,4 +165,4 @@ func newHandler(ctx context.Context, fn Function, getenv func(string) string, st
 	return h, payload, nil
 }
 
-func (fn Function) known() bool { return slices.Contains(Functions(), fn) }
+func (fn Function) known() bool { return slices.Contains(All(), fn) }

@@ -29,13 +29,18 @@ func TestRunRefusesToStart(t *testing.T) {
 	}{
 		// A main naming a function the template does not deploy, such as
 		// one planned but not built yet, is a mistake to report at start.
-		{"UnknownFunction", serve.Function("aggregate"), env, `unknown function "aggregate"`},
+		{"UnknownFunction", serve.Function("dashboard"), env, `unknown function "dashboard"`},
 		// The function name is checked before the settings, so the error
 		// is about the function, not whatever setting is also wrong.
 		{"UnknownFunctionBeforeSettings", serve.Function(""), map[string]string{"DEDUP_TTL": "soon"}, `unknown function ""`},
 		// The admin function serves campaigns and stats, so it never
 		// starts open. (Ingest serves no admin route and needs no key.)
 		{"AdminWithoutAdminKey", serve.Admin, map[string]string{"STORE": "memory"}, "ADMIN_API_KEYS"},
+		// The aggregator folds the table's stream, so it needs the table
+		// even where the deployment counts in memory.
+		{"AggregateWithoutTable", serve.Aggregate, env, "DYNAMODB_TABLE"},
+		// A bad setting every function shares stops it too.
+		{"AggregateWithBadSetting", serve.Aggregate, map[string]string{"DYNAMODB_TABLE": "impressions", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,8 +57,33 @@ func TestFunctionsServeOneAccessClassEach(t *testing.T) {
 	t.Parallel()
 	assert.Equal(t, httpapi.Ingest, serve.Ingest.Access())
 	assert.Equal(t, httpapi.Admin, serve.Admin.Access())
-	// A function not yet given a class serves nothing, never admin routes.
-	assert.Equal(t, httpapi.Access(0), serve.Function("aggregate").Access())
+	// A function not yet given a class serves nothing, never admin routes;
+	// nor does a function the stream triggers.
+	assert.Equal(t, httpapi.Access(0), serve.Function("dashboard").Access())
+	assert.Equal(t, httpapi.Access(0), serve.Aggregate.Access())
+}
+
+// TestStreamFunctionsServeNoRoute: the aggregate function is deployed and
+// built with the others, but no HTTP handler is ever built for it, so no
+// route can be served by a role that reads the stream; and the stream
+// handler is built only for it.
+func TestStreamFunctionsServeNoRoute(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, []serve.Function{serve.Ingest, serve.Admin, serve.Aggregate}, serve.All())
+	assert.NotContains(t, serve.Functions(), serve.Aggregate, "Functions lists the HTTP functions")
+	env := func(k string) string {
+		return map[string]string{"STORE": "memory", "DYNAMODB_TABLE": "impressions", "ADMIN_API_KEYS": "serve-admin-key-0123456789"}[k]
+	}
+	_, _, err := serve.NewHandler(context.Background(), serve.Aggregate, env, io.Discard)
+	require.ErrorContains(t, err, "serves no HTTP route")
+
+	h, err := serve.NewStreamHandler(context.Background(), serve.Aggregate, env, io.Discard)
+	require.NoError(t, err)
+	require.NotNil(t, h)
+	for _, fn := range serve.Functions() {
+		_, err := serve.NewStreamHandler(context.Background(), fn, env, io.Discard)
+		require.ErrorContains(t, err, "not a stream function", fn)
+	}
 }
 
 // writes records each write call to stdout apart.
