@@ -100,16 +100,9 @@ func CreateTable(ctx context.Context, cfg config.Config, getenv func(string) str
 // Open does, and the Streams API's endpoint as StreamsClient says. It
 // makes no call: a table without a stream shows as the poller's failures.
 func OpenPoller(ctx context.Context, cfg config.Config, getenv func(string) string, opts ...streampoll.Option) (*streampoll.Poller, error) {
-	if cfg.DynamoDBTable == "" {
-		return nil, fmt.Errorf("stores: open stream poller: DYNAMODB_TABLE is required")
-	}
-	db, err := dynamoDBClient(ctx, getenv)
+	agg, err := OpenAggregator(ctx, cfg, getenv)
 	if err != nil {
 		return nil, err
-	}
-	agg, err := dynamostore.NewAggregator(db, cfg.DynamoDBTable)
-	if err != nil {
-		return nil, fmt.Errorf("stores: open aggregator: %w", err)
 	}
 	streams, err := StreamsClient(ctx, getenv)
 	if err != nil {
