@@ -258,7 +258,11 @@ type markerCount struct {
 // countOf reads what r adds to the counts. It counts a marker that the
 // record shows newly written: inserted, or rewritten with a new owner,
 // which the store does only when the key's window had ended. A marker
-// without a campaign is the earlier write path's, counted when written.
+// without a campaign is the earlier write path's, counted when written;
+// so is one whose epoch (the owner that wrote its campaign, ad and minute)
+// is not its owner, which the earlier path leaves when it rewrites a
+// marker of this one during a rolling deployment. Markers written before
+// the epoch existed have none and count by their owner alone.
 func countOf(r StreamRecord) (markerCount, error) {
 	pk, _ := getString(r.New, PartitionKey)
 	if r.New == nil || !strings.HasPrefix(pk, markerPrefix) {
@@ -272,6 +276,12 @@ func countOf(r StreamRecord) (markerCount, error) {
 	bucket, err := signedNumber(r.New, attrBucket)
 	if !okOwner || err != nil || campaign == "" {
 		return markerCount{}, fmt.Errorf("%w: marker %s lacks its owner, campaign or minute", ErrMalformedItem, pk)
+	}
+	if epoch, ok := getString(r.New, attrEpoch); ok && epoch != owner {
+		// The earlier write path rewrote this marker: it sets only expMs,
+		// ttl and owner, so c, a and b are the last count's, and it
+		// counted the impression in its own transaction.
+		return markerCount{}, nil
 	}
 	if r.Old != nil {
 		if old, _ := getString(r.Old, attrOwner); old == owner {
