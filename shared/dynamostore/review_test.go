@@ -79,3 +79,21 @@ func TestEarlierPathRewritingANewMarkerCountsOnce(t *testing.T) {
 	assert.Equal(t, int64(2), got.Total, "two impressions, each counted once: by the new path's marker and by the earlier path's transaction")
 	assert.Equal(t, int64(1), got.LastHour, "only the earlier path's impression is in the last hour")
 }
+
+// TestRecordWithoutCreationTimeBreaksNoStats applies a record that carries
+// no creation time, as streampoll's convert and a Lambda event without
+// ApproximateCreationDateTime both turn into the zero time. Its count must
+// land, and Stats of every campaign must go on answering: the checkpoint's
+// watermark is read by every Stats call.
+func TestRecordWithoutCreationTimeBreaksNoStats(t *testing.T) {
+	t.Parallel()
+	a := newAggTarget(t)
+	c := createCampaign(t, a.store, storetest.Epoch)
+	recs := a.recs.counted(c.ID, 1)
+	recs[0].Created = time.Time{}
+	_, err := a.aggregator(t, nil).Apply(context.Background(), "shard-without-times", recs)
+	require.NoError(t, err)
+	st, err := a.store.Stats(context.Background(), c.ID)
+	require.NoError(t, err, "one record without a time must not fail every Stats call")
+	assert.Equal(t, int64(1), st.Total)
+}
