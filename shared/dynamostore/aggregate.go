@@ -470,8 +470,10 @@ const checkpointTTL = 48 * time.Hour
 func (a *Aggregator) checkpointUpdate(shardID, prev, last string, created time.Time) *types.Update {
 	now := a.now()
 	cond := "attribute_not_exists(#seq)"
+	// A record without a creation time (the zero time) claims nothing:
+	// the epoch, never a negative number, which Stats would refuse.
 	values := map[string]types.AttributeValue{
-		":seq": str(last), ":wm": num(created.UnixMilli()), ":at": num(now.UnixMilli()),
+		":seq": str(last), ":wm": num(max(created.UnixMilli(), 0)), ":at": num(now.UnixMilli()),
 		":ttl": num(now.Add(checkpointTTL).Unix()),
 	}
 	if prev != "" {
