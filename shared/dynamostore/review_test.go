@@ -2,8 +2,13 @@ package dynamostore_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +101,71 @@ func TestRecordWithoutCreationTimeBreaksNoStats(t *testing.T) {
 	st, err := a.store.Stats(context.Background(), c.ID)
 	require.NoError(t, err, "one record without a time must not fail every Stats call")
 	assert.Equal(t, int64(1), st.Total)
+}
+
+// loseRaceThenFail is a transport that lets the first TransactWriteItems
+// through, cancels the second on its checkpoint's condition, as DynamoDB
+// does when another aggregator moved the checkpoint first, and then fails
+// every GetItem: the aggregator cannot read the checkpoint again.
+type loseRaceThenFail struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	txns  int
+	after bool
+}
+
+func (l *loseRaceThenFail) RoundTrip(r *http.Request) (*http.Response, error) {
+	target := r.Header.Get("X-Amz-Target")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case strings.HasSuffix(target, ".TransactWriteItems"):
+		l.txns++
+		if l.txns < 2 {
+			return l.next.RoundTrip(r)
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		var in struct{ TransactItems []json.RawMessage }
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, err
+		}
+		reasons := make([]map[string]string, len(in.TransactItems))
+		for i := range reasons {
+			reasons[i] = map[string]string{"Code": "None"}
+		}
+		reasons[len(reasons)-1] = map[string]string{"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
+		l.after = true
+		return awsError(r, http.StatusBadRequest, "TransactionCanceledException", reasons), nil
+	case l.after && strings.HasSuffix(target, ".GetItem"):
+		return awsError(r, http.StatusInternalServerError, "InternalServerError", nil), nil
+	}
+	return l.next.RoundTrip(r)
+}
+
+// TestThroughCoversTransactionsCommittedBeforeAFailedReread applies a batch
+// that needs several transactions. The first commits; the second loses the
+// checkpoint to another aggregator, and reading the checkpoint again fails.
+// Applied must still say the first transaction's records are applied
+// (Through, as documented: "the last record that is applied, by this call
+// or before it"), consistent with the Counted it reports.
+func TestThroughCoversTransactionsCommittedBeforeAFailedReread(t *testing.T) {
+	t.Parallel()
+	a := newAggTarget(t)
+	var recs []dynamostore.StreamRecord
+	for range 40 {
+		c := createCampaign(t, a.store, storetest.Epoch)
+		recs = append(recs, a.recs.counted(c.ID, 1)...)
+	}
+	l := &loseRaceThenFail{}
+	db := a.tg.client(t, func(next http.RoundTripper) http.RoundTripper { l.next = next; return l })
+	agg, err := dynamostore.NewAggregator(db, a.tg.table, dynamostore.WithAggregatorTimeout(time.Minute))
+	require.NoError(t, err)
+	res, err := agg.Apply(context.Background(), "shard-1", recs)
+	require.ErrorIs(t, err, adcount.ErrUnavailable)
+	require.Equal(t, 1, res.Transactions, "the first transaction committed")
+	require.Positive(t, res.Counted)
+	assert.Equal(t, recs[res.Counted-1].Seq, res.Through, "the records of the committed transaction are applied")
 }
