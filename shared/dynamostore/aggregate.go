@@ -212,10 +212,14 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 		if !moved {
 			// Another aggregator moved the checkpoint first: what it
 			// applied is skipped, the rest is folded again.
-			if cp, err = a.checkpoint(ctx, shardID); err != nil {
-				res.Through = through("")
+			// On failure, what this call committed before is still
+			// applied: Through keeps it.
+			next, err := a.checkpoint(ctx, shardID)
+			if err != nil {
+				res.Through = through(cp)
 				return res, fmt.Errorf("dynamostore: %s shard %s: %w", op, shardID, err)
 			}
+			cp = next
 			continue
 		}
 		if len(g.items) > 0 {
