@@ -20,6 +20,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
 
@@ -168,4 +169,44 @@ func TestThroughCoversTransactionsCommittedBeforeAFailedReread(t *testing.T) {
 	require.Equal(t, 1, res.Transactions, "the first transaction committed")
 	require.Positive(t, res.Counted)
 	assert.Equal(t, recs[res.Counted-1].Seq, res.Through, "the records of the committed transaction are applied")
+}
+
+// TestAsOfWithoutReaderNeverPassesAnIdleShardsNewRecord is the Lambda-only
+// as_of in normal operation: shard B had no counted impression for three
+// minutes, then takes one, which its batch (the mapping's 1 s window, the
+// stream's propagation) has not yet delivered, while shard A applies a
+// newer one. as_of claims every impression acknowledged before it is in
+// the counts, so it must not pass B's record; it does, because B's
+// checkpoint is older than shardActive and is left out of the minimum.
+func TestAsOfWithoutReaderNeverPassesAnIdleShardsNewRecord(t *testing.T) {
+	t.Parallel()
+	endpoint := dynamotest.Start(t)
+	tg := &target{table: "impressions", endpoint: endpoint}
+	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	clock := storetest.NewClock(storetest.Epoch)
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
+	c := createCampaign(t, s, storetest.Epoch)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	earlier, err := dynamostore.NewAggregator(tg.client(t, nil), tg.table,
+		dynamostore.WithAggregatorClock(func() time.Time { return now.Add(-3 * time.Minute) }))
+	require.NoError(t, err)
+	agg, err := dynamostore.NewAggregator(tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	recs := newRec(clock)
+
+	b := recs.counted(c.ID, 1)
+	b[0].Created = now.Add(-3 * time.Minute)
+	_, err = earlier.Apply(ctx, "shard-B", b)
+	require.NoError(t, err)
+	pendingOnB := now.Add(-2 * time.Second) // acknowledged, in B's next batch
+	a := recs.counted(c.ID, 1)
+	a[0].Created = now.Add(-time.Second)
+	_, err = agg.Apply(ctx, "shard-A", a)
+	require.NoError(t, err)
+
+	st, err := s.Stats(ctx, c.ID)
+	require.NoError(t, err)
+	assert.True(t, st.AsOf.Before(pendingOnB), "as_of %v claims B's impression of %v, which is not in the counts", st.AsOf, pendingOnB)
 }
