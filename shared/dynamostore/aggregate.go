@@ -212,10 +212,14 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 		if !moved {
 			// Another aggregator moved the checkpoint first: what it
 			// applied is skipped, the rest is folded again.
-			if cp, err = a.checkpoint(ctx, shardID); err != nil {
-				res.Through = through("")
+			// On failure, what this call committed before is still
+			// applied: Through keeps it.
+			next, err := a.checkpoint(ctx, shardID)
+			if err != nil {
+				res.Through = through(cp)
 				return res, fmt.Errorf("dynamostore: %s shard %s: %w", op, shardID, err)
 			}
+			cp = next
 			continue
 		}
 		if len(g.items) > 0 {
@@ -258,7 +262,11 @@ type markerCount struct {
 // countOf reads what r adds to the counts. It counts a marker that the
 // record shows newly written: inserted, or rewritten with a new owner,
 // which the store does only when the key's window had ended. A marker
-// without a campaign is the earlier write path's, counted when written.
+// without a campaign is the earlier write path's, counted when written;
+// so is one whose epoch (the owner that wrote its campaign, ad and minute)
+// is not its owner, which the earlier path leaves when it rewrites a
+// marker of this one during a rolling deployment. Markers written before
+// the epoch existed have none and count by their owner alone.
 func countOf(r StreamRecord) (markerCount, error) {
 	pk, _ := getString(r.New, PartitionKey)
 	if r.New == nil || !strings.HasPrefix(pk, markerPrefix) {
@@ -272,6 +280,12 @@ func countOf(r StreamRecord) (markerCount, error) {
 	bucket, err := signedNumber(r.New, attrBucket)
 	if !okOwner || err != nil || campaign == "" {
 		return markerCount{}, fmt.Errorf("%w: marker %s lacks its owner, campaign or minute", ErrMalformedItem, pk)
+	}
+	if epoch, ok := getString(r.New, attrEpoch); ok && epoch != owner {
+		// The earlier write path rewrote this marker: it sets only expMs,
+		// ttl and owner, so c, a and b are the last count's, and it
+		// counted the impression in its own transaction.
+		return markerCount{}, nil
 	}
 	if r.Old != nil {
 		if old, _ := getString(r.Old, attrOwner); old == owner {
@@ -460,8 +474,10 @@ const checkpointTTL = 48 * time.Hour
 func (a *Aggregator) checkpointUpdate(shardID, prev, last string, created time.Time) *types.Update {
 	now := a.now()
 	cond := "attribute_not_exists(#seq)"
+	// A record without a creation time (the zero time) claims nothing:
+	// the epoch, never a negative number, which Stats would refuse.
 	values := map[string]types.AttributeValue{
-		":seq": str(last), ":wm": num(created.UnixMilli()), ":at": num(now.UnixMilli()),
+		":seq": str(last), ":wm": num(max(created.UnixMilli(), 0)), ":at": num(now.UnixMilli()),
 		":ttl": num(now.Add(checkpointTTL).Unix()),
 	}
 	if prev != "" {

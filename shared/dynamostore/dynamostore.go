@@ -305,9 +305,9 @@ func (s *Store) record(ctx context.Context, imp adcount.Impression) (adcount.Out
 func (s *Store) markerWrite(imp adcount.Impression, now time.Time, owner string) (*dynamodb.UpdateItemInput, int64) {
 	nowMs := now.UnixMilli()
 	expMs := nowMs + s.ttl.Milliseconds()
-	set := "SET #exp = :exp, #ttl = :ttl, #owner = :owner, #c = :c, #a = :a, #b = :b"
+	set := "SET #exp = :exp, #ttl = :ttl, #owner = :owner, #e = :owner, #c = :c, #a = :a, #b = :b"
 	names := map[string]string{
-		"#exp": attrExpiresMs, "#ttl": TTLAttribute, "#owner": attrOwner,
+		"#exp": attrExpiresMs, "#ttl": TTLAttribute, "#owner": attrOwner, "#e": attrEpoch,
 		"#c": attrCampaign, "#a": attrAd, "#b": attrBucket,
 	}
 	values := map[string]types.AttributeValue{

@@ -30,6 +30,7 @@ const (
 	attrCreator   = "creator" // campaign: the CreateCampaign call that wrote it
 	attrExpiresMs = "expMs"   // dedup marker: Unix ms at which it stops counting
 	attrOwner     = "owner"   // dedup marker: the RecordImpression call that wrote it
+	attrEpoch     = "e"       // dedup marker: the owner that wrote c, a and b; see countOf
 	attrCampaign  = "c"       // dedup marker: the campaign it counts for
 	attrAd        = "a"       // dedup marker: the ad
 	attrBucket    = "b"       // dedup marker: the minute (adcount.Bucket) it counted in

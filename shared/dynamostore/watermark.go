@@ -50,6 +50,7 @@ func (s *Store) watermark(ctx context.Context) (time.Time, error) {
 	})
 	now := s.wall()
 	var readers, activeMin, newest int64
+	active := false // activeMin holds a shard's watermark, which may be 0
 	nowSec := now.Unix()
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -75,17 +76,23 @@ func (s *Store) watermark(ctx context.Context) (time.Time, error) {
 				if err != nil {
 					return time.Time{}, fmt.Errorf("item %s: %w", sk, err)
 				}
-				if now.Sub(time.UnixMilli(at)) <= shardActive && (activeMin == 0 || wm < activeMin) {
-					activeMin = wm
+				if now.Sub(time.UnixMilli(at)) <= shardActive && (!active || wm < activeMin) {
+					activeMin, active = wm, true
 				}
 			}
 		}
 	}
 	wm := readers
-	if wm == 0 {
+	switch {
+	case wm != 0:
+	case active:
+		if activeMin == 0 {
+			// An active shard's last record had no creation time:
+			// nothing is known, and the epoch says so.
+			return time.UnixMilli(0).UTC(), nil
+		}
 		wm = activeMin
-	}
-	if wm == 0 {
+	default:
 		wm = newest
 	}
 	if wm == 0 {
