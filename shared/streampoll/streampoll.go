@@ -80,6 +80,12 @@ const (
 	DefaultRefresh  = 5 * time.Second
 	DefaultPageSize = 1000
 	DefaultTimeout  = 10 * time.Second
+	// DefaultPropagation is how long after DynamoDB acknowledges a write
+	// its record may take to show in the stream, unless WithPropagation
+	// says otherwise. AWS documents no bound, only "near-real time"; a
+	// second covers what is observed, and a watermark held back by it still
+	// meets the 2 s freshness target with the default interval.
+	DefaultPropagation = time.Second
 	// advanceEvery bounds how often a poller that applies nothing records
 	// its watermark.
 	advanceEvery = time.Second
@@ -103,10 +109,12 @@ type Poller struct {
 	refresh  time.Duration
 	pageSize int32
 	timeout  time.Duration
-	now      func() time.Time
-	logger   *slog.Logger
-	obs      Observer
-	keep     func(dynamostore.StreamRecord) bool
+	// propagation is held back from each watermark; see WithPropagation.
+	propagation time.Duration
+	now         func() time.Time
+	logger      *slog.Logger
+	obs         Observer
+	keep        func(dynamostore.StreamRecord) bool
 
 	arn         string
 	shards      []*shardState // in the order DescribeStream lists them: parents first
@@ -147,6 +155,14 @@ func WithTimeout(d time.Duration) Option { return func(p *Poller) { p.timeout = 
 // time.Now if not set.
 func WithClock(now func() time.Time) Option { return func(p *Poller) { p.now = now } }
 
+// WithPropagation sets how long a write's record may take to show in the
+// stream after DynamoDB acknowledged it; DefaultPropagation if not set.
+// The watermark a round records is its start less this, for a round that
+// reads every shard to its end has not seen a record still on its way.
+// Zero suits a server that shows every record before it acknowledges the
+// write, as shared/dynamotest does.
+func WithPropagation(d time.Duration) Option { return func(p *Poller) { p.propagation = d } }
+
 // WithLogger sets where the poller logs failures and shard changes;
 // nothing is logged if not set.
 func WithLogger(l *slog.Logger) Option { return func(p *Poller) { p.logger = l } }
@@ -171,19 +187,20 @@ func New(streams Client, agg Aggregator, table string, opts ...Option) (*Poller,
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	p := &Poller{
-		streams:  streams,
-		agg:      agg,
-		table:    table,
-		reader:   "poller-" + hex.EncodeToString(id[:]),
-		interval: DefaultInterval,
-		refresh:  DefaultRefresh,
-		pageSize: DefaultPageSize,
-		timeout:  DefaultTimeout,
-		now:      time.Now,
-		logger:   slog.New(slog.DiscardHandler),
-		obs:      nopObserver{},
-		byID:     map[string]*shardState{},
-		logged:   map[Stage]logged{},
+		streams:     streams,
+		agg:         agg,
+		table:       table,
+		reader:      "poller-" + hex.EncodeToString(id[:]),
+		interval:    DefaultInterval,
+		refresh:     DefaultRefresh,
+		pageSize:    DefaultPageSize,
+		timeout:     DefaultTimeout,
+		propagation: DefaultPropagation,
+		now:         time.Now,
+		logger:      slog.New(slog.DiscardHandler),
+		obs:         nopObserver{},
+		byID:        map[string]*shardState{},
+		logged:      map[Stage]logged{},
 	}
 	for _, opt := range opts {
 		opt(p)
@@ -197,6 +214,8 @@ func New(streams Client, agg Aggregator, table string, opts ...Option) (*Poller,
 		return nil, errors.New("streampoll: a table name is required")
 	case p.interval <= 0 || p.refresh <= 0 || p.timeout <= 0:
 		return nil, errors.New("streampoll: interval, refresh and timeout must be positive")
+	case p.propagation < 0:
+		return nil, errors.New("streampoll: the propagation allowance must not be negative")
 	case p.pageSize < 1 || p.pageSize > 1000:
 		return nil, fmt.Errorf("streampoll: page size must be from 1 to 1000, got %d", p.pageSize)
 	case p.reader == "":
@@ -290,7 +309,7 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	}
 	p.obs.CaughtUp()
 	if applied || start.Sub(p.lastAdvance) >= advanceEvery {
-		if err := p.agg.Advance(calls, p.reader, start); err != nil {
+		if err := p.agg.Advance(calls, p.reader, start.Add(-p.propagation)); err != nil {
 			p.fail(StageAdvance, err)
 			return true, err
 		}
