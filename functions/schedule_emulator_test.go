@@ -207,3 +207,47 @@ func TestScheduledReaderUnderEmulator(t *testing.T) {
 		assert.GreaterOrEqual(t, pages, 2, "a batch line for each page applied")
 	})
 }
+
+// startSchedule does for the aggregate function what the template's
+// ReadStream schedule does on AWS, until the test ends: it invokes the
+// function, under an emulator of its own as Lambda gives a scheduled
+// invocation an execution environment of its own beside the mapping's,
+// with the schedule's event, one invocation after another. Each reads the
+// stream for the function's timeout less aggregate.ScheduleMargin; the
+// minute's gap on AWS is left out, so that as_of never stands still.
+func startSchedule(t *testing.T, env []string) {
+	t.Helper()
+	// A short timeout, so that the invocation in flight when the test
+	// ends does not hold its cleanup up for long.
+	f := startFunction(t, serve.Aggregate, append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT=4")...)
+	sample, err := os.ReadFile("../events/aggregate-schedule.json")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if code, body, err := f.post(sample); err != nil || code != 200 {
+				// Reported, not fatal: a test that needs as_of fails on
+				// its own, and says why here.
+				t.Logf("scheduled invocation: %d %s %v", code, body, err)
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	// Registered after startFunction's, so it runs first: the invocation
+	// in flight ends before the emulator is stopped.
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+}
