@@ -1,6 +1,7 @@
 package functions_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -9,10 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/functions/internal/aggregate"
 	"github.com/adcount/impression-counter/functions/internal/serve"
 	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/httpapi"
@@ -21,7 +25,8 @@ import (
 )
 
 // TestSampleEvents checks the events/ files that `sam local invoke -e`
-// takes, apart from the stream's (TestStreamSampleEvents): every route has
+// takes, apart from the stream's (TestStreamSampleEvents) and the
+// schedule's (TestScheduleSampleEvent): every route has
 // a payload 2.0 and a 1.0 sample, each sample
 // reaches the route it names, and its file is named
 // <function>-<route>-v2.json or -v1.json after the function the template
@@ -47,8 +52,9 @@ func TestSampleEvents(t *testing.T) {
 	require.NoError(t, err)
 	sampled := map[string]int{}
 	for _, file := range files {
-		if isStreamSample(file) {
-			// Stream events: TestStreamSampleEvents.
+		if isStreamSample(file) || isScheduleSample(file) {
+			// Stream events: TestStreamSampleEvents; the schedule's:
+			// TestScheduleSampleEvent.
 			continue
 		}
 		raw, err := os.ReadFile(file)
@@ -103,4 +109,76 @@ func replay[Event, Reply any](t *testing.T, file string, raw []byte, handle func
 	resp, err := toResponse(out)
 	require.NoError(t, err, file)
 	return ev, resp
+}
+
+// isScheduleSample reports whether an events/ file is the scheduled event
+// of a stream function, named <function>-schedule.json, so that
+// `sam local invoke AggregateFunction -e events/aggregate-schedule.json`
+// reads right.
+func isScheduleSample(file string) bool {
+	for _, fn := range serve.StreamFunctions() {
+		if filepath.Base(file) == string(fn)+"-schedule.json" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestScheduleSampleEvent checks the sample of the event that the
+// template's schedule sends the aggregate function: it is in the shape
+// `sam local generate-event cloudwatch scheduled-event` writes, with no
+// member an EventBridge event lacks, and the function's handler takes it
+// for the schedule's, not for a stream batch. TestScheduledReaderUnderEmulator
+// invokes it as written.
+func TestScheduleSampleEvent(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../events/*.json")
+	require.NoError(t, err)
+	var samples []string
+	for _, file := range files {
+		if isScheduleSample(file) {
+			samples = append(samples, file)
+		}
+	}
+	require.Equal(t, []string{"../events/" + string(serve.Aggregate) + "-schedule.json"}, samples, "one schedule sample, the aggregate function's")
+
+	raw, err := os.ReadFile(samples[0])
+	require.NoError(t, err)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var ev events.EventBridgeEvent
+	require.NoError(t, dec.Decode(&ev))
+	assert.Equal(t, "aws.events", ev.Source)
+	assert.Equal(t, "Scheduled Event", ev.DetailType)
+	assert.NotEmpty(t, ev.ID)
+	assert.False(t, ev.Time.IsZero())
+	if assert.Len(t, ev.Resources, 1) {
+		assert.Contains(t, ev.Resources[0], ":rule/", "the rule that fired")
+		assert.Contains(t, ev.Resources[0], logicalID(serve.Aggregate)+"ReadStream", "named as SAM names the template's schedule's rule")
+	}
+	assert.JSONEq(t, "{}", string(ev.Detail))
+
+	// The handler runs its reader for it, and applies nothing as a batch.
+	applier := &recordingApplier{}
+	ran := false
+	h, err := aggregate.NewHandler(applier, aggregate.WithScheduledReader(func(aggregate.ReaderSpec) (aggregate.Reader, error) {
+		ran = true
+		return idleReader{}, nil
+	}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), aggregate.ScheduleMargin+10*time.Millisecond)
+	defer cancel()
+	out, err := h.Invoke(ctx, raw)
+	require.NoError(t, err)
+	assert.True(t, ran, "the scheduled reader ran")
+	assert.Zero(t, applier.records, "no record was applied as a batch")
+	assert.IsType(t, aggregate.ScheduleResult{}, out)
+}
+
+// idleReader reads nothing until its context ends.
+type idleReader struct{}
+
+func (idleReader) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,6 +23,8 @@ import (
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/stores"
+	"github.com/adcount/impression-counter/shared/streampoll"
 )
 
 // actionRecorder is a dynamostore.Client and AggregatorClient over a real
@@ -94,6 +97,49 @@ func (r *actionRecorder) TransactWriteItems(ctx context.Context, in *dynamodb.Tr
 	return r.next.TransactWriteItems(ctx, in, opts...)
 }
 
+// streamsRecorder is a streampoll.Client over a real DynamoDB Streams
+// client that notes the IAM action of each call: each of its methods is
+// one action of the same name.
+type streamsRecorder struct {
+	next    *dynamodbstreams.Client
+	mu      sync.Mutex
+	actions map[string]bool
+}
+
+var _ streampoll.Client = (*streamsRecorder)(nil)
+
+func (r *streamsRecorder) note(action string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.actions["dynamodb:"+action] = true
+}
+
+func (r *streamsRecorder) recorded() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.actions))
+}
+
+func (r *streamsRecorder) ListStreams(ctx context.Context, in *dynamodbstreams.ListStreamsInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.ListStreamsOutput, error) {
+	r.note("ListStreams")
+	return r.next.ListStreams(ctx, in, opts...)
+}
+
+func (r *streamsRecorder) DescribeStream(ctx context.Context, in *dynamodbstreams.DescribeStreamInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.DescribeStreamOutput, error) {
+	r.note("DescribeStream")
+	return r.next.DescribeStream(ctx, in, opts...)
+}
+
+func (r *streamsRecorder) GetShardIterator(ctx context.Context, in *dynamodbstreams.GetShardIteratorInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetShardIteratorOutput, error) {
+	r.note("GetShardIterator")
+	return r.next.GetShardIterator(ctx, in, opts...)
+}
+
+func (r *streamsRecorder) GetRecords(ctx context.Context, in *dynamodbstreams.GetRecordsInput, opts ...func(*dynamodbstreams.Options)) (*dynamodbstreams.GetRecordsOutput, error) {
+	r.note("GetRecords")
+	return r.next.GetRecords(ctx, in, opts...)
+}
+
 // routeExercise is one request to a route and the status that shows it
 // took the path meant.
 type routeExercise struct {
@@ -118,7 +164,8 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 	routes := eventRoutes(t, tmpl)
 
 	ctx := context.Background()
-	db := dynamotest.Client(t, dynamotest.Start(t), nil)
+	endpoint := dynamotest.Start(t)
+	db := dynamotest.Client(t, endpoint, nil)
 	const tableName = "impressions"
 	_, err := dynamostore.CreateTable(ctx, db, tableName)
 	require.NoError(t, err)
@@ -232,18 +279,29 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 		_, err = agg.Apply(ctx, "shard-policy", []dynamostore.StreamRecord{refused})
 		require.ErrorIs(t, err, dynamostore.ErrMalformedItem)
 
+		// The scheduled reader reads the stream itself, through the same
+		// aggregator, and records its watermark: every call a round makes.
+		streams := &streamsRecorder{next: dynamotest.StreamsClient(t, endpoint, nil), actions: map[string]bool{}}
+		p, err := stores.NewPoller(agg, streams, tableName, streampoll.WithReaderID(aggregate.ScheduleReader))
+		require.NoError(t, err)
+		caughtUp, err := p.Poll(ctx)
+		require.NoError(t, err)
+		require.True(t, caughtUp, "the reader read every shard to its end, and advanced its watermark")
+		// What the event source mapping calls, with this role, to read the
+		// stream: the actions of AWSLambdaDynamoDBExecutionRole.
+		mapping := []string{"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+
 		fn := logicalID(serve.Aggregate)
 		queue := onFailureQueue(t)
 		assert.Equal(t, map[string][]string{
 			table + ".Arn": rec.recorded(),
-			// What the event source mapping calls, with this role, to read
-			// the stream: the actions of AWSLambdaDynamoDBExecutionRole,
-			// on this table's stream alone.
-			table + ".StreamArn": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
+			// The mapping's and the scheduled reader's reads, on this
+			// table's stream alone.
+			table + ".StreamArn": slices.Compact(slices.Sorted(slices.Values(append(mapping, streams.recorded()...)))),
 			// Lambda describes a batch it discards to the queue with the
 			// function's role.
 			queue + ".Arn": {"sqs:SendMessage"},
-		}, policyActions(t, raw, fn), "%s's policy must allow exactly what Apply, the mapping and its destination call", fn)
+		}, policyActions(t, raw, fn), "%s's policy must allow exactly what Apply, the scheduled reader, the mapping and its destination call", fn)
 	})
 }
 

@@ -5,11 +5,13 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/awslabs/goformation/v7/intrinsics"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/functions/internal/aggregate"
 	"github.com/adcount/impression-counter/functions/internal/serve"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 )
@@ -161,11 +163,65 @@ func TestTemplateStreamAggregation(t *testing.T) {
 	assert.Equal(t, 14*24*60*60, *q.MessageRetentionPeriod, "kept as long as SQS allows")
 	assert.Contains(t, tmpl.Outputs, "AggregateFailureQueueUrl", "the queue to watch is named")
 
-	// The function has no SAM event, which would attach a managed policy
-	// that reads every stream in the account; its own policy reads the
-	// table's (TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls).
+	// The stream is no SAM event of the function, which would attach a
+	// managed policy that reads every stream in the account; its own
+	// policy reads the table's
+	// (TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls).
 	f := tmpl.GetAllServerlessFunctionResources()[fn]
 	require.NotNil(t, f, "template.yaml has %s", fn)
-	assert.Empty(t, f.Events, "%s is invoked by the mapping alone", fn)
 	assert.Nil(t, f.Role, "%s has the role SAM makes from its inline policy", fn)
+}
+
+// TestTemplateScheduledReader checks the schedule that keeps a reader of
+// the whole stream live on Lambda (docs/lambda.md): the mapping gives the
+// aggregate function one shard's batch at a time, so only a reader that
+// reads every shard can advance the watermark that the stats' as_of
+// reports.
+func TestTemplateScheduledReader(t *testing.T) {
+	t.Parallel()
+	tmpl, raw := openTemplate(t), openRawTemplate(t)
+	fn := logicalID(serve.Aggregate)
+	f := tmpl.GetAllServerlessFunctionResources()[fn]
+	require.NotNil(t, f, "template.yaml has %s", fn)
+
+	// One SAM event, a schedule: SAM makes the EventBridge rule, its
+	// target, the function, and the permission for that rule alone to
+	// invoke it. No other function is scheduled.
+	require.Len(t, f.Events, 1, "%s's one SAM event is its schedule", fn)
+	for name, ev := range f.Events {
+		assert.Equal(t, "Schedule", ev.Type, "%s.%s", fn, name)
+		events, _ := resourceProperties(t, fn)["Events"].(map[string]any)
+		props, _ := events[name].(map[string]any)["Properties"].(map[string]any)
+		// Each invocation reads for all but 2 s of its minute, so one a
+		// minute keeps a reader live nearly always.
+		assert.Equal(t, "rate(1 minute)", props["Schedule"], "%s.%s", fn, name)
+		assert.NotEqual(t, false, props["Enabled"], "%s.%s is enabled", fn, name)
+		assert.Nil(t, props["Input"], "%s.%s sends the scheduled event itself, which the handler tells from a batch by its shape", fn, name)
+	}
+	for name, other := range tmpl.GetAllServerlessFunctionResources() {
+		if name == fn {
+			continue
+		}
+		for eventName, ev := range other.Events {
+			assert.NotEqual(t, "Schedule", ev.Type, "%s.%s", name, eventName)
+		}
+	}
+
+	// A scheduled invocation reads until ScheduleMargin before the
+	// timeout, so the next minute's does not overlap it: with the mapping,
+	// two readers a shard, as many as DynamoDB Streams serves without
+	// throttling.
+	timeout := raw.Resources[fn].Properties.Timeout
+	require.NotNil(t, timeout, "%s sets its own timeout", fn)
+	assert.Equal(t, 60, *timeout, "%s's timeout is the schedule's minute", fn)
+	assert.Less(t, time.Duration(*timeout)*time.Second-aggregate.ScheduleMargin, time.Minute, "a scheduled invocation ends before the next begins")
+
+	// Asynchronous: a failed or late scheduled invocation is not retried,
+	// since the next one comes within the minute.
+	if cfg := f.EventInvokeConfig; assert.NotNil(t, cfg, "%s's asynchronous invocations are configured", fn) {
+		require.NotNil(t, cfg.MaximumRetryAttempts)
+		assert.Equal(t, 0, *cfg.MaximumRetryAttempts)
+		require.NotNil(t, cfg.MaximumEventAgeInSeconds)
+		assert.Equal(t, 60, *cfg.MaximumEventAgeInSeconds)
+	}
 }

@@ -10,7 +10,14 @@ import (
 // of one shard's records that it was given: the record that Sink.ObserveBatch
 // writes as one log line and EMF document.
 type Batch struct {
-	// Shard is the stream shard the records came from.
+	// Reader names the Streams API reader that read the records itself,
+	// such as the aggregate function's scheduled reader; empty for a batch
+	// that Lambda's event source mapping delivered. It is logged, not a
+	// dimension: the metrics are the aggregator's, whoever read the
+	// records.
+	Reader string
+	// Shard is the stream shard the records came from; empty for a
+	// reader's failure outside any shard, such as listing the shards.
 	Shard string
 	// Records is how many records the batch held.
 	Records int
@@ -86,6 +93,9 @@ func (s *Sink) ObserveBatch(ctx context.Context, b Batch) {
 	}
 	attrs := make([]slog.Attr, 0, 16)
 	if s.handler.Enabled(ctx, level) {
+		if b.Reader != "" {
+			attrs = append(attrs, slog.String("reader", b.Reader))
+		}
 		attrs = append(attrs,
 			slog.String("shard", b.Shard),
 			slog.Int("records", b.Records),

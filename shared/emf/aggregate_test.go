@@ -45,12 +45,18 @@ func TestBatchLinesAreEMF(t *testing.T) {
 			map[string]any{"msg": "batch", "level": "INFO", "shard": "shard-1", "records": 5.0, "counted": 1.0, "filtered": 1.0, "through": "105",
 				emf.MetricBatchesApplied: 1.0, emf.MetricRecordsApplied: 3.0, emf.MetricRedeliveriesSkipped: 2.0, emf.MetricAggregatorFailures: 0.0,
 				emf.MetricMalformedRecords: 1.0, emf.MetricAggregatorLag: 1.5},
-			[]string{"err", "failed_at"}},
+			[]string{"err", "failed_at", "reader"}},
 		// A failure is logged at ERROR, with where Lambda resumes.
 		{"Failed", slog.LevelInfo,
 			emf.Batch{Shard: "shard-1", Records: 5, Applied: 1, Lag: time.Second, HasLag: true, Through: "101", Failed: "102", Err: errors.New("boom")},
 			map[string]any{"msg": "batch", "level": "ERROR", "failed_at": "102", "err": "boom",
 				emf.MetricBatchesApplied: 0.0, emf.MetricRecordsApplied: 1.0, emf.MetricAggregatorFailures: 1.0, emf.MetricAggregatorLag: 1.0},
+			nil},
+		// A page that a Streams reader read itself names the reader; the
+		// mapping's batches name none (the case above).
+		{"ReadByAReader", slog.LevelInfo,
+			emf.Batch{Reader: "aggregate-schedule", Shard: "shard-1", Records: 2, Applied: 2, Lag: time.Second, HasLag: true, Through: "102"},
+			map[string]any{"msg": "batch", "reader": "aggregate-schedule", "shard": "shard-1", emf.MetricBatchesApplied: 1.0, emf.MetricRecordsApplied: 2.0},
 			nil},
 		// Nothing handled: no lag to report, rather than a made-up zero.
 		{"NothingHandled", slog.LevelInfo,

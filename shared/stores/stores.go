@@ -108,7 +108,22 @@ func OpenPoller(ctx context.Context, cfg config.Config, getenv func(string) stri
 	if err != nil {
 		return nil, err
 	}
-	p, err := streampoll.New(streams, agg, cfg.DynamoDBTable, append([]streampoll.Option{streampoll.WithFilter(dynamostore.IsMarkerRecord)}, opts...)...)
+	return NewPoller(agg, streams, cfg.DynamoDBTable, opts...)
+}
+
+// NewPoller returns a poller of the stream of table, read through streams,
+// that folds it into the counts through agg. It passes agg only the dedup
+// markers' records (dynamostore.IsMarkerRecord), as the template's event
+// source mapping's filter does, so that every reader of the stream keeps
+// the same records. OpenPoller builds its poller with it; the aggregate
+// function's scheduled reader builds one per invocation over the
+// aggregator and Streams client it opened at init. It makes no call.
+func NewPoller(agg *dynamostore.Aggregator, streams streampoll.Client, table string, opts ...streampoll.Option) (*streampoll.Poller, error) {
+	if agg == nil {
+		// A nil pointer would reach streampoll as a non-nil interface.
+		return nil, fmt.Errorf("stores: open stream poller: an aggregator is required")
+	}
+	p, err := streampoll.New(streams, agg, table, append([]streampoll.Option{streampoll.WithFilter(dynamostore.IsMarkerRecord)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("stores: open stream poller: %w", err)
 	}

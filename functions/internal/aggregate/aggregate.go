@@ -1,7 +1,11 @@
 // Package aggregate is the aggregate function's Lambda handler: it takes a
 // batch of the table's stream records, as the event source mapping delivers
 // them, and folds it into the counts through dynamostore.Aggregator, which
-// applies each record exactly once however often it is delivered.
+// applies each record exactly once however often it is delivered. Once a
+// minute an EventBridge schedule invokes it too: it then reads the whole
+// stream itself, through the same aggregator, and advances the watermark
+// that the stats' as_of reports (RunScheduled). Invoke tells the two
+// events apart.
 //
 // The handler answers with a partial batch response. On a failure it names
 // the first record that is not applied, so that Lambda delivers the batch
@@ -46,7 +50,8 @@ type Applier interface {
 
 var _ Applier = (*dynamostore.Aggregator)(nil)
 
-// BatchSink receives one record per invocation that carried records.
+// BatchSink receives one record per invocation that carried records, and
+// one per page or failure of a scheduled invocation's reader.
 // *emf.Sink implements it.
 type BatchSink interface {
 	ObserveBatch(ctx context.Context, b emf.Batch)
@@ -69,6 +74,9 @@ type Handler struct {
 	now     func() time.Time
 	pause   time.Duration
 	sleep   func(context.Context, time.Duration)
+	// newReader builds a scheduled invocation's stream reader; nil
+	// refuses scheduled events.
+	newReader NewReader
 }
 
 // Option configures a Handler.
@@ -79,8 +87,9 @@ type Option func(*Handler)
 func WithMetrics(s BatchSink) Option { return func(h *Handler) { h.metrics = s } }
 
 // WithLogger sets the logger of the lines that are not a batch's record:
-// a malformed marker that the aggregator passed over, at ERROR, and the
-// end of a tumbling window. The default discards them.
+// a malformed marker that the aggregator passed over, at ERROR, the end
+// of a tumbling window, and a scheduled invocation's start and end. The
+// default discards them.
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithClock sets the clock the aggregator's lag is measured with; the
