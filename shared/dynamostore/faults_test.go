@@ -36,6 +36,10 @@ const (
 	faultRequestLimit
 	// faultInternal answers 500 InternalServerError.
 	faultInternal
+	// faultAccessDenied answers 400 AccessDeniedException, as DynamoDB
+	// does when the caller's role lacks the action: minidyn checks no
+	// signatures, so it cannot show it.
+	faultAccessDenied
 	// faultHang never answers: the request waits until its context ends.
 	faultHang
 	// faultLostResponse sends the request, lets DynamoDB apply it, and then
@@ -116,6 +120,8 @@ func (f *faults) RoundTrip(r *http.Request) (*http.Response, error) {
 		return awsError(r, http.StatusBadRequest, "RequestLimitExceeded", nil), nil
 	case faultInternal:
 		return awsError(r, http.StatusInternalServerError, "InternalServerError", nil), nil
+	case faultAccessDenied:
+		return awsError(r, http.StatusBadRequest, "AccessDeniedException", nil), nil
 	case faultHang:
 		<-r.Context().Done()
 		return nil, r.Context().Err()
@@ -315,4 +321,48 @@ func TestUnavailableOverHTTP(t *testing.T) {
 			assert.Equal(t, int64(1), st.Total, "counted exactly once")
 		})
 	}
+}
+
+// TestAccessDeniedIsAnInternalError denies the marker write, as a role
+// without dynamodb:UpdateItem would be denied. No retry can help, so the
+// store must not call it unavailable (a 503 invites retries): the API
+// answers 500 with a plain "internal error", and nothing is counted.
+func TestAccessDeniedIsAnInternalError(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t)
+	f, wrap := newFaults()
+	s := tg.store(t, wrap)
+	api := httptest.NewServer(httpapi.NewHandler(s))
+	t.Cleanup(api.Close)
+	c := createCampaign(t, s, time.Now().Add(-time.Minute))
+	imp := adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a"}
+
+	f.set("UpdateItem", faultAccessDenied, -1)
+	_, err := s.RecordImpression(context.Background(), imp)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, adcount.ErrUnavailable, "no retry can help")
+	assert.Contains(t, err.Error(), "AccessDeniedException", "the log names DynamoDB's error")
+	assert.Equal(t, 1, f.requests(), "the SDK does not retry a denial")
+
+	body := fmt.Sprintf(`{"campaign_id":%q,"user_id":"u","ad_id":"a"}`, c.ID)
+	req, err := http.NewRequest(http.MethodPost, api.URL+"/api/v1/impressions", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("Retry-After"))
+	assert.Equal(t, "internal error", got["error"])
+
+	f.clear()
+	assert.Equal(t, []string{"META"}, sortKeys(tg.items(t, c.ID, imp)), "nothing counted")
+
+	// A readiness check that is denied fails: an instance whose role lost
+	// its rights must leave the load balancer.
+	f.set("DescribeTable", faultAccessDenied, -1)
+	assert.ErrorIs(t, s.Ping(context.Background()), adcount.ErrUnavailable)
 }
