@@ -46,7 +46,6 @@ STRESS_TESTS := \
 	./shared/dynamostore:^TestBatchConcurrencyIsBounded$$ \
 	./shared/dynamostore:^TestBatchFailureIsWholeAndRetrySafe$$ \
 	./shared/dynamostore:^TestApplyExactlyOnce$$ \
-	./shared/dynamostore:^TestStoresShareOneTableExactly$$ \
 	./shared/streampoll:^TestTwoPollersCountExactly$$ \
 	./shared/streampoll:^TestReshardWhileCounting$$ \
 	./shared/streampoll:^TestTwoPollersGiveExactCounts$$ \
