@@ -208,13 +208,21 @@ func (s *Store) snapshotLoop(every time.Duration) {
 		case <-retry:
 		}
 		if err := s.Snapshot(); err != nil {
-			backoff = min(max(2*backoff, snapshotRetryMin), every)
+			backoff = snapshotBackoff(backoff, every)
 			d.logger.Error("memstore: snapshot failed; the log keeps every record until one succeeds", "dir", d.dir, "retry_in", backoff.String(), "err", err)
 			full, retry = nil, time.After(backoff)
 			continue
 		}
 		backoff, full, retry = 0, d.log.Full(), nil
 	}
+}
+
+// snapshotBackoff is the wait before the next attempt of a snapshot that
+// failed after waiting prev (zero after a success): snapshotRetryMin at
+// first, then twice the last, never more than the snapshot interval, so a
+// lasting fault is retried as often as a healthy store snapshots.
+func snapshotBackoff(prev, every time.Duration) time.Duration {
+	return min(max(2*prev, snapshotRetryMin), every)
 }
 
 // Ping reports whether the store can record impressions: for a store made
