@@ -80,7 +80,11 @@ type Server struct {
 	now    func() time.Time
 	shards int
 
-	wmu sync.Mutex // serialises item writes with their reads before and after
+	// wmu serialises item writes with their reads before and after, and
+	// table changes (create, update, delete) with everything: minidyn's
+	// table map is not safe for a create beside a read. Reads of items and
+	// tables share it.
+	wmu sync.RWMutex
 
 	mu      sync.Mutex // guards what follows
 	tables  map[string]*table
@@ -245,10 +249,14 @@ func (s *Server) serveDynamoDB(op string, body []byte) (response, Counts) {
 		return s.updateTable(body), Counts{}
 	case "DeleteTable":
 		return s.deleteTable(body), Counts{}
-	case "DescribeTable":
-		return s.describeTable(body), Counts{}
 	case "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems":
 		return s.write(op, body)
+	}
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	switch op {
+	case "DescribeTable":
+		return s.describeTable(body), Counts{}
 	case "GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems":
 		return s.read(op, body)
 	default:
