@@ -18,7 +18,6 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
-	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
 
@@ -345,10 +344,7 @@ func TestApplyPassesOverABadRecord(t *testing.T) {
 // Streams reader, never a guess from the shards' checkpoints.
 func TestStatsReportTheWatermark(t *testing.T) {
 	t.Parallel()
-	endpoint := dynamotest.Start(t)
-	tg := &target{table: "impressions", endpoint: endpoint}
-	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
-	require.NoError(t, err)
+	tg := newQuietTarget(t)
 	clock := storetest.NewClock(storetest.Epoch)
 	s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
 	c := createCampaign(t, s, storetest.Epoch)

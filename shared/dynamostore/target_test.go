@@ -83,6 +83,17 @@ func newTarget(t *testing.T) *target {
 	return tg
 }
 
+// newQuietTarget returns a table of its own on a new in-process server,
+// with no stream poller: a test that drives the aggregator, or reads the
+// watermark, by hand.
+func newQuietTarget(t *testing.T) *target {
+	t.Helper()
+	tg := &target{table: "impressions", endpoint: dynamotest.Start(t)}
+	_, err := dynamostore.CreateTable(context.Background(), tg.client(t, nil), tg.table)
+	require.NoError(t, err)
+	return tg
+}
+
 // aggregate runs a stream poller on the table until the test ends, as the
 // local server does with STORE=dynamodb, so that the store's Stats catch
 // up with its writes and Settle returns.
