@@ -42,9 +42,18 @@ type Campaign struct {
 	ID        string
 	Name      string
 	StartTime time.Time
+	// EndTime is when the campaign stops counting; zero means never.
+	EndTime time.Time
+	// Paused stops counting until the campaign is resumed.
+	Paused bool
+	// CreatedAt orders the campaign list, newest first. The caller that
+	// creates a campaign sets it; campaigns created before it existed
+	// have the zero time and list last.
+	CreatedAt time.Time
 }
 
-// Started reports whether the campaign accepts impressions at now.
+// Started reports whether the campaign's start time has come at now. Live
+// says whether it accepts impressions.
 func (c Campaign) Started(now time.Time) bool {
 	return !now.Before(c.StartTime)
 }
@@ -108,7 +117,8 @@ func (o Outcome) String() string {
 }
 
 // Result is what became of one impression of a batch: an Outcome, or the
-// error that refused it (ErrInvalid, ErrNotFound or ErrNotStarted), exactly
+// error that refused it (ErrInvalid, ErrNotFound, ErrNotStarted, ErrPaused or
+// ErrEnded), exactly
 // as RecordImpression would have answered for that impression alone.
 type Result struct {
 	Outcome Outcome
@@ -152,8 +162,10 @@ type Store interface {
 	// counted within the dedup window, and returns the outcome: Counted,
 	// Duplicate, or Filtered for an impression marked Filtered. It returns
 	// ErrInvalid for an invalid impression, ErrNotFound for an unknown
-	// campaign and ErrNotStarted before the campaign's start time; none
-	// changes any count. A nil error means the outcome is durable in this
+	// campaign, and what Campaign.Live answers for a campaign that is not
+	// live (ErrNotStarted, ErrPaused or ErrEnded); none changes any count.
+	// A store that caches campaigns sees a pause or an end within its
+	// stated bound. A nil error means the outcome is durable in this
 	// store.
 	RecordImpression(ctx context.Context, imp Impression) (Outcome, error)
 
@@ -174,6 +186,31 @@ type Store interface {
 
 	// Stats returns the campaign's counts as of now, or ErrNotFound.
 	Stats(ctx context.Context, campaignID string) (Stats, error)
+
+	// ListCampaigns returns one page of the campaigns, newest first (see
+	// CampaignCursor). It returns ErrInvalid for a limit CheckPageLimit
+	// refuses.
+	ListCampaigns(ctx context.Context, q CampaignQuery) (CampaignPage, error)
+
+	// UpdateCampaign applies p to the campaign with the given ID, as
+	// Campaign.Apply does, and returns the campaign as changed. It returns
+	// ErrNotFound for an unknown campaign and Apply's ErrInvalid for a bad
+	// patch, which changes nothing.
+	UpdateCampaign(ctx context.Context, id string, p CampaignPatch) (Campaign, error)
+
+	// Series returns the campaign's counted impressions per interval, or
+	// ErrNotFound. The caller has checked q with SeriesQuery.Check. The
+	// sum of the minute points of the buckets of LastHour equals
+	// Stats.LastHour, and likewise for LastDay, and the day points of
+	// every day since the start sum to Stats.Total, all read at the same
+	// moment.
+	Series(ctx context.Context, campaignID string, q SeriesQuery) (Series, error)
+
+	// AdStats returns one page of the campaign's per-ad breakdown, in
+	// MoreFirst order, or ErrNotFound. Its time and memory are bounded by
+	// q.Limit, not by the campaign's number of ads, apart from one pass
+	// over the ads' totals.
+	AdStats(ctx context.Context, campaignID string, q AdQuery) (AdPage, error)
 }
 
 // Settler is implemented by stores whose Stats include an acknowledged

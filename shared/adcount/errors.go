@@ -15,6 +15,11 @@ var (
 	// ErrNotStarted means the campaign's start time is still in the future,
 	// so the impression was not counted.
 	ErrNotStarted = errors.New("campaign has not started")
+	// ErrPaused means the campaign is paused: an operator stopped it, and
+	// it counts nothing until it is resumed.
+	ErrPaused = errors.New("campaign is paused")
+	// ErrEnded means the campaign's end time has passed.
+	ErrEnded = errors.New("campaign has ended")
 	// ErrLimit means the store already holds as many campaigns as it is
 	// configured to keep, so nothing was created. It bounds the memory a
 	// flood of creates can claim.
