@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -210,4 +211,24 @@ func TestNoFilterCountsBots(t *testing.T) {
 	batch := s.doUA(t, "POST", "/api/v1/impressions/batch", googlebotUA,
 		`{"impressions":[{"campaign_id":"live","user_id":"v","ad_id":"a","user_agent":"`+googlebotUA+`"}]}`)
 	assert.Equal(t, map[string]any{"counted": 1.0, "duplicates": 0.0, "filtered": 0.0, "rejected": 0.0}, batch.body["summary"])
+}
+
+// errNoReports: filterStore keeps no reports; the handler's reporting
+// routes are tested against the real stores.
+var errNoReports = errors.New("filterStore keeps no reports")
+
+func (s *filterStore) ListCampaigns(context.Context, adcount.CampaignQuery) (adcount.CampaignPage, error) {
+	return adcount.CampaignPage{}, errNoReports
+}
+
+func (s *filterStore) UpdateCampaign(context.Context, string, adcount.CampaignPatch) (adcount.Campaign, error) {
+	return adcount.Campaign{}, errNoReports
+}
+
+func (s *filterStore) Series(context.Context, string, adcount.SeriesQuery) (adcount.Series, error) {
+	return adcount.Series{}, errNoReports
+}
+
+func (s *filterStore) AdStats(context.Context, string, adcount.AdQuery) (adcount.AdPage, error) {
+	return adcount.AdPage{}, errNoReports
 }

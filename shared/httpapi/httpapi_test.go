@@ -416,3 +416,19 @@ func TestBearerSchemeAnyCase(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode, "%q reaches the store", auth)
 	}
 }
+
+func (f *failingStore) ListCampaigns(context.Context, adcount.CampaignQuery) (adcount.CampaignPage, error) {
+	return adcount.CampaignPage{}, f.err
+}
+
+func (f *failingStore) UpdateCampaign(context.Context, string, adcount.CampaignPatch) (adcount.Campaign, error) {
+	return adcount.Campaign{}, f.err
+}
+
+func (f *failingStore) Series(context.Context, string, adcount.SeriesQuery) (adcount.Series, error) {
+	return adcount.Series{}, f.err
+}
+
+func (f *failingStore) AdStats(context.Context, string, adcount.AdQuery) (adcount.AdPage, error) {
+	return adcount.AdPage{}, f.err
+}
