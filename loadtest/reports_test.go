@@ -110,6 +110,11 @@ func TestVerifyReports(t *testing.T) {
 		{"LastPointMissing", func(r []campaignReports) {
 			r[1].Days.To = r[1].Days.To.Add(24 * time.Hour)
 		}, time.Minute, []string{"the last point starts at"}},
+		// A to echoed to the millisecond, cut to an interval's start, was
+		// a moment after it: that interval is the series' last.
+		{"ToCutToTheMillisecond", func(r []campaignReports) {
+			r[1].Minutes.To = r[1].Minutes.Points[1].Start
+		}, time.Minute, nil},
 		// The interval asked for is the one answered.
 		{"WrongInterval", func(r []campaignReports) { r[1].Minutes.Interval = "hour" }, time.Minute, []string{"answered \"hour\""}},
 		// A series without points says nothing.
