@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,4 +511,36 @@ func testReopenKeepsReports(t *testing.T, f *fixture) {
 	assertSameCampaign(t, list[0], after[0])
 	_, err = f.store.RecordImpression(context.Background(), adcount.Impression{CampaignID: c.ID, UserID: "late", AdID: "a"})
 	require.ErrorIs(t, err, adcount.ErrPaused, "the pause survives")
+}
+
+func testConcurrentPatches(t *testing.T, f *fixture) {
+	c := f.campaign(t, Epoch)
+	end := Epoch.Add(72 * time.Hour)
+	patches := []adcount.CampaignPatch{
+		{Paused: ptr(true)},
+		{EndTime: ptr(end)},
+	}
+	for i := range 6 {
+		patches = append(patches, adcount.CampaignPatch{Name: ptr(fmt.Sprint("Name ", i))})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(patches))
+	for i, p := range patches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = f.store.UpdateCampaign(context.Background(), c.ID, p)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "patch %d", i)
+	}
+	got, err := f.store.Campaign(context.Background(), c.ID)
+	require.NoError(t, err)
+	assert.True(t, got.Paused, "the pause was not lost to a racing rename")
+	assert.True(t, end.Equal(got.EndTime), "the end was not lost to a racing rename")
+	assert.Regexp(t, `^Name [0-5]$`, got.Name)
+	assert.True(t, c.StartTime.Equal(got.StartTime))
+	assert.True(t, c.CreatedAt.Equal(got.CreatedAt))
 }

@@ -191,6 +191,9 @@ var cases = []suiteCase{
 	// A paused or ended campaign refuses impressions, alone or in a
 	// batch, with its own error, and keeps no dedup key; resuming or
 	// moving the end brings counting back. An end wins over a pause.
+	// Patches of different fields racing each other all apply: none is
+	// lost to a read-modify-write of another.
+	{name: "ConcurrentPatchesLoseNothing", test: testConcurrentPatches},
 	{name: "PauseAndEndRefuseImpressions", needs: needClock, test: testPauseAndEndRefuseImpressions},
 	// The list is newest first, every campaign exactly once across pages,
 	// and campaigns created while it is read do not shift later pages.
