@@ -188,12 +188,12 @@ var cases = []suiteCase{
 	// End time, pause and name read back as changed; a bad patch is
 	// ErrInvalid and changes nothing, not even its valid fields.
 	{name: "LifecycleRoundTrips", test: testLifecycleRoundTrips},
-	// A paused or ended campaign refuses impressions, alone or in a
-	// batch, with its own error, and keeps no dedup key; resuming or
-	// moving the end brings counting back. An end wins over a pause.
 	// Patches of different fields racing each other all apply: none is
 	// lost to a read-modify-write of another.
 	{name: "ConcurrentPatchesLoseNothing", test: testConcurrentPatches},
+	// A paused or ended campaign refuses impressions, alone or in a
+	// batch, with its own error, and keeps no dedup key; resuming or
+	// moving the end brings counting back. An end wins over a pause.
 	{name: "PauseAndEndRefuseImpressions", needs: needClock, test: testPauseAndEndRefuseImpressions},
 	// The list is newest first, every campaign exactly once across pages,
 	// and campaigns created while it is read do not shift later pages.
