@@ -307,7 +307,7 @@ func TestSeriesAndAdStats(t *testing.T) {
 		return n
 	}
 	width := map[adcount.Interval]int64{adcount.Minute: 1, adcount.Hour: 60, adcount.Day: 1440}
-	for _, ad := range []string{"", "ad-1", "ad-9"} {
+	for _, ad := range []string{"", "ad-0", "ad-1", "ad-2", "ad-9"} {
 		for _, iv := range []adcount.Interval{adcount.Minute, adcount.Hour, adcount.Day} {
 			span := time.Duration(adcount.Retention(iv, ad != "")) * iv.Duration()
 			if span == 0 {
