@@ -124,16 +124,17 @@ func (q SeriesQuery) Check(now time.Time) error {
 	return nil
 }
 
+// span says how long n points of interval i cover, in words: "1 hour",
+// "24 hours", "90 days".
 func span(i Interval, n int64) string {
+	d := time.Duration(n) * i.Duration()
 	switch {
-	case i == Minute && n%60 == 0 && n/60%24 == 0:
-		return fmt.Sprintf("%d hours", n/60)
-	case i == Minute && n%60 == 0:
-		return fmt.Sprintf("%d hour(s)", n/60)
-	case i == Hour && n%24 == 0:
-		return fmt.Sprintf("%d days", n/24)
+	case d == time.Hour:
+		return "1 hour"
+	case d <= 48*time.Hour:
+		return fmt.Sprintf("%d hours", d/time.Hour)
 	}
-	return fmt.Sprintf("%d %ss", n, i)
+	return fmt.Sprintf("%d days", d/(24*time.Hour))
 }
 
 // Point is one interval of a time series.

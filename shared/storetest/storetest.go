@@ -182,6 +182,41 @@ var cases = []suiteCase{
 	// A batch of filtered impressions, repeats included, answers Filtered
 	// for each and counts each key once.
 	{name: "BatchOfFiltered", test: testBatchOfFiltered},
+
+	// Lifecycle and reports.
+
+	// End time, pause and name read back as changed; a bad patch is
+	// ErrInvalid and changes nothing, not even its valid fields.
+	{name: "LifecycleRoundTrips", test: testLifecycleRoundTrips},
+	// Patches of different fields racing each other all apply: none is
+	// lost to a read-modify-write of another.
+	{name: "ConcurrentPatchesLoseNothing", test: testConcurrentPatches},
+	// A paused or ended campaign refuses impressions, alone or in a
+	// batch, with its own error, and keeps no dedup key; resuming or
+	// moving the end brings counting back. An end wins over a pause.
+	{name: "PauseAndEndRefuseImpressions", needs: needClock, test: testPauseAndEndRefuseImpressions},
+	// The list is newest first, every campaign exactly once across pages,
+	// and campaigns created while it is read do not shift later pages.
+	{name: "ListIsNewestFirstAndStable", needs: needClock, test: testListNewestFirst},
+	// The status filter keeps exactly the campaigns with that status now.
+	{name: "ListFiltersByStatus", needs: needClock, test: testListFiltersByStatus},
+	// The series and the stats are two views of the same counts: minute
+	// points over the last hour and day sum to last_hour and last_day,
+	// hour and day points since the start to the total, and each hour to
+	// its minutes, across hour and day boundaries.
+	{name: "SeriesAgreeWithStats", needs: needClock, test: testSeriesAgreeWithStats},
+	// Points are whole UTC intervals, zero-filled, each with exactly the
+	// impressions counted in it, for the campaign and for each ad.
+	{name: "SeriesPointsAreExact", needs: needClock, test: testSeriesPointsAreExact},
+	// The breakdown orders ads by total, then ID, pages through them all,
+	// counts filtered impressions per ad, and its windows slide.
+	{name: "AdBreakdown", needs: needClock, test: testAdBreakdown},
+	// An ad's last_day is whole hours, as documented: it never reaches
+	// back more than 24 hours, and may stop short of the campaign's.
+	{name: "AdLastDayCountsWholeHours", needs: needClock, test: testAdLastDayCountsWholeHours},
+	// A persisting store keeps lifecycle changes, series and the
+	// breakdown across a reopen.
+	{name: "ReopenKeepsReports", needs: needClock | needReopen, test: testReopenKeepsReports},
 }
 
 // Run runs the conformance suite against the stores that newStore makes,
@@ -244,6 +279,7 @@ func (f *fixture) campaign(t *testing.T, start time.Time) adcount.Campaign {
 	}
 	c, err := adcount.NewCampaign(uuid.NewString(), "Spring sale", start)
 	require.NoError(t, err)
+	c.CreatedAt = f.now().Truncate(time.Millisecond)
 	require.NoError(t, f.store.CreateCampaign(context.Background(), c))
 	return c
 }
