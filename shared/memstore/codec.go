@@ -241,8 +241,7 @@ type campaignCopy struct {
 	lsn      uint64
 	total    int64
 	filtered int64
-	minutes  minuteRing
-	hours    ring[[campaignHours]int64]
+	series   campaignSeries
 	days     dayCounts
 }
 
@@ -252,8 +251,8 @@ func appendCampaignState(b []byte, c *campaignCopy) []byte {
 	b = binary.LittleEndian.AppendUint64(b, c.lsn)
 	b = binary.LittleEndian.AppendUint64(b, uint64(c.total))
 	b = binary.LittleEndian.AppendUint64(b, uint64(c.filtered))
-	b = appendRing(b, &c.minutes, true)
-	return appendRing(b, &c.hours, true)
+	b = appendRing(b, &c.series.minutes, true)
+	return appendRing(b, &c.series.hours, true)
 }
 
 // appendDays appends a recDays record of the given days.
@@ -404,23 +403,24 @@ func decodeCountersV1(d *decoder, withFiltered bool) (*campaignCopy, error) {
 	if withFiltered {
 		c.filtered = d.i64()
 	}
-	c.minutes.head = d.i64()
+	minutes, hours := &c.series.minutes, &c.series.hours
+	minutes.head = d.i64()
 	n := int(d.u16())
 	for range n {
 		back, v := int64(d.u16()), d.i64()
 		if back >= campaignMinutes {
 			return nil, fmt.Errorf("ring slot %d is outside the day", back)
 		}
-		c.minutes.setBack(back, v)
+		minutes.setBack(back, v)
 	}
 	if err := d.done(); err != nil {
 		return nil, err
 	}
 	// Oldest first, so that the hour ring's head ends at the newest.
 	for back := campaignMinutes - 1; back >= 0; back-- {
-		b := c.minutes.head - back
-		if v := c.minutes.at(b); v != 0 {
-			c.hours.add(floorDiv(b, minutesPerHour), v)
+		b := minutes.head - back
+		if v := minutes.at(b); v != 0 {
+			hours.add(floorDiv(b, minutesPerHour), v)
 			c.days.add(dayNumber(b), v)
 		}
 	}
@@ -430,7 +430,7 @@ func decodeCountersV1(d *decoder, withFiltered bool) (*campaignCopy, error) {
 // decodeCampaignState reads a recCampaignState record.
 func decodeCampaignState(d *decoder) (*campaignCopy, error) {
 	c := &campaignCopy{campaign: d.campaign(), lsn: d.u64(), total: d.i64(), filtered: d.i64()}
-	decodeRing(d, &c.minutes, true)
-	decodeRing(d, &c.hours, true)
+	decodeRing(d, &c.series.minutes, true)
+	decodeRing(d, &c.series.hours, true)
 	return c, d.done()
 }

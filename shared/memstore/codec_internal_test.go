@@ -64,7 +64,7 @@ func TestCampaignRecordsRoundTrip(t *testing.T) {
 func TestRingsKeepWhatRetentionSays(t *testing.T) {
 	t.Parallel()
 	var (
-		cs campaignState
+		cs campaignSeries
 		a  adState
 	)
 	assert.Equal(t, adcount.Retention(adcount.Minute, false), cs.minutes.size())
@@ -90,7 +90,8 @@ func TestTimeSeriesStateFitsTheBudget(t *testing.T) {
 		adOverhead = (int(unsafe.Sizeof(""))+ptr)*8/7 + 2*ptr + 16
 	)
 	perAd := int(unsafe.Sizeof(adState{})) + adOverhead
-	campaign := int(unsafe.Sizeof(campaignState{})) + int(unsafe.Sizeof(adcount.Campaign{})) + 365*yearDay + 10*perAd
+	campaign := int(unsafe.Sizeof(campaignState{})) + int(unsafe.Sizeof(campaignSeries{})) + int(unsafe.Sizeof(adcount.Campaign{})) +
+		365*yearDay + 10*perAd
 	t.Logf("campaign with 10 ads and a year of days: %d B; each further ad: %d B", campaign, perAd)
 	assert.LessOrEqual(t, campaign, 64<<10)
 	assert.LessOrEqual(t, perAd, 2<<10)

@@ -26,8 +26,10 @@ import (
 // Store is the in-memory adcount.Store. It is safe for concurrent use.
 //
 // Campaigns live in a sync.Map, which suits keys written once and read on
-// every impression. Each campaign has its own lock for its counters, and
-// the dedup set is split over independently locked shards.
+// every impression, and in an index in creation order for the list. Each
+// campaign has its own lock for its counters and its ads' counters, and
+// the dedup set is split over independently locked shards. Creates and
+// updates, which are rare, take one lock.
 //
 // There is one code path for both kinds of store. Every change goes
 // through the journal first, which is nil for a store made by New: the
@@ -68,8 +70,7 @@ type campaignState struct {
 	mu       sync.Mutex
 	total    int64
 	filtered int64
-	minutes  minuteRing
-	hours    ring[[campaignHours]int64]
+	series   *campaignSeries // nil until the first counted impression
 	days     dayCounts
 	// ads are the campaign's ads in the order of their first impression,
 	// and byAd finds them. Impressions from before ads were kept (a data
@@ -94,9 +95,12 @@ func (cs *campaignState) get() adcount.Campaign { return *cs.campaign.Load() }
 // counters; adState.add applies them to one ad's. The caller holds cs.mu.
 func (cs *campaignState) add(b, counted, filtered int64, lsn uint64) {
 	if counted > 0 {
+		if cs.series == nil {
+			cs.series = new(campaignSeries)
+		}
 		cs.total += counted
-		cs.minutes.add(b, counted)
-		cs.hours.add(floorDiv(b, minutesPerHour), counted)
+		cs.series.minutes.add(b, counted)
+		cs.series.hours.add(floorDiv(b, minutesPerHour), counted)
 		cs.days.add(dayNumber(b), counted)
 	}
 	cs.filtered += filtered
@@ -130,9 +134,12 @@ func WithClock(now func() time.Time) Option {
 }
 
 // DefaultMaxCampaigns is how many campaigns a store holds unless
-// WithMaxCampaigns says otherwise. A campaign's counters take about 12 KiB,
-// so the default caps them near 1.2 GB: enough for any one deployment's
-// live campaigns, and a bound on what a flood of creates can claim.
+// WithMaxCampaigns says otherwise. A campaign that has counted nothing
+// takes well under 1 KiB, so the default bounds what a flood of creates
+// can claim near 100 MB; enough for any one deployment's campaigns. Its
+// first impression adds its minute and hour rings, about 29 KiB, and
+// traffic about 1.7 KiB an ad and 12 bytes a day (docs/performance.md,
+// "Memory budgets").
 const DefaultMaxCampaigns = 100_000
 
 // WithMaxCampaigns sets how many campaigns the store holds; a create
@@ -280,8 +287,8 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 	cs.mu.Lock()
 	st := adcount.Stats{
 		CampaignID: campaignID,
-		LastHour:   cs.minutes.sum(hour.First, hour.Last),
-		LastDay:    cs.minutes.sum(day.First, day.Last),
+		LastHour:   cs.series.minuteSum(hour.First, hour.Last),
+		LastDay:    cs.series.minuteSum(day.First, day.Last),
 		Total:      cs.total,
 		Filtered:   cs.filtered,
 		AsOf:       now, // counted synchronously: exact as of the read

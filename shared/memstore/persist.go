@@ -314,9 +314,13 @@ func (s *Store) Snapshot() error {
 // added. c and ads are room for the copies; buf is returned for reuse.
 func snapshotCampaign(w *wal.SnapshotWriter, buf []byte, cs *campaignState, c *campaignCopy, ads []adState) ([]byte, error) {
 	cs.mu.Lock()
+	var series campaignSeries
+	if cs.series != nil {
+		series = *cs.series
+	}
 	*c = campaignCopy{
 		campaign: cs.get(), lsn: cs.lsn, total: cs.total, filtered: cs.filtered,
-		minutes: cs.minutes, hours: cs.hours,
+		series: series,
 		days: dayCounts{
 			days:   append(c.days.days[:0], cs.days.days...),
 			counts: append(c.days.counts[:0], cs.days.counts...),
@@ -454,7 +458,10 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 		}
 		cs := newCampaignState(c.campaign)
 		cs.lsn, cs.total, cs.filtered = c.lsn, c.total, c.filtered
-		cs.minutes, cs.hours, cs.days = c.minutes, c.hours, c.days
+		cs.days = c.days
+		if c.series != (campaignSeries{}) {
+			cs.series = &c.series
+		}
 		if !r.s.publish(cs) {
 			return fmt.Errorf("campaign %s is listed twice", cs.id)
 		}

@@ -89,7 +89,6 @@ func (b *batch) reset(n int) {
 	b.campaigns = b.campaigns[:0]
 	clear(b.index)
 	b.last = -1
-	clear(b.ads) // so that the pool keeps no request's strings alive
 	b.ads = b.ads[:0]
 	clear(b.adIndex)
 	b.lastAd = -1
@@ -249,9 +248,13 @@ func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression
 	}
 	res := make([]adcount.Result, len(imps))
 	b := batches.Get().(*batch)
-	defer batches.Put(b)
 	b.reset(len(imps))
-	if err := s.record(ctx, imps, res, b); err != nil {
+	err := s.record(ctx, imps, res, b)
+	// The pool keeps no caller's strings alive: an ad ID may be a slice
+	// of a whole request body.
+	clear(b.ads)
+	batches.Put(b)
+	if err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -128,11 +128,11 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 		switch q.Interval {
 		case adcount.Minute:
 			for k := range pts {
-				pts[k].Count = cs.minutes.at(first + int64(k))
+				pts[k].Count = cs.series.minuteAt(first + int64(k))
 			}
 		case adcount.Hour:
 			for k := range pts {
-				pts[k].Count = cs.hours.at(first + int64(k))
+				pts[k].Count = cs.series.hourAt(first + int64(k))
 			}
 		default:
 			d := &cs.days

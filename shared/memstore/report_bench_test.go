@@ -169,3 +169,44 @@ func BenchmarkAdStats100kAds(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkListCampaigns100k reads pages of a list of 100,000 campaigns:
+// the first and one from the middle, which each find their place by
+// binary search, and a status filter that only one campaign in 100
+// passes, which walks on past the others.
+func BenchmarkListCampaigns100k(b *testing.B) {
+	const campaigns = 100_000
+	s, err := memstore.New(memstore.WithMaxCampaigns(campaigns))
+	require.NoError(b, err)
+	ctx := context.Background()
+	var middle adcount.Campaign
+	for i := range campaigns {
+		c := createCampaign(b, s, fmt.Sprintf("c%06d", i), storetest.Epoch.Add(time.Duration(i)*time.Second))
+		if i%100 == 0 {
+			_, err := s.UpdateCampaign(ctx, c.ID, adcount.CampaignPatch{Paused: ptr(true)})
+			require.NoError(b, err)
+		}
+		if i == campaigns/2 {
+			middle = c
+		}
+	}
+	mid := adcount.CursorAfter(middle)
+	for _, tc := range []struct {
+		name string
+		q    adcount.CampaignQuery
+	}{
+		{"FirstPage", adcount.CampaignQuery{Limit: adcount.DefaultPageLimit}},
+		{"Middle", adcount.CampaignQuery{Limit: adcount.DefaultPageLimit, After: &mid}},
+		{"PausedOnly", adcount.CampaignQuery{Limit: adcount.DefaultPageLimit, Status: adcount.StatusPaused, Now: storetest.Epoch}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				page, err := s.ListCampaigns(ctx, tc.q)
+				if err != nil || len(page.Campaigns) != tc.q.Limit {
+					b.Fatalf("%d campaigns, %v", len(page.Campaigns), err)
+				}
+			}
+		})
+	}
+}

@@ -112,6 +112,36 @@ func (r *ring[S]) setBack(back, n int64) {
 	r.slots[r.slot(r.head-back)] = n
 }
 
+// campaignSeries is a campaign's minute and hour rings, 29 KiB, which it
+// has from its first counted impression on: a campaign that has counted
+// nothing costs far less, and a flood of creates far less with it. Its
+// methods read a nil campaignSeries as all zeros.
+type campaignSeries struct {
+	minutes minuteRing
+	hours   ring[[campaignHours]int64]
+}
+
+func (s *campaignSeries) minuteSum(first, last int64) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.minutes.sum(first, last)
+}
+
+func (s *campaignSeries) minuteAt(b int64) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.minutes.at(b)
+}
+
+func (s *campaignSeries) hourAt(h int64) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.hours.at(h)
+}
+
 // floorDiv divides rounding down, so that minutes before 1970 fall in the
 // hour and day that hold them.
 func floorDiv(a, b int64) int64 {
