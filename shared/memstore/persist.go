@@ -612,7 +612,7 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= cs.lsn {
 			return nil
 		}
-		cs.add(adcount.Bucket(time.UnixMilli(t)), 1, 0, lsn)
+		cs.add(at(time.UnixMilli(t)), 1, 0, lsn)
 		r.impressions++
 		return nil
 	case recImpressions:
@@ -696,10 +696,10 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 	for _, k := range keys {
 		r.restoreKey(k.key, expiry)
 	}
-	bucket := adcount.Bucket(time.UnixMilli(t))
+	w := at(time.UnixMilli(t))
 	for _, c := range campaigns {
 		if lsn > c.cs.lsn {
-			c.cs.add(bucket, c.counted, c.filtered, lsn)
+			c.cs.add(w, c.counted, c.filtered, lsn)
 			r.impressions += int(c.counted + c.filtered)
 		}
 	}
@@ -722,7 +722,7 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 	for p, n := range perAd {
 		a := campaigns[p.campaign].cs.ad(ads[p.ad])
 		if lsn > a.lsn {
-			a.add(bucket, n[0], n[1], lsn)
+			a.add(w, n[0], n[1], lsn)
 		}
 	}
 	return nil
