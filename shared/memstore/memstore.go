@@ -135,8 +135,8 @@ func WithClock(now func() time.Time) Option {
 
 // DefaultMaxCampaigns is how many campaigns a store holds unless
 // WithMaxCampaigns says otherwise. A campaign that has counted nothing
-// takes well under 1 KiB, so the default bounds what a flood of creates
-// can claim near 100 MB; enough for any one deployment's campaigns. Its
+// takes about 400 bytes, so the default bounds what a flood of creates
+// can claim near 40 MB; enough for any one deployment's campaigns. Its
 // first impression adds its minute and hour rings, about 29 KiB, and
 // traffic about 1.7 KiB an ad and 12 bytes a day (docs/performance.md,
 // "Memory budgets").
