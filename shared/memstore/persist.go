@@ -314,18 +314,13 @@ func (s *Store) Snapshot() error {
 // added. c and ads are room for the copies; buf is returned for reuse.
 func snapshotCampaign(w *wal.SnapshotWriter, buf []byte, cs *campaignState, c *campaignCopy, ads []adState) ([]byte, error) {
 	cs.mu.Lock()
-	var series campaignSeries
+	c.campaign, c.lsn, c.total, c.filtered = cs.get(), cs.lsn, cs.total, cs.filtered
+	c.series = campaignSeries{}
 	if cs.series != nil {
-		series = *cs.series
+		c.series = *cs.series
 	}
-	*c = campaignCopy{
-		campaign: cs.get(), lsn: cs.lsn, total: cs.total, filtered: cs.filtered,
-		series: series,
-		days: dayCounts{
-			days:   append(c.days.days[:0], cs.days.days...),
-			counts: append(c.days.counts[:0], cs.days.counts...),
-		},
-	}
+	c.days.days = append(c.days.days[:0], cs.days.days...)
+	c.days.counts = append(c.days.counts[:0], cs.days.counts...)
 	cs.mu.Unlock()
 	buf = appendCampaignState(buf[:0], c)
 	if err := w.Add(buf); err != nil {

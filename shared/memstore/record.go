@@ -259,10 +259,9 @@ func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression
 	b := batches.Get().(*batch)
 	b.reset(len(imps))
 	err := s.record(ctx, imps, res, b)
-	// The pool keeps no caller's strings alive, an ad ID may be a slice
-	// of a whole request body, nor campaigns.
+	// The pool keeps no caller's strings alive: an ad ID may be a slice of
+	// a whole request body.
 	clear(b.ads)
-	clear(b.adStates[:len(b.ads)])
 	batches.Put(b)
 	if err != nil {
 		return nil, err
