@@ -103,7 +103,11 @@ func (tg *target) aggregate(t *testing.T) {
 	require.NoError(t, err)
 	p, err := streampoll.New(tg.streams(t), agg, tg.table, streampoll.WithInterval(50*time.Millisecond), streampoll.WithFilter(dynamostore.IsMarkerRecord),
 		// dynamotest shows a record before it acknowledges the write.
-		streampoll.WithPropagation(0))
+		streampoll.WithPropagation(0),
+		// Tests that settle before every read, most of them with no new
+		// impression: a watermark every round, not every second, so that
+		// each waits a round.
+		streampoll.WithIdleAdvance(0))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
