@@ -49,6 +49,8 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
 		// A readiness answer cannot be reused for less than no time.
 		{"NegativePingCache", "t", []dynamostore.Option{dynamostore.WithPingCache(-time.Second)}, "ping cache"},
+		// A campaign cannot be trusted for less than no time.
+		{"NegativeCampaignRefresh", "t", []dynamostore.Option{dynamostore.WithCampaignRefresh(-time.Second)}, "campaign refresh"},
 		// A batch needs at least one transaction in flight, and never more
 		// than it has impressions.
 		{"NoBatchConcurrency", "t", []dynamostore.Option{dynamostore.WithBatchConcurrency(0)}, "batch concurrency"},

@@ -24,6 +24,10 @@ import (
 // the same range and Stats adds them in: HOUR#<hour>#<shard> until they
 // expire, TOTAL#<shard> for good (docs/dynamodb.md, "Migration").
 //
+// The campaign list is the partition CAMPAIGNS: one entry per campaign,
+// a copy of it, sorted by creation time and ID (listSK), so that a page is
+// one Query read backwards.
+//
 // Dedup markers have a partition each, so that their writes spread over the
 // table instead of queueing behind one campaign's partition. The
 // aggregator's checkpoints and watermarks share the partition STREAM, so
@@ -43,12 +47,35 @@ const (
 	totalSK        = "TOTAL"
 	metaSK         = "META"
 	markerSK       = "MARKER"
+	listPK         = "CAMPAIGNS"
 	streamPK       = "STREAM"
 	shardPrefix    = "SHARD#"
 	readerPrefix   = "READER#"
 )
 
 func campaignPK(id string) string { return campaignPrefix + id }
+
+// listSK names a campaign's entry in the list: its creation time, as 24
+// hex digits that sort as times do (seconds since the Unix epoch with the
+// sign bit flipped, then nanoseconds), "#", and its ID. Read backwards the
+// list is then newest first and, among campaigns created at the same
+// instant, by ID descending: adcount.NewerFirst. A campaign without a
+// creation time (made before there was one) has the zero time, year 1,
+// which sorts before every real one, so it lists last.
+func listSK(createdAt time.Time, id string) string {
+	return fmt.Sprintf("%016x%08x#%s", uint64(createdAt.Unix())^(1<<63), createdAt.Nanosecond(), id)
+}
+
+// listIDOffset is where the ID starts in a listSK.
+const listIDOffset = 16 + 8 + 1
+
+// idFromListSK returns the campaign ID that a list entry's sort key names.
+func idFromListSK(sk string) (string, bool) {
+	if len(sk) <= listIDOffset || sk[listIDOffset-1] != '#' {
+		return "", false
+	}
+	return sk[listIDOffset:], true
+}
 
 func markerPK(k adcount.DedupKey) string { return markerPrefix + hex.EncodeToString(k[:]) }
 

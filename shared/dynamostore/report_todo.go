@@ -12,14 +12,6 @@ import (
 
 var errTODO = errors.New("dynamostore: not built yet")
 
-func (s *Store) ListCampaigns(context.Context, adcount.CampaignQuery) (adcount.CampaignPage, error) {
-	return adcount.CampaignPage{}, errTODO
-}
-
-func (s *Store) UpdateCampaign(context.Context, string, adcount.CampaignPatch) (adcount.Campaign, error) {
-	return adcount.Campaign{}, errTODO
-}
-
 func (s *Store) Series(context.Context, string, adcount.SeriesQuery) (adcount.Series, error) {
 	return adcount.Series{}, errTODO
 }

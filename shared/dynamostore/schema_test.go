@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
+	"github.com/adcount/impression-counter/shared/storetest"
 )
 
 // TestCreateTable creates a table through the create-table path and reads
@@ -51,4 +53,50 @@ func keyNames(ks []types.KeySchemaElement) map[string]types.KeyType {
 		m[aws.ToString(k.AttributeName)] = k.KeyType
 	}
 	return m
+}
+
+// TestCreateTableMigratesEarlierItems runs create-table on a table that an
+// earlier store wrote: campaigns without list entries. The campaigns join
+// the list (last: they have no creation time), and running it again
+// changes nothing.
+func TestCreateTableMigratesEarlierItems(t *testing.T) {
+	t.Parallel()
+	tg := newQuietTarget(t)
+	db := tg.client(t, nil)
+	ctx := context.Background()
+	clock := storetest.NewClock(storetest.Epoch)
+	s := tg.store(t, nil, dynamostore.WithClock(clock.Now))
+	current, err := adcount.NewCampaign(uuid.NewString(), "Current", storetest.Epoch)
+	require.NoError(t, err)
+	current.CreatedAt = storetest.Epoch
+	require.NoError(t, s.CreateCampaign(ctx, current))
+	earlier := []string{"earlier-" + uuid.NewString(), "earlier-" + uuid.NewString()}
+	for _, id := range earlier {
+		putEarlierCampaign(t, tg, id)
+	}
+	listed := func() []string {
+		t.Helper()
+		p, err := s.ListCampaigns(ctx, adcount.CampaignQuery{Limit: adcount.MaxPageLimit, Now: clock.Now()})
+		require.NoError(t, err)
+		var ids []string
+		for _, c := range p.Campaigns {
+			ids = append(ids, c.ID)
+		}
+		return ids
+	}
+	require.Equal(t, []string{current.ID}, listed(), "before the migration only the campaign the store made is listed")
+
+	for run := range 2 {
+		created, err := dynamostore.CreateTable(ctx, db, tg.table)
+		require.NoError(t, err)
+		require.False(t, created)
+		got := listed()
+		require.Len(t, got, 3, "run %d", run)
+		assert.Equal(t, current.ID, got[0], "campaigns with a creation time list first")
+		assert.ElementsMatch(t, earlier, got[1:], "run %d", run)
+	}
+	c, err := s.Campaign(ctx, earlier[1])
+	require.NoError(t, err)
+	assert.Equal(t, "Earlier", c.Name)
+	assert.True(t, c.StartTime.Equal(storetest.Epoch))
 }
