@@ -84,14 +84,15 @@ func newAggTarget(t *testing.T) *aggTarget {
 	return &aggTarget{tg: tg, clock: clock, store: tg.store(t, nil, dynamostore.WithClock(clock.Now)), recs: newRec(clock)}
 }
 
-func (a *aggTarget) aggregator(t *testing.T, f *faults) *dynamostore.Aggregator {
+func (a *aggTarget) aggregator(t *testing.T, f *faults, opts ...dynamostore.AggregatorOption) *dynamostore.Aggregator {
 	t.Helper()
 	var wrap func(http.RoundTripper) http.RoundTripper
 	if f != nil {
 		wrap = func(next http.RoundTripper) http.RoundTripper { f.next = next; return f }
 	}
 	db := a.tg.client(t, wrap)
-	agg, err := dynamostore.NewAggregator(db, a.tg.table, dynamostore.WithAggregatorClock(time.Now), dynamostore.WithAggregatorTimeout(time.Minute))
+	opts = append([]dynamostore.AggregatorOption{dynamostore.WithAggregatorClock(time.Now), dynamostore.WithAggregatorTimeout(time.Minute)}, opts...)
+	agg, err := dynamostore.NewAggregator(db, a.tg.table, opts...)
 	require.NoError(t, err)
 	return agg
 }
@@ -247,23 +248,101 @@ func TestApplyExactlyOnce(t *testing.T) {
 			}
 			wg.Wait()
 		}, 3},
-		// 150 campaigns need 451 items: several transactions, each a
-		// prefix of the rest with its own checkpoint. The third fails and
-		// the batch is delivered again from the start.
+		// 40 campaigns, with 60 (campaign, ad) pairs, need 301 counter
+		// items: a stage of 4 parts. The third transaction fails, so the
+		// stage is
+		// unfinished: Through and the checkpoint stop before the batch,
+		// which is delivered again, and that finishes the stage from the
+		// stored parts and skips every record.
 		{"MoreItemsThanOneTransaction", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
 			f := &faults{}
 			agg, shard := a.aggregator(t, f), uuid.NewString()
 			f.setAfter("TransactWriteItems", faultInternal, 2, -1)
 			res, err := agg.Apply(context.Background(), shard, recs)
 			require.ErrorIs(t, err, adcount.ErrUnavailable)
-			assert.Equal(t, 2, res.Transactions)
-			require.NotEmpty(t, res.Through)
+			assert.Equal(t, 2, res.Transactions, "the stage with its first part, and the second part")
+			assert.Empty(t, res.Through, "an unfinished stage's records must come again")
+			f.clear()
+			cp, err := agg.Checkpoint(context.Background(), shard)
+			require.NoError(t, err)
+			assert.Empty(t, cp, "a reader starts before the unfinished stage")
+			res, err = agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, len(recs), res.Skipped, "the stage had taken every record")
+			assert.Equal(t, 2, res.Transactions, "the other two parts")
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+			cp, err = agg.Checkpoint(context.Background(), shard)
+			require.NoError(t, err)
+			assert.Equal(t, recs[len(recs)-1].Seq, cp)
+		}, 40},
+		// The aggregator that staged a batch is gone after its first
+		// transaction; another, given only records after the batch (or
+		// none), finishes the stage from the stored parts first.
+		{"StageFinishedByAnotherAggregator", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			first, shard := a.aggregator(t, f), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultInternal, 1, -1)
+			_, err := first.Apply(context.Background(), shard, recs[:len(recs)-1])
+			require.ErrorIs(t, err, adcount.ErrUnavailable)
+			other := a.aggregator(t, nil)
+			res, err := other.Apply(context.Background(), shard, nil)
+			require.NoError(t, err)
+			assert.Equal(t, 3, res.Transactions, "the three parts left")
+			res, err = other.Apply(context.Background(), shard, recs[len(recs)-1:])
+			require.NoError(t, err)
+			assert.Equal(t, int64(0), res.Counted, "the last record is the filtered one")
+			assert.Equal(t, int64(1), res.Filtered)
+			f.clear()
+			res, err = first.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, len(recs), res.Skipped)
+			assert.Zero(t, res.Transactions)
+		}, 40},
+		// A part's commit lands but its answer is lost; the SDK's retry
+		// finds the part counted done, and the aggregator goes on with
+		// the next.
+		{"StagePartRetriedBySDK", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultLostResponse, 1, 1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+		}, 40},
+		// Four aggregators deliver the same big batch at once: they race
+		// for the stage and then for each of its parts.
+		{"ConcurrentAggregatorsOnAStage", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			shard := uuid.NewString()
+			var wg sync.WaitGroup
+			for range 4 {
+				agg := a.aggregator(t, nil)
+				wg.Go(func() {
+					_, err := agg.Apply(context.Background(), shard, recs)
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+		}, 40},
+		// A batch too big for one stage (here 150 counter items: the
+		// first 25 records, the next 25, then the rest, 62 items) is
+		// applied as several, each a prefix of the rest with its own
+		// checkpoint; a failure in the second's second part resumes
+		// there.
+		{"MoreItemsThanOneStage", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f, dynamostore.WithStageItems(150)), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultInternal, 3, -1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.ErrorIs(t, err, adcount.ErrUnavailable)
+			assert.Equal(t, 3, res.Transactions, "the first stage's two parts and the second's first")
+			assert.Equal(t, recs[24].Seq, res.Through, "the first stage's records are applied")
 			f.clear()
 			res, err = agg.Apply(context.Background(), shard, recs)
 			require.NoError(t, err)
-			assert.Positive(t, res.Skipped, "the first two transactions' records")
-			assert.GreaterOrEqual(t, res.Transactions, 3)
-		}, 150},
+			assert.Equal(t, 50, res.Skipped, "the first two stages' records")
+			assert.Equal(t, 2, res.Transactions, "the second stage's last part, and the rest in one")
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+		}, 40},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,15 +353,26 @@ func TestApplyExactlyOnce(t *testing.T) {
 			for i := range ids {
 				ids[i] = createCampaign(t, a.store, storetest.Epoch).ID
 			}
+			// Seven ads, so that the records' (campaign, ad) pairs
+			// interleave as a real stream's do.
+			want := make(map[string]map[string]int64)
+			add := func(id, ad string) {
+				recs = append(recs, a.recs.next(id, ad, uuid.NewString(), "", false))
+				if want[id] == nil {
+					want[id] = make(map[string]int64)
+				}
+				want[id][ad]++
+			}
 			for i := range 60 {
-				recs = append(recs, a.recs.counted(ids[i%len(ids)], 1)...)
+				add(ids[i%len(ids)], fmt.Sprint("ad-", i%7))
 			}
 			if tc.campaigns > 60 {
-				for _, id := range ids[60:] {
-					recs = append(recs, a.recs.counted(id, 1)...)
+				for i, id := range ids[60:] {
+					add(id, fmt.Sprint("ad-", i%7))
 				}
 			}
 			recs = append(recs, a.recs.next(ids[0], "f", "x", "", true))
+			want[ids[0]]["f"] = 0
 			tc.deliver(t, a, recs)
 			var total, filtered int64
 			for _, id := range ids {
@@ -293,6 +383,7 @@ func TestApplyExactlyOnce(t *testing.T) {
 			}
 			assert.Equal(t, int64(len(recs)-1), total, "each counted marker exactly once")
 			assert.Equal(t, int64(1), filtered)
+			assert.Equal(t, want, a.tg.adTotalItems(t), "each ad's total")
 		})
 	}
 }

@@ -44,6 +44,11 @@ const (
 	attrSeq       = "seq"     // checkpoint: sequence number applied through, 40 digits
 	attrWatermark = "wm"      // checkpoint, reader: Unix ms of the watermark
 	attrAppliedAt = "at"      // checkpoint: Unix ms of the aggregator's clock when it moved
+	attrStage     = "stg"     // checkpoint: the token of the last staged batch; see stage.go
+	attrParts     = "parts"   // checkpoint: how many parts that batch has
+	attrDone      = "done"    // checkpoint: how many of them are applied
+	attrFrom      = "from"    // checkpoint: the sequence number before that batch
+	attrData      = "d"       // staged part: its counter additions, compressed JSON
 )
 
 // TableSchema is the table the store needs: the key schema, the attribute
@@ -166,20 +171,23 @@ func CreateTable(ctx context.Context, api TableAdmin, name string) (created bool
 //     gets its list entry (a put on the condition that there is none; an
 //     UpdateCampaign writes one too). It lists last: it has no creation
 //     time.
+//   - a campaign's day item with a TTL, written when day items expired,
+//     loses it: day points are now kept for as long as the campaign.
 //
 // The Scan reads every item, markers included, so it costs about one RRU
-// per 8 KB of the table (eventually consistent). Items written concurrently by the new code need nothing, so it
+// per 8 KB of the table (eventually consistent); docs/dynamodb.md has the
+// figure. Items written concurrently by the new code need nothing, so it
 // is safe on a table in use; run it after every old process is gone,
 // since an old one still creates campaigns without list entries.
 func migrate(ctx context.Context, api TableAdmin, name string) error {
 	pages := dynamodb.NewScanPaginator(api, &dynamodb.ScanInput{
 		TableName:        aws.String(name),
-		FilterExpression: aws.String("begins_with(#pk, :campaign) AND #sk = :meta"),
+		FilterExpression: aws.String("begins_with(#pk, :campaign) AND (#sk = :meta OR begins_with(#sk, :day))"),
 		ExpressionAttributeNames: map[string]string{
 			"#pk": PartitionKey, "#sk": SortKey,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":campaign": str(campaignPrefix), ":meta": str(metaSK),
+			":campaign": str(campaignPrefix), ":meta": str(metaSK), ":day": str(dayPrefix),
 		},
 	})
 	for pages.HasMorePages() {
@@ -190,7 +198,14 @@ func migrate(ctx context.Context, api TableAdmin, name string) error {
 		for _, item := range page.Items {
 			pk, _ := getString(item, PartitionKey)
 			sk, _ := getString(item, SortKey)
-			if err := listLegacyCampaign(ctx, api, name, strings.TrimPrefix(pk, campaignPrefix), item); err != nil {
+			var err error
+			switch {
+			case sk == metaSK:
+				err = listLegacyCampaign(ctx, api, name, strings.TrimPrefix(pk, campaignPrefix), item)
+			case strings.HasPrefix(sk, dayPrefix):
+				err = keepDayItem(ctx, api, name, pk, sk, item)
+			}
+			if err != nil {
 				return fmt.Errorf("item %s %s: %w", pk, sk, err)
 			}
 		}
@@ -217,6 +232,25 @@ func listLegacyCampaign(ctx context.Context, api TableAdmin, table, id string, i
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return nil
+	}
+	return err
+}
+
+// keepDayItem removes the TTL of a campaign's day item, if it has one.
+func keepDayItem(ctx context.Context, api TableAdmin, table, pk, sk string, item map[string]types.AttributeValue) error {
+	if _, ok := item[TTLAttribute]; !ok {
+		return nil
+	}
+	_, err := api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(table),
+		Key:                      key(pk, sk),
+		UpdateExpression:         aws.String("REMOVE #ttl"),
+		ConditionExpression:      aws.String("attribute_exists(#pk)"),
+		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute, "#pk": PartitionKey},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil // deleted meanwhile: nothing to keep
 	}
 	return err
 }
