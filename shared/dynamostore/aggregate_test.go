@@ -97,6 +97,50 @@ func (a *aggTarget) aggregator(t *testing.T, f *faults, opts ...dynamostore.Aggr
 	return agg
 }
 
+// adTotals reads the campaign's per-ad breakdown straight after Apply, as
+// counts does, and checks that it adds up to the campaign's counts and
+// that each ad's series agree with its counts: the per-ad items are as
+// exact as the campaign's. It returns the ads' totals by ID.
+func (a *aggTarget) adTotals(t *testing.T, id string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := a.store.Stats(ctx, id)
+	require.NoError(t, err)
+	page, err := a.store.AdStats(ctx, id, adcount.AdQuery{Limit: adcount.MaxPageLimit})
+	require.NoError(t, err)
+	require.Nil(t, page.Next)
+	now := a.clock.Now()
+	out := make(map[string]int64)
+	var sum adcount.AdStats
+	for _, ad := range page.Ads {
+		out[ad.AdID] = ad.Total
+		sum.LastHour += ad.LastHour
+		sum.LastDay += ad.LastDay
+		sum.Total += ad.Total
+		sum.Filtered += ad.Filtered
+		minutes, err := a.store.Series(ctx, id, adcount.SeriesQuery{From: now.Add(-59 * time.Minute), To: now.Add(time.Minute), Interval: adcount.Minute, AdID: ad.AdID})
+		require.NoError(t, err)
+		assert.Equal(t, ad.LastHour, sumPoints(minutes), "ad %s: minute points over its last hour", ad.AdID)
+		days, err := a.store.Series(ctx, id, adcount.SeriesQuery{From: now.Add(-48 * time.Hour), To: now.Add(time.Minute), Interval: adcount.Day, AdID: ad.AdID})
+		require.NoError(t, err)
+		assert.Equal(t, ad.Total, sumPoints(days), "ad %s: day points", ad.AdID)
+	}
+	assert.Equal(t, [4]int64{st.LastHour, st.LastDay, st.Total, st.Filtered}, [4]int64{sum.LastHour, sum.LastDay, sum.Total, sum.Filtered},
+		"the ads add up to the campaign")
+	hours, err := a.store.Series(ctx, id, adcount.SeriesQuery{From: now.Add(-2 * time.Hour), To: now.Add(time.Minute), Interval: adcount.Hour})
+	require.NoError(t, err)
+	assert.Equal(t, st.Total, sumPoints(hours), "the campaign's hour points")
+	return out
+}
+
+func sumPoints(s adcount.Series) int64 {
+	var n int64
+	for _, p := range s.Points {
+		n += p.Count
+	}
+	return n
+}
+
 // counts reads the campaign's counts straight after Apply: the aggregator
 // has committed them, so no watermark needs waiting for.
 func (a *aggTarget) counts(t *testing.T, id string) [4]int64 {
@@ -375,11 +419,17 @@ func TestApplyExactlyOnce(t *testing.T) {
 			want[ids[0]]["f"] = 0
 			tc.deliver(t, a, recs)
 			var total, filtered int64
-			for _, id := range ids {
+			for i, id := range ids {
 				got := a.counts(t, id)
 				assert.Equal(t, got[0], got[2], "every impression is in the last hour")
 				total += got[2]
 				filtered += got[3]
+				if i < 3 {
+					// Each Query costs the in-process server a pass over
+					// the whole table: a few campaigns in full, and every
+					// ad's total below.
+					assert.Equal(t, want[id], a.adTotals(t, id), "each ad's total")
+				}
 			}
 			assert.Equal(t, int64(len(recs)-1), total, "each counted marker exactly once")
 			assert.Equal(t, int64(1), filtered)
@@ -533,6 +583,9 @@ func TestEarlierItemsStillCount(t *testing.T) {
 	_, err := a.aggregator(t, nil).Apply(context.Background(), uuid.NewString(), a.recs.counted(c.ID, 3))
 	require.NoError(t, err)
 	assert.Equal(t, [4]int64{9, 9, 10, 1}, a.counts(t, c.ID), "the aggregator's counts add to them")
+	minutes, err := a.store.Series(context.Background(), c.ID, adcount.SeriesQuery{From: storetest.Epoch, To: storetest.Epoch.Add(time.Hour), Interval: adcount.Minute})
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), minutes.Points[0].Count, "the minute points add the earlier hour shards, as Stats does")
 
 	a.clock.Advance(25 * time.Hour)
 	assert.Equal(t, [4]int64{0, 0, 10, 1}, a.counts(t, c.ID), "the windows slide past them")

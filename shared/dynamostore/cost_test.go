@@ -176,6 +176,13 @@ func TestCostPerCountedImpression(t *testing.T) {
 		st, err := r.store.Stats(ctx, id)
 		require.NoError(t, err)
 		total += st.Total
+		page, err := r.store.AdStats(ctx, id, adcount.AdQuery{Limit: adcount.MaxPageLimit})
+		require.NoError(t, err)
+		var ads int64
+		for _, a := range page.Ads {
+			ads += a.Total
+		}
+		assert.Equal(t, st.Total, ads, "the ads' totals add up to the campaign's")
 	}
 	assert.Equal(t, counted+campaigns, total, "and the counts are exact (the warm-up included)")
 }
