@@ -81,6 +81,11 @@ func (r *actionRecorder) Query(ctx context.Context, in *dynamodb.QueryInput, opt
 	return r.next.Query(ctx, in, opts...)
 }
 
+func (r *actionRecorder) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	r.note("BatchGetItem")
+	return r.next.BatchGetItem(ctx, in, opts...)
+}
+
 func (r *actionRecorder) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	for _, item := range in.TransactItems {
 		switch {
