@@ -236,7 +236,8 @@ const campaignRefresh = 2 * time.Second
 // created them, the list of the two campaigns of TestDynamoDBUnderEmulator
 // and the reports of the one that counted: 13 impressions, 8 of ad-0 and
 // 5 of ad-1, and 2 filtered, of ad-0, all since began. The stats are
-// settled already.
+// settled already. No scheduled reader runs here, so no answer carries
+// as_of, as the stats do not (TestConformanceUnderEmulator runs one).
 func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambdaproxy.Payload, id string, began, start time.Time) {
 	t.Run("List", func(t *testing.T) {
 		assert.Equal(t, []string{"Next week", "Launch"}, listAll(t, admin, gw, p, url.Values{"limit": {"1"}}), "newest first, through the cursor")
@@ -264,7 +265,6 @@ func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambd
 		for _, tc := range cases {
 			s := adminCall(t, admin, gw, p, http.StatusOK, apigwtest.Request{Method: "GET", Target: campaign + "/timeseries?" + tc.query})
 			assert.Equal(t, tc.want, sum(seriesPoints(t, s, id, tc.interval)), tc.name)
-			assert.NotEmpty(t, s["as_of"], "%s: a live reader says how fresh the series is", tc.name)
 		}
 	})
 	t.Run("AdsPageByPage", func(t *testing.T) {
@@ -274,7 +274,6 @@ func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambd
 			require.Less(t, pages, 4, "two ads take two pages of one, and perhaps an empty third")
 			page := adminCall(t, admin, gw, p, http.StatusOK, apigwtest.Request{Method: "GET", Target: campaign + "/ads?limit=1" + cursor})
 			assert.Equal(t, id, page["campaign_id"])
-			assert.NotEmpty(t, page["as_of"])
 			got := page["ads"].([]any)
 			require.LessOrEqual(t, len(got), 1)
 			ads = append(ads, got...)
