@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/shared/apigwtest"
+	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 )
 
@@ -227,10 +228,10 @@ func campaignLifecycle(t *testing.T, f *function, gw *apigwtest.Gateway, p lambd
 	})
 }
 
-// campaignRefresh is how long after a DynamoDB store instance read a
-// campaign it may still act on that read: a pause or an end reaches every
-// instance within it (dynamostore.CampaignRefresh).
-const campaignRefresh = 2 * time.Second
+// campaignRefresh is how long after a DynamoDB store read a campaign it
+// may still act on that read: a pause or an end reaches every instance
+// within it. The functions run with the store's default.
+const campaignRefresh = dynamostore.CampaignRefresh
 
 // dynamoReports reads, through an admin instance other than the one that
 // created them, the list of the two campaigns of TestDynamoDBUnderEmulator
