@@ -29,6 +29,9 @@ func FuzzDecode(f *testing.F) {
 		`{"campaign_id":"c","user_id":"u","ad_id":"a"}`,
 		`{"campaign_id":"c","user_id":7}`,
 		`{"name":"x","start_time":"2026-01-01T00:00:00Z"}`,
+		`{"name":"x","start_time":"2026-01-01T00:00:00Z","end_time":null}`,
+		`{"name":"x","end_time":"2026-02-01T00:00:00Z","paused":true}`,
+		`{"end":1}`,
 		`[]`, `null`, `{}{}`, `{"a":`, "\xff",
 	} {
 		f.Add([]byte(seed))
@@ -37,19 +40,35 @@ func FuzzDecode(f *testing.F) {
 		for _, dst := range []struct {
 			v      any
 			fields []string
-		}{{&impressionRequest{}, impressionFields}, {&campaignRequest{}, campaignFields}} {
-			r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
-			err := decode(httptest.NewRecorder(), r, dst.v, dst.fields)
+			strict bool
+		}{
+			{&impressionRequest{}, impressionFields, false},
+			{&campaignRequest{}, campaignFields, true},
+			{&patchRequest{}, patchFields, true},
+		} {
+			w, r := httptest.NewRecorder(), httptest.NewRequest("POST", "/", bytes.NewReader(body))
+			var err error
+			if dst.strict {
+				err = decodeStrict(w, r, dst.v, dst.fields)
+			} else {
+				err = decodeFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes), dst.v, dst.fields)
+			}
 			if err == nil {
-				if imp, ok := dst.v.(*impressionRequest); ok {
-					err = adcount.Impression{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}.Validate()
+				switch req := dst.v.(type) {
+				case *impressionRequest:
+					err = adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}.Validate()
+				case *campaignRequest:
+					_, err = parseEndTime(req.EndTime)
+				case *patchRequest:
+					_, err = parseEndTime(req.EndTime)
 				}
 				if err == nil {
 					continue
 				}
 				var fe *adcount.FieldError
-				if !errors.As(err, &fe) {
-					t.Fatalf("validation error %v is not a field error", err)
+				var re *requestError
+				if !errors.As(err, &fe) && !errors.As(err, &re) {
+					t.Fatalf("validation error %v is neither a field error nor a request error", err)
 				}
 			}
 			if p := classify(err); p.status != http.StatusBadRequest && p.status != http.StatusRequestEntityTooLarge {
