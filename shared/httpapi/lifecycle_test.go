@@ -241,3 +241,34 @@ func TestQueryParametersAccepted(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, r.status, "%s: %v", path, r.body)
 	}
 }
+
+// TestSeriesEchoesItsBounds: a series answers the bounds it applied,
+// exactly, so that a client can tell which intervals its points are: the
+// default end is now to the millisecond, and a bound sent with more digits
+// comes back with them.
+func TestSeriesEchoesItsBounds(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	s.clock.Set(time.Date(2026, 1, 5, 10, 30, 0, 123456789, time.UTC))
+	r := s.do(t, "POST", "/api/v1/campaigns", `{"name":"Series","start_time":"2026-01-01T00:00:00Z"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	id := r.body["id"].(string)
+	cases := []struct {
+		name, query, from, to string
+	}{
+		// The default: the 24 hours up to now, to the millisecond.
+		{"Default", "", "2026-01-04T10:30:00.123Z", "2026-01-05T10:30:00.123Z"},
+		// Sent bounds in another zone come back in UTC.
+		{"Sent", "?from=2026-01-05T09:00:00%2B01:00&to=2026-01-05T10:00:00Z", "2026-01-05T08:00:00.000Z", "2026-01-05T10:00:00.000Z"},
+		// A nanosecond past an interval's start keeps that interval.
+		{"Nanoseconds", "?interval=minute&from=2026-01-05T10:00:00Z&to=2026-01-05T10:01:00.000000001Z", "2026-01-05T10:00:00.000Z", "2026-01-05T10:01:00.000000001Z"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.do(t, "GET", "/api/v1/campaigns/"+id+"/timeseries"+tc.query, "")
+			require.Equal(t, http.StatusOK, r.status, r.body)
+			assert.Equal(t, tc.from, r.body["from"])
+			assert.Equal(t, tc.to, r.body["to"])
+		})
+	}
+}

@@ -592,13 +592,23 @@ type statsResponse struct {
 }
 
 // millis formats a time the server reads off a clock (as_of, created_at,
-// a series' bounds and points) for an answer: UTC, to the millisecond, or
-// empty for the zero time.
+// a series' points) for an answer: UTC, to the millisecond, or empty for
+// the zero time.
 func millis(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// exactMillis formats a time as millis does when it is a whole number of
+// milliseconds, and with every digit it has otherwise: a series' bounds
+// are echoed exactly, since which points the series holds depends on them.
+func exactMillis(t time.Time) string {
+	if t.Equal(t.Truncate(time.Millisecond)) {
+		return millis(t)
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // handleGetStats serves GET /api/v1/campaigns/{id}/stats.
@@ -641,9 +651,11 @@ func (a *api) handleGetSeries() endpoint {
 		if err != nil {
 			return response{}, err
 		}
+		// The default end is now to the millisecond, so that the bounds
+		// the answer echoes are exactly the ones the points are of.
 		now := a.now()
 		sq := adcount.SeriesQuery{Interval: adcount.Hour, AdID: q.get("ad_id")}
-		if sq.To, err = q.timeOr("to", now); err != nil {
+		if sq.To, err = q.timeOr("to", now.Truncate(time.Millisecond)); err != nil {
 			return response{}, err
 		}
 		if sq.From, err = q.timeOr("from", sq.To.Add(-adcount.DefaultSeriesSpan)); err != nil {
@@ -668,7 +680,7 @@ func (a *api) handleGetSeries() endpoint {
 		if err != nil {
 			return response{}, err
 		}
-		out := seriesResponse{CampaignID: id, Interval: sq.Interval, From: millis(sq.From), To: millis(sq.To), AdID: sq.AdID,
+		out := seriesResponse{CampaignID: id, Interval: sq.Interval, From: exactMillis(sq.From), To: exactMillis(sq.To), AdID: sq.AdID,
 			Points: make([]pointResponse, len(series.Points)), AsOf: millis(series.AsOf)}
 		for i, p := range series.Points {
 			out.Points[i] = pointResponse{Start: millis(p.Start), Count: p.Count}
