@@ -103,6 +103,10 @@ func FuzzHandler(f *testing.F) {
 	f.Add("POST", "/api/v1/impressions/batch", "User-Agent", "Googlebot/2.1", []byte(`{"impressions":[{"campaign_id":"c1","user_id":"u","ad_id":"a","user_agent":"bot"}]}`))
 	f.Add("GET", "/api/v1/pixel.gif?campaign_id=c1&user_id=u&ad_id=a", "User-Agent", "Mozilla/5.0", []byte(nil))
 	f.Add("HEAD", "/api/v1/pixel.gif?campaign_id=c1&user_id=u&ad_id=%zz", "", "", []byte(nil))
+	f.Add("GET", "/api/v1/campaigns?limit=2&status=active&cursor=x", "Authorization", "Bearer k", []byte(nil))
+	f.Add("PATCH", "/api/v1/campaigns/c1", "Authorization", "Bearer k", []byte(`{"name":"n","end_time":null,"paused":true}`))
+	f.Add("GET", "/api/v1/campaigns/c1/timeseries?interval=minute&from=2026-01-05T09:00:00Z&ad_id=a", "Authorization", "Bearer k", []byte(nil))
+	f.Add("GET", "/api/v1/campaigns/c1/ads?limit=1", "Authorization", "Bearer k", []byte(nil))
 	f.Fuzz(func(t *testing.T, method, path, hkey, hval string, body []byte) {
 		req, err := http.NewRequest(method, "http://counter.example"+path, bytes.NewReader(body))
 		if err != nil || !utf8.ValidString(hkey) {
@@ -120,7 +124,7 @@ func FuzzHandler(f *testing.F) {
 			t.Fatal(err)
 		}
 		bot := func(ua string) bool { return strings.Contains(ua, "bot") }
-		h := NewHandler(store, WithAdminKeys([]string{"k"}), WithBotFilter(bot), WithLogger(slog.New(slog.DiscardHandler)))
+		h := NewHandler(store, WithAdminKeys([]string{"k"}), WithBotFilter(bot), WithClock(func() time.Time { return start }), WithLogger(slog.New(slog.DiscardHandler)))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 
