@@ -218,6 +218,35 @@ func TestOpensADataDirectoryOfTheFormerFormat(t *testing.T) {
 	c2 := adcount.Stats{CampaignID: "c2", LastHour: 1, LastDay: 1, Total: 1, AsOf: now}
 	assert.Equal(t, c1, fullStats(t, s, "c1"), "from the former snapshot and log records")
 	assert.Equal(t, c2, fullStats(t, s, "c2"), "from the former log records")
+	former := func(id string) adcount.Campaign {
+		c, err := adcount.NewCampaign(id, map[string]string{"c1": "Before filtering", "c2": "After the snapshot"}[id], storetest.Epoch)
+		require.NoError(t, err)
+		return c
+	}
+	page, err := s.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 10, Now: now})
+	require.NoError(t, err)
+	assert.Equal(t, []adcount.Campaign{former("c2"), former("c1")}, page.Campaigns,
+		"no end, not paused, no creation time: listed by ID")
+	// Each impression keeps its minute; the snapshot's minutes make its
+	// hours and days.
+	series := func(id string, iv adcount.Interval) []int64 {
+		t.Helper()
+		from := iv.Start(iv.Index(storetest.Epoch))
+		got, err := s.Series(ctx, id, adcount.SeriesQuery{From: from, To: from.Add(2 * iv.Duration()), Interval: iv})
+		require.NoError(t, err)
+		var counts []int64
+		for _, p := range got.Points {
+			counts = append(counts, p.Count)
+		}
+		return counts
+	}
+	assert.Equal(t, []int64{3, 0}, series("c1", adcount.Minute), "u0-u2 at Epoch, from the snapshot")
+	assert.Equal(t, []int64{5, 0}, series("c1", adcount.Hour))
+	assert.Equal(t, []int64{5, 0}, series("c1", adcount.Day))
+	assert.Equal(t, []int64{1, 0}, series("c2", adcount.Day))
+	ads, err := s.AdStats(ctx, "c1", adcount.AdQuery{Limit: 10})
+	require.NoError(t, err)
+	assert.Empty(t, ads.Ads, "the former records name no ad")
 	imp := func(c, u string, filtered bool) adcount.Impression {
 		return adcount.Impression{CampaignID: c, UserID: u, AdID: "a", Filtered: filtered}
 	}
@@ -236,6 +265,11 @@ func TestOpensADataDirectoryOfTheFormerFormat(t *testing.T) {
 	}
 	c1.LastHour, c1.LastDay, c1.Total, c1.Filtered = 6, 6, 6, 1
 	assert.Equal(t, c1, fullStats(t, s, "c1"))
+	ads, err = s.AdStats(ctx, "c1", adcount.AdQuery{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, []adcount.AdStats{{AdID: "a", LastHour: 1, LastDay: 1, Total: 1, Filtered: 1}}, ads.Ads,
+		"what the new format records names its ad")
+	before := readEverything(t, s, now, []string{"c1", "c2"}, []string{"a"})
 
 	// Once from the log in the new format, once from a new snapshot.
 	require.NoError(t, s.Crash())
@@ -244,6 +278,7 @@ func TestOpensADataDirectoryOfTheFormerFormat(t *testing.T) {
 		require.NoError(t, err, how)
 		assert.Equal(t, c1, fullStats(t, s, "c1"), how)
 		assert.Equal(t, c2, fullStats(t, s, "c2"), how)
+		assert.Equal(t, before, readEverything(t, s, now, []string{"c1", "c2"}, []string{"a"}), how)
 		require.NoError(t, s.Close(), how)
 	}
 }

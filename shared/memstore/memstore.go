@@ -26,8 +26,10 @@ import (
 // Store is the in-memory adcount.Store. It is safe for concurrent use.
 //
 // Campaigns live in a sync.Map, which suits keys written once and read on
-// every impression. Each campaign has its own lock for its counters, and
-// the dedup set is split over independently locked shards.
+// every impression, and in an index in creation order for the list. Each
+// campaign has its own lock for its counters and its ads' counters, and
+// the dedup set is split over independently locked shards. Creates and
+// updates, which are rare, take one lock.
 //
 // There is one code path for both kinds of store. Every change goes
 // through the journal first, which is nil for a store made by New: the
@@ -41,7 +43,8 @@ type Store struct {
 	// maxCampaigns bounds nCampaign for creates; a restore may exceed it.
 	maxCampaigns int
 	dedup        [dedupShards]dedupShard
-	createMu     sync.Mutex // serialises campaign creation; see cutLog
+	createMu     sync.Mutex // serialises creates and updates; see cutLog
+	index        campaignIndex
 
 	persist persistOptions
 	journal *journal // nil unless made by Open
@@ -52,25 +55,73 @@ var (
 	_ adcount.Pinger = (*Store)(nil)
 )
 
+// campaignState is one campaign and its counters.
+//
+// The campaign itself changes only by UpdateCampaign, rarely, and is read
+// by every impression: it is an atomic pointer to a value never changed
+// once published, so the record path reads it without a lock. Its ID and
+// creation time never change, and are kept beside it for the lock order
+// and the list's index.
 type campaignState struct {
-	campaign adcount.Campaign
+	id       string
+	created  time.Time
+	campaign atomic.Pointer[adcount.Campaign]
 
 	mu       sync.Mutex
 	total    int64
 	filtered int64
-	ring     ring
-	lsn      uint64 // the last log record counted here; 0 without a log
+	series   *campaignSeries // nil until the first counted impression
+	days     dayCounts
+	// ads are the campaign's ads in the order of their first impression,
+	// and byAd finds them. Impressions from before ads were kept (a data
+	// directory of the former formats) count in the campaign's counters
+	// and in no ad's.
+	ads  []*adState
+	byAd map[string]*adState
+	lsn  uint64 // the last log record counted here; 0 without a log
 }
 
-// add applies counted impressions and filtered ones, all in window bucket
-// b, logged in record lsn (0 without a journal). The caller holds cs.mu.
+func newCampaignState(c adcount.Campaign) *campaignState {
+	cs := &campaignState{id: c.ID, created: c.CreatedAt}
+	cs.campaign.Store(&c)
+	return cs
+}
+
+// get returns the campaign as it stands.
+func (cs *campaignState) get() adcount.Campaign { return *cs.campaign.Load() }
+
+// add applies counted impressions and filtered ones, all in minute bucket
+// b, logged in record lsn (0 without a journal), to the campaign's own
+// counters; adState.add applies them to one ad's. The caller holds cs.mu.
 func (cs *campaignState) add(b, counted, filtered int64, lsn uint64) {
 	if counted > 0 {
+		if cs.series == nil {
+			cs.series = new(campaignSeries)
+		}
 		cs.total += counted
-		cs.ring.add(b, counted)
+		cs.series.minutes.add(b, counted)
+		cs.series.hours.add(floorDiv(b, minutesPerHour), counted)
+		cs.days.add(dayNumber(b), counted)
 	}
 	cs.filtered += filtered
 	cs.lsn = lsn
+}
+
+// ad returns the state of the ad with the given ID, adding it if it has
+// none yet. The caller holds cs.mu.
+func (cs *campaignState) ad(id string) *adState {
+	if a, ok := cs.byAd[id]; ok {
+		return a
+	}
+	if cs.byAd == nil {
+		cs.byAd = make(map[string]*adState)
+	}
+	// A clone, so that an ID cut from a request's body does not keep the
+	// whole body alive.
+	a := &adState{id: strings.Clone(id)}
+	cs.byAd[a.id] = a
+	cs.ads = append(cs.ads, a)
+	return a
 }
 
 // Option configures a Store.
@@ -83,9 +134,12 @@ func WithClock(now func() time.Time) Option {
 }
 
 // DefaultMaxCampaigns is how many campaigns a store holds unless
-// WithMaxCampaigns says otherwise. A campaign's counters take about 12 KiB,
-// so the default caps them near 1.2 GB: enough for any one deployment's
-// live campaigns, and a bound on what a flood of creates can claim.
+// WithMaxCampaigns says otherwise. A campaign that has counted nothing
+// takes well under 1 KiB, so the default bounds what a flood of creates
+// can claim near 100 MB; enough for any one deployment's campaigns. Its
+// first impression adds its minute and hour rings, about 29 KiB, and
+// traffic about 1.7 KiB an ad and 12 bytes a day (docs/performance.md,
+// "Memory budgets").
 const DefaultMaxCampaigns = 100_000
 
 // WithMaxCampaigns sets how many campaigns the store holds; a create
@@ -136,10 +190,13 @@ func newStore(opts []Option) (*Store, error) {
 // durable. A campaign is published only once its record is durable, so no
 // impression can be logged for a campaign that a crash could lose.
 // Creating campaigns is rare, so one lock serialises it.
+//
+// Its times are kept in UTC, as a restart would give them back.
 func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memstore: create campaign %s: %w", c.ID, err)
 	}
+	c.StartTime, c.EndTime, c.CreatedAt = c.StartTime.UTC(), c.EndTime.UTC(), c.CreatedAt.UTC()
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	if _, ok := s.campaigns.Load(c.ID); ok {
@@ -148,17 +205,19 @@ func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
 	if s.nCampaign.Load() >= int64(s.maxCampaigns) {
 		return fmt.Errorf("memstore: create campaign %s: the store holds %d: %w", c.ID, s.maxCampaigns, adcount.ErrLimit)
 	}
-	if err := s.journal.campaign(c); err != nil {
+	if err := s.journal.campaign(recCampaignV2, c); err != nil {
 		return fmt.Errorf("memstore: create campaign %s: %w: %w", c.ID, adcount.ErrUnavailable, err)
 	}
-	s.publish(&campaignState{campaign: c})
+	cs := newCampaignState(c)
+	s.publish(cs)
+	s.index.insert(cs)
 	return nil
 }
 
 // publish makes cs visible and counts it, unless its ID is taken. The
 // caller holds createMu, or is restoring a store nobody else uses yet.
 func (s *Store) publish(cs *campaignState) bool {
-	if _, loaded := s.campaigns.LoadOrStore(cs.campaign.ID, cs); loaded {
+	if _, loaded := s.campaigns.LoadOrStore(cs.id, cs); loaded {
 		return false
 	}
 	s.nCampaign.Add(1)
@@ -176,7 +235,38 @@ func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, erro
 	if err != nil {
 		return adcount.Campaign{}, err
 	}
-	return cs.campaign, nil
+	return cs.get(), nil
+}
+
+// UpdateCampaign applies p to the campaign with the given ID, as
+// adcount.Campaign.Apply does, and returns the campaign as changed. It
+// returns ErrNotFound for an unknown campaign, Apply's ErrInvalid for a bad
+// patch, which changes nothing, and for a store made by Open,
+// ErrUnavailable if the change could not be made durable, which then
+// changes nothing in memory either.
+//
+// Updates are serialised with creates, which are as rare, so that two
+// patches of one campaign never lose one another's fields, and so that a
+// snapshot's cut orders every update (see cutLog). The change takes effect
+// for impressions at once: the record path reads the campaign afresh on
+// every call, and an impression it has already let through is one that
+// came before the change.
+func (s *Store) UpdateCampaign(ctx context.Context, id string, p adcount.CampaignPatch) (adcount.Campaign, error) {
+	cs, err := s.load(ctx, "update campaign", id)
+	if err != nil {
+		return adcount.Campaign{}, err
+	}
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	c, err := cs.get().Apply(p)
+	if err != nil {
+		return adcount.Campaign{}, fmt.Errorf("memstore: update campaign %s: %w", id, err)
+	}
+	if err := s.journal.campaign(recCampaignUpdate, c); err != nil {
+		return adcount.Campaign{}, fmt.Errorf("memstore: update campaign %s: %w: %w", id, adcount.ErrUnavailable, err)
+	}
+	cs.campaign.Store(&c)
+	return c, nil
 }
 
 // Stats returns the campaign's counts as of the store's clock, or
@@ -193,11 +283,12 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 		return adcount.Stats{}, err
 	}
 	now := s.now()
+	hour, day := adcount.LastHour(now), adcount.LastDay(now)
 	cs.mu.Lock()
 	st := adcount.Stats{
 		CampaignID: campaignID,
-		LastHour:   cs.ring.sum(adcount.LastHour(now)),
-		LastDay:    cs.ring.sum(adcount.LastDay(now)),
+		LastHour:   cs.series.minuteSum(hour.First, hour.Last),
+		LastDay:    cs.series.minuteSum(day.First, day.Last),
 		Total:      cs.total,
 		Filtered:   cs.filtered,
 		AsOf:       now, // counted synchronously: exact as of the read

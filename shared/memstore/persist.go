@@ -161,6 +161,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("memstore: restore from %s: %w", dir, err)
 	}
+	s.index.build(s)
 	s.journal = &journal{dir: dir, lock: lock, log: log, logger: p.logger, stop: make(chan struct{}), stopped: make(chan struct{})}
 	p.logger.Info("memstore: restored", "dir", dir, "campaigns", r.campaigns, "impressions_replayed", r.impressions,
 		"snapshot_covers_log_through", r.cut, "took", time.Since(start).String())
@@ -266,15 +267,13 @@ func (s *Store) Snapshot() error {
 		if err := w.Add(buf); err != nil {
 			return err
 		}
-		var c counters
+		var (
+			c   campaignCopy
+			ads = make([]adState, adsPerRecord)
+		)
 		for _, cs := range states {
-			// A campaign's counters and lsn change together under its
-			// lock, so the copy says exactly which records it holds.
-			cs.mu.Lock()
-			c = counters{campaign: cs.campaign, lsn: cs.lsn, total: cs.total, filtered: cs.filtered, ring: cs.ring}
-			cs.mu.Unlock()
-			buf = appendCounters(buf[:0], &c)
-			if err := w.Add(buf); err != nil {
+			var err error
+			if buf, err = snapshotCampaign(w, buf, cs, &c, ads); err != nil {
 				return err
 			}
 		}
@@ -304,11 +303,77 @@ func (s *Store) Snapshot() error {
 	return nil
 }
 
+// snapshotCampaign adds one campaign's records to a snapshot: its own
+// counters, then its days, then its ads, some at a time. A campaign's
+// counters and lsn change together under its lock, as do each ad's, so
+// each copy says exactly which records it holds: the campaign's counters
+// and days are copied at one moment, and each group of ads at a later one,
+// each ad with its own lsn. So a campaign with 100,000 ads holds up its
+// impressions for one group's copy at a time, never for all of them.
+// Every ad that existed at the cut is copied, since ads are only ever
+// added. c and ads are room for the copies; buf is returned for reuse.
+func snapshotCampaign(w *wal.SnapshotWriter, buf []byte, cs *campaignState, c *campaignCopy, ads []adState) ([]byte, error) {
+	cs.mu.Lock()
+	var series campaignSeries
+	if cs.series != nil {
+		series = *cs.series
+	}
+	*c = campaignCopy{
+		campaign: cs.get(), lsn: cs.lsn, total: cs.total, filtered: cs.filtered,
+		series: series,
+		days: dayCounts{
+			days:   append(c.days.days[:0], cs.days.days...),
+			counts: append(c.days.counts[:0], cs.days.counts...),
+		},
+	}
+	cs.mu.Unlock()
+	buf = appendCampaignState(buf[:0], c)
+	if err := w.Add(buf); err != nil {
+		return buf, err
+	}
+	for days, counts := range chunks2(c.days.days, c.days.counts, daysPerRecord) {
+		buf = appendDays(buf[:0], cs.id, days, counts)
+		if err := w.Add(buf); err != nil {
+			return buf, err
+		}
+	}
+	for from := 0; ; from += len(ads) {
+		cs.mu.Lock()
+		group := cs.ads[min(from, len(cs.ads)):min(from+len(ads), len(cs.ads))]
+		for i, a := range group {
+			ads[i] = *a
+		}
+		cs.mu.Unlock()
+		if len(group) == 0 {
+			return buf, nil
+		}
+		buf = appendAds(buf[:0], cs.id, ads[:len(group)])
+		if err := w.Add(buf); err != nil {
+			return buf, err
+		}
+	}
+}
+
+// chunks2 yields a and b, slices of the same length, n elements at a time.
+func chunks2[A, B any](a []A, b []B, n int) func(yield func([]A, []B) bool) {
+	return func(yield func([]A, []B) bool) {
+		for from := 0; from < len(a); from += n {
+			to := min(from+n, len(a))
+			if !yield(a[from:to], b[from:to]) {
+				return
+			}
+		}
+	}
+}
+
 // cutLog starts a new log segment and lists the campaigns. Every record up
 // to the returned cut is in the older segments and already applied in
 // memory: impressions are applied under their campaign's lock in the same
-// critical section that logs them. Campaigns are created under createMu,
-// held here, so the list holds exactly the campaigns created up to cut.
+// critical section that logs them. Campaigns are created and updated
+// under createMu, held here, so the list holds exactly the campaigns
+// created up to cut, each with every update up to cut. An update after the
+// cut may be in the snapshot too: its record holds the whole campaign, so
+// replaying it again changes nothing.
 // Records after the cut may be in the snapshot too; replay tells them apart
 // by each campaign's lsn, and dedup keys restore idempotently.
 func (s *Store) cutLog() (uint64, []*campaignState, error) {
@@ -326,12 +391,13 @@ func (s *Store) cutLog() (uint64, []*campaignState, error) {
 	return cut, states, nil
 }
 
-// campaign logs the creation of c and waits until it is durable.
-func (j *journal) campaign(c adcount.Campaign) error {
+// campaign logs the creation (recCampaignV2) or update
+// (recCampaignUpdate) of c and waits until it is durable.
+func (j *journal) campaign(typ byte, c adcount.Campaign) error {
 	if j == nil {
 		return nil
 	}
-	_, commit, err := j.log.Append(encodeCampaign(c))
+	_, commit, err := j.log.Append(encodeCampaign(typ, c))
 	if err != nil {
 		return err
 	}
@@ -377,16 +443,34 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 	case recSnapshotDurable:
 		r.durable = d.u64()
 		return d.done()
-	case recCounters, recCountersFiltered:
-		c, err := decodeCounters(d, payload[0] == recCountersFiltered)
+	case recCounters, recCountersFiltered, recCampaignState:
+		var (
+			c   *campaignCopy
+			err error
+		)
+		if payload[0] == recCampaignState {
+			c, err = decodeCampaignState(d)
+		} else {
+			c, err = decodeCountersV1(d, payload[0] == recCountersFiltered)
+		}
 		if err != nil {
 			return err
 		}
-		if !r.s.publish(&campaignState{campaign: c.campaign, total: c.total, filtered: c.filtered, ring: c.ring, lsn: c.lsn}) {
-			return fmt.Errorf("campaign %s is listed twice", c.campaign.ID)
+		cs := newCampaignState(c.campaign)
+		cs.lsn, cs.total, cs.filtered = c.lsn, c.total, c.filtered
+		cs.days = c.days
+		if c.series != (campaignSeries{}) {
+			cs.series = &c.series
+		}
+		if !r.s.publish(cs) {
+			return fmt.Errorf("campaign %s is listed twice", cs.id)
 		}
 		r.campaigns++
 		return nil
+	case recDays:
+		return r.daysRecord(d)
+	case recAds:
+		return r.adsRecord(d)
 	case recDedup:
 		n := int(d.u32())
 		for range n {
@@ -395,6 +479,71 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 		return d.done()
 	}
 	return fmt.Errorf("unknown snapshot record type %d", payload[0])
+}
+
+// daysRecord applies a recDays record to the campaign listed before it.
+func (r *restorer) daysRecord(d *decoder) error {
+	id, n := d.str16(), int(d.u32())
+	if d.err != nil {
+		return d.err
+	}
+	cs, err := r.listed(id)
+	if err != nil {
+		return err
+	}
+	days := &cs.days
+	for range n {
+		day, count := int32(d.u32()), d.i64()
+		if d.err != nil {
+			break
+		}
+		if k := len(days.days); k > 0 && day <= days.days[k-1] {
+			return fmt.Errorf("campaign %s: day %d after day %d", id, day, days.days[k-1])
+		}
+		days.days = append(days.days, day)
+		days.counts = append(days.counts, count)
+	}
+	return d.done()
+}
+
+// adsRecord applies a recAds record to the campaign listed before it.
+func (r *restorer) adsRecord(d *decoder) error {
+	id, n := d.str16(), int(d.u16())
+	if d.err != nil {
+		return d.err
+	}
+	cs, err := r.listed(id)
+	if err != nil {
+		return err
+	}
+	for range n {
+		a := &adState{id: d.str16(), lsn: d.u64(), total: d.i64(), filtered: d.i64()}
+		decodeRing(d, &a.minutes, false)
+		decodeRing(d, &a.hours, false)
+		decodeRing(d, &a.days, false)
+		if d.err != nil {
+			break
+		}
+		if _, ok := cs.byAd[a.id]; ok {
+			return fmt.Errorf("campaign %s: ad %s is listed twice", id, a.id)
+		}
+		if cs.byAd == nil {
+			cs.byAd = make(map[string]*adState)
+		}
+		cs.byAd[a.id] = a
+		cs.ads = append(cs.ads, a)
+	}
+	return d.done()
+}
+
+// listed returns the campaign a snapshot listed before a record of its
+// days or ads.
+func (r *restorer) listed(id string) (*campaignState, error) {
+	v, ok := r.s.campaigns.Load(id)
+	if !ok {
+		return nil, fmt.Errorf("days or ads of campaign %s, which the snapshot does not list before them", id)
+	}
+	return v.(*campaignState), nil
 }
 
 func (r *restorer) restoreKey(key adcount.DedupKey, expiry int64) {
@@ -410,7 +559,25 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 	}
 	d := &decoder{b: payload[1:]}
 	switch payload[0] {
-	case recCampaign:
+	case recCampaign, recCampaignV2:
+		var c adcount.Campaign
+		if payload[0] == recCampaign {
+			c = d.campaignV1()
+		} else {
+			c = d.campaign()
+		}
+		if err := d.done(); err != nil {
+			return err
+		}
+		if lsn <= r.cut {
+			return nil
+		}
+		if !r.s.publish(newCampaignState(c)) {
+			return fmt.Errorf("campaign %s is created twice", c.ID)
+		}
+		r.campaigns++
+		return nil
+	case recCampaignUpdate:
 		c := d.campaign()
 		if err := d.done(); err != nil {
 			return err
@@ -418,10 +585,15 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= r.cut {
 			return nil
 		}
-		if !r.s.publish(&campaignState{campaign: c}) {
-			return fmt.Errorf("campaign %s is created twice", c.ID)
+		v, ok := r.s.campaigns.Load(c.ID)
+		if !ok {
+			return fmt.Errorf("update of campaign %s, which no record creates", c.ID)
 		}
-		r.campaigns++
+		cs := v.(*campaignState)
+		if !c.CreatedAt.Equal(cs.created) {
+			return fmt.Errorf("update of campaign %s changes its creation time", c.ID)
+		}
+		cs.campaign.Store(&c)
 		return nil
 	case recImpression:
 		t, expiry, key, id := d.i64(), d.i64(), d.key(), d.str16()
@@ -444,16 +616,20 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		r.impressions++
 		return nil
 	case recImpressions:
-		return r.impressionsRecord(lsn, d)
+		return r.impressionsRecord(lsn, d, false)
+	case recImpressionsAds:
+		return r.impressionsRecord(lsn, d, true)
 	}
 	return fmt.Errorf("unknown log record type %d", payload[0])
 }
 
-// impressionsRecord applies a recImpressions record. A snapshot holds all
-// of a record's impressions of one campaign or none, because a batch
-// counts them together under the campaign's lock; so each campaign's lsn
-// decides for all of its impressions in the record.
-func (r *restorer) impressionsRecord(lsn uint64, d *decoder) error {
+// impressionsRecord applies a recImpressionsAds record, or with withAds
+// false a recImpressions record, whose impressions are of no ad. A
+// snapshot holds all of a record's impressions of one campaign or none,
+// because a batch counts them together under the campaign's lock; so each
+// campaign's lsn decides for all of its impressions in the record, and
+// each ad's lsn for all of that ad's.
+func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error {
 	type replay struct {
 		id                string
 		cs                *campaignState
@@ -464,28 +640,45 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder) error {
 	for i := range campaigns {
 		campaigns[i].id = d.str16()
 	}
+	var ads []string
+	if withAds {
+		ads = make([]string, d.u16())
+		for i := range ads {
+			ads[i] = d.str16()
+		}
+	}
 	type key struct {
 		key      adcount.DedupKey
 		campaign int
+		ad       int
+		filtered bool
 	}
 	keys := make([]key, d.u16())
 	for i := range keys {
-		ci, flags, k := int(d.u16()), d.u8(), d.key()
+		ci, ai := int(d.u16()), -1
+		if withAds {
+			ai = int(d.u16())
+		}
+		flags, k := d.u8(), d.key()
 		if d.err != nil {
 			break
 		}
 		if ci >= len(campaigns) {
 			return fmt.Errorf("impression of campaign %d of %d", ci, len(campaigns))
 		}
+		if withAds && ai >= len(ads) {
+			return fmt.Errorf("impression of ad %d of %d", ai, len(ads))
+		}
 		if flags&^flagFiltered != 0 {
 			return fmt.Errorf("unknown impression flags %#x", flags)
 		}
-		if flags&flagFiltered != 0 {
+		filtered := flags&flagFiltered != 0
+		if filtered {
 			campaigns[ci].filtered++
 		} else {
 			campaigns[ci].counted++
 		}
-		keys[i] = key{k, ci}
+		keys[i] = key{k, ci, ai, filtered}
 	}
 	if err := d.done(); err != nil {
 		return err
@@ -508,6 +701,28 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder) error {
 		if lsn > c.cs.lsn {
 			c.cs.add(bucket, c.counted, c.filtered, lsn)
 			r.impressions += int(c.counted + c.filtered)
+		}
+	}
+	if !withAds {
+		return nil
+	}
+	// Each (campaign, ad) once, so that its lsn decides for all of its
+	// impressions before the first of them moves it.
+	type pair struct{ campaign, ad int }
+	perAd := make(map[pair][2]int64)
+	for _, k := range keys {
+		n := perAd[pair{k.campaign, k.ad}]
+		if k.filtered {
+			n[1]++
+		} else {
+			n[0]++
+		}
+		perAd[pair{k.campaign, k.ad}] = n
+	}
+	for p, n := range perAd {
+		a := campaigns[p.campaign].cs.ad(ads[p.ad])
+		if lsn > a.lsn {
+			a.add(bucket, n[0], n[1], lsn)
 		}
 	}
 	return nil

@@ -27,6 +27,8 @@ const (
 type item struct {
 	key      adcount.DedupKey
 	campaign uint16 // its campaign's place in batch.campaigns
+	ad       uint16 // its ad's place in batch.ads
+	next     uint16 // the next new item of its campaign, plus one; 0 ends the list
 	shard    uint8
 	filtered bool
 	state    itemState
@@ -39,6 +41,7 @@ type tally struct {
 	filtered int64 // new filtered impressions
 	repeats  bool  // some impression repeats a key within the window
 	logIndex uint16
+	first    uint16 // the first of its new items, plus one; 0 if none
 }
 
 func (c *tally) added() bool { return c.counted+c.filtered > 0 }
@@ -54,9 +57,13 @@ type batch struct {
 	order     []uint16 // the accepted items' indexes, grouped by shard, in batch order within each
 	campaigns []tally  // the distinct campaigns of the accepted items
 	locks     []uint16 // campaigns' indexes in lock order, by ID
+	ads       []string // the distinct ad IDs of the accepted items
+	adLog     []uint16 // each ad's place in the log record's list, plus one
 	record    []byte   // room for the log record
 	index     map[*campaignState]uint16
+	adIndex   map[string]uint16
 	last      int // the campaign found last, for runs of one campaign
+	lastAd    int // likewise for ads
 }
 
 // linearCampaigns is how many campaigns a batch looks through one by one
@@ -69,6 +76,8 @@ var batches = sync.Pool{New: func() any {
 		order:     make([]uint16, 0, adcount.MaxBatch),
 		campaigns: make([]tally, 0, adcount.MaxBatch),
 		locks:     make([]uint16, 0, adcount.MaxBatch),
+		ads:       make([]string, 0, adcount.MaxBatch),
+		adLog:     make([]uint16, 0, adcount.MaxBatch),
 		record:    make([]byte, 0, maxImpressionsPayload),
 	}
 }}
@@ -80,6 +89,9 @@ func (b *batch) reset(n int) {
 	b.campaigns = b.campaigns[:0]
 	clear(b.index)
 	b.last = -1
+	b.ads = b.ads[:0]
+	clear(b.adIndex)
+	b.lastAd = -1
 }
 
 // campaignIndex returns cs's place in b.campaigns, adding it if needed.
@@ -120,6 +132,67 @@ func (b *batch) campaignIndex(cs *campaignState) uint16 {
 	return uint16(i)
 }
 
+// adIndexOf returns ad's place in b.ads, adding it if needed, as
+// campaignIndex does for campaigns.
+func (b *batch) adIndexOf(ad string) uint16 {
+	if b.lastAd >= 0 && b.ads[b.lastAd] == ad {
+		return uint16(b.lastAd)
+	}
+	i, found := -1, false
+	if len(b.ads) > linearCampaigns {
+		var j uint16
+		j, found = b.adIndex[ad]
+		i = int(j)
+	} else {
+		for j := range b.ads {
+			if b.ads[j] == ad {
+				i, found = j, true
+				break
+			}
+		}
+	}
+	if !found {
+		i = len(b.ads)
+		b.ads = b.ads[:i+1]
+		b.ads[i] = ad
+		switch {
+		case len(b.ads) == linearCampaigns+1:
+			if b.adIndex == nil {
+				b.adIndex = make(map[string]uint16)
+			}
+			for j := range b.ads {
+				b.adIndex[b.ads[j]] = uint16(j)
+			}
+		case len(b.ads) > linearCampaigns+1:
+			b.adIndex[ad] = uint16(i)
+		}
+	}
+	b.lastAd = i
+	return uint16(i)
+}
+
+// apply counts the new impressions of c, all in minute bucket, logged in
+// record lsn (0 without a journal): in the campaign's counters, and in
+// each one's ad's. The caller holds c.cs.mu.
+func (b *batch) apply(c *tally, bucket int64, lsn uint64) {
+	c.cs.add(bucket, c.counted, c.filtered, lsn)
+	var (
+		a    *adState
+		last = -1
+	)
+	for i := c.first; i != 0; i = b.items[i-1].next {
+		it := &b.items[i-1]
+		if int(it.ad) != last {
+			a, last = c.cs.ad(b.ads[it.ad]), int(it.ad)
+		}
+		if it.filtered {
+			a.add(bucket, 0, 1, lsn)
+		} else {
+			a.add(bucket, 1, 0, lsn)
+		}
+	}
+}
+
 // RecordImpression counts imp unless it repeats a key counted within the
 // dedup TTL, and returns Counted, Duplicate or, for a filtered impression,
 // Filtered. See adcount.Store for the errors. It is a batch of one: see
@@ -129,10 +202,12 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (a
 		items [1]item
 		order [1]uint16
 		camps [1]tally
+		ads   [1]string
+		adLog [1]uint16
 		imps  = [1]adcount.Impression{imp}
 		res   [1]adcount.Result
 	)
-	b := batch{items: items[:], order: order[:], campaigns: camps[:0], last: -1}
+	b := batch{items: items[:], order: order[:], campaigns: camps[:0], ads: ads[:0], adLog: adLog[:0], last: -1, lastAd: -1}
 	if err := s.record(ctx, imps[:], res[:], &b); err != nil {
 		return 0, err
 	}
@@ -173,9 +248,13 @@ func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression
 	}
 	res := make([]adcount.Result, len(imps))
 	b := batches.Get().(*batch)
-	defer batches.Put(b)
 	b.reset(len(imps))
-	if err := s.record(ctx, imps, res, b); err != nil {
+	err := s.record(ctx, imps, res, b)
+	// The pool keeps no caller's strings alive: an ad ID may be a slice
+	// of a whole request body.
+	clear(b.ads)
+	batches.Put(b)
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -201,7 +280,7 @@ func (s *Store) record(ctx context.Context, imps []adcount.Impression, res []adc
 		for i := range b.campaigns {
 			if c := &b.campaigns[i]; c.added() {
 				c.cs.mu.Lock()
-				c.cs.add(bucket, c.counted, c.filtered, 0)
+				b.apply(c, bucket, 0)
 				c.cs.mu.Unlock()
 			}
 		}
@@ -238,9 +317,10 @@ type groups struct {
 }
 
 // accept refuses each impression that is invalid, names no campaign, or
-// comes before its campaign's start, in that order of checks, and prepares
-// the others: their keys, campaigns and shards, and b.order grouped by
-// shard, as g says.
+// finds its campaign not live (adcount.Campaign.Live: ended, paused or not
+// started), in that order of checks, and prepares the others: their keys,
+// campaigns, ads and shards, and b.order grouped by shard, as g says. A
+// refused impression claims no dedup key and changes no count.
 func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch, now time.Time, g *groups) {
 	var (
 		lastID string
@@ -263,14 +343,15 @@ func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch
 			}
 			cs, lastID, lastCS = v.(*campaignState), imp.CampaignID, v.(*campaignState)
 		}
-		if !cs.campaign.Started(now) {
-			res[i].Err = fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, adcount.ErrNotStarted)
+		if err := cs.campaign.Load().Live(now); err != nil {
+			res[i].Err = fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, err)
 			continue
 		}
 		it.key = imp.Key()
 		it.shard = it.key[0] % dedupShards
 		it.filtered = imp.Filtered
 		it.campaign = b.campaignIndex(cs)
+		it.ad = b.adIndexOf(imp.AdID)
 		it.state = itemRepeat // until decided
 		g.shards |= 1 << it.shard
 		g.end[it.shard]++
@@ -313,13 +394,14 @@ func (s *Store) decide(b *batch, g *groups, t, ttl int64, hold bool) {
 			switch {
 			case !shard.admitLocked(it.key, t, ttl):
 				c.repeats = true
+				continue
 			case it.filtered:
-				it.state = itemNew
 				c.filtered++
 			default:
-				it.state = itemNew
 				c.counted++
 			}
+			it.state = itemNew
+			it.next, c.first = c.first, i+1
 		}
 		if !hold {
 			shard.mu.Unlock()
@@ -357,7 +439,7 @@ func (s *Store) log(b *batch, shards uint64, now time.Time, expiry int64) (*wal.
 			need = max(need, c.cs.lsn)
 		}
 		if err == nil && c.added() {
-			c.cs.add(bucket, c.counted, c.filtered, lsn)
+			b.apply(c, bucket, lsn)
 		}
 	}
 	for i := range b.campaigns {
@@ -389,15 +471,15 @@ func (b *batch) lockCampaigns() {
 		b.locks[i] = uint16(i)
 	}
 	slices.SortFunc(b.locks, func(x, y uint16) int {
-		return strings.Compare(b.campaigns[x].cs.campaign.ID, b.campaigns[y].cs.campaign.ID)
+		return strings.Compare(b.campaigns[x].cs.id, b.campaigns[y].cs.id)
 	})
 	for _, i := range b.locks {
 		b.campaigns[i].cs.mu.Lock()
 	}
 }
 
-// encode appends the recImpressions record of the batch's new impressions
-// to dst, or returns dst unchanged if none is new.
+// encode appends the recImpressionsAds record of the batch's new
+// impressions to dst, or returns dst unchanged if none is new.
 func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 	var campaigns, items uint16
 	for i := range b.campaigns {
@@ -410,13 +492,34 @@ func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 	if items == 0 {
 		return dst
 	}
-	dst = append(dst, recImpressions)
+	// The ads of new impressions, numbered in the order of b.ads.
+	b.adLog = b.adLog[:len(b.ads)]
+	clear(b.adLog)
+	for i := range b.items {
+		if it := &b.items[i]; it.state == itemNew {
+			b.adLog[it.ad] = 1
+		}
+	}
+	var ads uint16
+	for j := range b.adLog {
+		if b.adLog[j] != 0 {
+			ads++
+			b.adLog[j] = ads
+		}
+	}
+	dst = append(dst, recImpressionsAds)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(t))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(expiry))
 	dst = binary.LittleEndian.AppendUint16(dst, campaigns)
 	for i := range b.campaigns {
 		if c := &b.campaigns[i]; c.added() {
-			dst = appendStr16(dst, c.cs.campaign.ID)
+			dst = appendStr16(dst, c.cs.id)
+		}
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, ads)
+	for j, ad := range b.ads {
+		if b.adLog[j] != 0 {
+			dst = appendStr16(dst, ad)
 		}
 	}
 	dst = binary.LittleEndian.AppendUint16(dst, items)
@@ -426,6 +529,7 @@ func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 			continue
 		}
 		dst = binary.LittleEndian.AppendUint16(dst, b.campaigns[it.campaign].logIndex)
+		dst = binary.LittleEndian.AppendUint16(dst, b.adLog[it.ad]-1)
 		var flags byte
 		if it.filtered {
 			flags |= flagFiltered

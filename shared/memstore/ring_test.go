@@ -38,11 +38,11 @@ func TestRing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var r ring
+			var r minuteRing
 			for _, b := range tc.adds {
 				r.add(b, 1)
 			}
-			assert.Equal(t, tc.want, r.sum(tc.w))
+			assert.Equal(t, tc.want, r.sum(tc.w.First, tc.w.Last))
 		})
 	}
 }

@@ -407,7 +407,9 @@ func testAdBreakdown(t *testing.T, f *fixture) {
 	dup := adcount.Impression{CampaignID: c.ID, UserID: "same", AdID: "e"}
 	bot := adcount.Impression{CampaignID: c.ID, UserID: "same", AdID: "d", Filtered: true}
 	res := f.batch(t, []adcount.Impression{dup, dup, bot, bot})
-	assert.Equal(t, []adcount.Outcome{adcount.Counted, adcount.Duplicate, adcount.Filtered, adcount.Duplicate},
+	// A filtered repeat answers Filtered, as BatchOfFiltered says, and
+	// counts once.
+	assert.Equal(t, []adcount.Outcome{adcount.Counted, adcount.Duplicate, adcount.Filtered, adcount.Filtered},
 		[]adcount.Outcome{res[0].Outcome, res[1].Outcome, res[2].Outcome, res[3].Outcome})
 
 	want := []adcount.AdStats{
