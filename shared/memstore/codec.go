@@ -421,7 +421,7 @@ func decodeCountersV1(d *decoder, withFiltered bool) (*campaignCopy, error) {
 		b := minutes.head - back
 		if v := minutes.at(b); v != 0 {
 			hours.add(floorDiv(b, minutesPerHour), v)
-			c.days.add(dayNumber(b), v)
+			c.days.add(dayNumber(floorDiv(b, minutesPerDay)), v)
 		}
 	}
 	return c, nil

@@ -107,8 +107,8 @@ func TestDayCountsTakeDaysInAnyOrder(t *testing.T) {
 	}
 	assert.Equal(t, []int32{3, 10, 11, 12, 20}, d.days)
 	assert.Equal(t, []int64{3, 20, 11, 24, 20}, d.counts)
-	assert.Equal(t, int32(-1), dayNumber(-1), "the minute before 1970 is on the day before")
-	assert.Equal(t, int32(1<<31-1), dayNumber(1<<62), "a day beyond what the type holds is the last one")
+	assert.Equal(t, when{minute: -1, hour: -1, day: -1}, inBucket(-1), "the minute before 1970 is in the hour and day before")
+	assert.Equal(t, int32(1<<31-1), dayNumber(1<<40), "a day beyond what the type holds is the last one")
 }
 
 // TestSmallRings checks the arithmetic of the ads' rings, which are far
@@ -219,7 +219,7 @@ func TestLargeCampaignsSnapshotInFrames(t *testing.T) {
 	}
 	for i := range 2*adsPerRecord + 1 {
 		a := cs.ad(fmt.Sprint("ad-", i))
-		a.add(adcount.Bucket(epoch)-int64(i), int64(i), 1, 0)
+		a.add(inBucket(adcount.Bucket(epoch)-int64(i)), int64(i), 1, 0)
 	}
 	wantDays := dayCounts{days: append([]int32(nil), cs.days.days...), counts: append([]int64(nil), cs.days.counts...)}
 	wantAds := map[string]adState{}

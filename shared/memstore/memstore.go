@@ -90,18 +90,18 @@ func newCampaignState(c adcount.Campaign) *campaignState {
 // get returns the campaign as it stands.
 func (cs *campaignState) get() adcount.Campaign { return *cs.campaign.Load() }
 
-// add applies counted impressions and filtered ones, all in minute bucket
-// b, logged in record lsn (0 without a journal), to the campaign's own
+// add applies counted impressions and filtered ones, all at w, logged in
+// record lsn (0 without a journal), to the campaign's own
 // counters; adState.add applies them to one ad's. The caller holds cs.mu.
-func (cs *campaignState) add(b, counted, filtered int64, lsn uint64) {
+func (cs *campaignState) add(w when, counted, filtered int64, lsn uint64) {
 	if counted > 0 {
 		if cs.series == nil {
 			cs.series = new(campaignSeries)
 		}
 		cs.total += counted
-		cs.series.minutes.add(b, counted)
-		cs.series.hours.add(floorDiv(b, minutesPerHour), counted)
-		cs.days.add(dayNumber(b), counted)
+		cs.series.minutes.add(w.minute, counted)
+		cs.series.hours.add(w.hour, counted)
+		cs.days.add(dayNumber(w.day), counted)
 	}
 	cs.filtered += filtered
 	cs.lsn = lsn
@@ -135,8 +135,8 @@ func WithClock(now func() time.Time) Option {
 
 // DefaultMaxCampaigns is how many campaigns a store holds unless
 // WithMaxCampaigns says otherwise. A campaign that has counted nothing
-// takes well under 1 KiB, so the default bounds what a flood of creates
-// can claim near 100 MB; enough for any one deployment's campaigns. Its
+// takes about 400 bytes, so the default bounds what a flood of creates
+// can claim near 40 MB; enough for any one deployment's campaigns. Its
 // first impression adds its minute and hour rings, about 29 KiB, and
 // traffic about 1.7 KiB an ad and 12 bytes a day (docs/performance.md,
 // "Memory budgets").

@@ -314,18 +314,13 @@ func (s *Store) Snapshot() error {
 // added. c and ads are room for the copies; buf is returned for reuse.
 func snapshotCampaign(w *wal.SnapshotWriter, buf []byte, cs *campaignState, c *campaignCopy, ads []adState) ([]byte, error) {
 	cs.mu.Lock()
-	var series campaignSeries
+	c.campaign, c.lsn, c.total, c.filtered = cs.get(), cs.lsn, cs.total, cs.filtered
+	c.series = campaignSeries{}
 	if cs.series != nil {
-		series = *cs.series
+		c.series = *cs.series
 	}
-	*c = campaignCopy{
-		campaign: cs.get(), lsn: cs.lsn, total: cs.total, filtered: cs.filtered,
-		series: series,
-		days: dayCounts{
-			days:   append(c.days.days[:0], cs.days.days...),
-			counts: append(c.days.counts[:0], cs.days.counts...),
-		},
-	}
+	c.days.days = append(c.days.days[:0], cs.days.days...)
+	c.days.counts = append(c.days.counts[:0], cs.days.counts...)
 	cs.mu.Unlock()
 	buf = appendCampaignState(buf[:0], c)
 	if err := w.Add(buf); err != nil {
@@ -612,7 +607,7 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		if lsn <= cs.lsn {
 			return nil
 		}
-		cs.add(adcount.Bucket(time.UnixMilli(t)), 1, 0, lsn)
+		cs.add(at(time.UnixMilli(t)), 1, 0, lsn)
 		r.impressions++
 		return nil
 	case recImpressions:
@@ -696,10 +691,10 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 	for _, k := range keys {
 		r.restoreKey(k.key, expiry)
 	}
-	bucket := adcount.Bucket(time.UnixMilli(t))
+	w := at(time.UnixMilli(t))
 	for _, c := range campaigns {
 		if lsn > c.cs.lsn {
-			c.cs.add(bucket, c.counted, c.filtered, lsn)
+			c.cs.add(w, c.counted, c.filtered, lsn)
 			r.impressions += int(c.counted + c.filtered)
 		}
 	}
@@ -722,7 +717,7 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 	for p, n := range perAd {
 		a := campaigns[p.campaign].cs.ad(ads[p.ad])
 		if lsn > a.lsn {
-			a.add(bucket, n[0], n[1], lsn)
+			a.add(w, n[0], n[1], lsn)
 		}
 	}
 	return nil

@@ -59,6 +59,7 @@ type batch struct {
 	locks     []uint16 // campaigns' indexes in lock order, by ID
 	ads       []string // the distinct ad IDs of the accepted items
 	adLog     []uint16 // each ad's place in the log record's list, plus one
+	adStates  []adRef  // each ad's state, in the campaign that last found it
 	record    []byte   // room for the log record
 	index     map[*campaignState]uint16
 	adIndex   map[string]uint16
@@ -78,6 +79,7 @@ var batches = sync.Pool{New: func() any {
 		locks:     make([]uint16, 0, adcount.MaxBatch),
 		ads:       make([]string, 0, adcount.MaxBatch),
 		adLog:     make([]uint16, 0, adcount.MaxBatch),
+		adStates:  make([]adRef, adcount.MaxBatch),
 		record:    make([]byte, 0, maxImpressionsPayload),
 	}
 }}
@@ -155,6 +157,7 @@ func (b *batch) adIndexOf(ad string) uint16 {
 		i = len(b.ads)
 		b.ads = b.ads[:i+1]
 		b.ads[i] = ad
+		b.adStates[i] = adRef{}
 		switch {
 		case len(b.ads) == linearCampaigns+1:
 			if b.adIndex == nil {
@@ -171,26 +174,30 @@ func (b *batch) adIndexOf(ad string) uint16 {
 	return uint16(i)
 }
 
-// apply counts the new impressions of c, all in minute bucket, logged in
-// record lsn (0 without a journal): in the campaign's counters, and in
-// each one's ad's. The caller holds c.cs.mu.
-func (b *batch) apply(c *tally, bucket int64, lsn uint64) {
-	c.cs.add(bucket, c.counted, c.filtered, lsn)
-	var (
-		a    *adState
-		last = -1
-	)
+// apply counts the new impressions of c, all at w, logged in record lsn
+// (0 without a journal): in the campaign's counters, and in each one's
+// ad's. The caller holds c.cs.mu. Each ad of the batch is looked up in
+// the campaign once, and remembered in b.adStates for the campaign.
+func (b *batch) apply(c *tally, w when, lsn uint64) {
+	c.cs.add(w, c.counted, c.filtered, lsn)
 	for i := c.first; i != 0; i = b.items[i-1].next {
 		it := &b.items[i-1]
-		if int(it.ad) != last {
-			a, last = c.cs.ad(b.ads[it.ad]), int(it.ad)
+		ref := &b.adStates[it.ad]
+		if ref.cs != c.cs {
+			*ref = adRef{c.cs, c.cs.ad(b.ads[it.ad])}
 		}
 		if it.filtered {
-			a.add(bucket, 0, 1, lsn)
+			ref.a.add(w, 0, 1, lsn)
 		} else {
-			a.add(bucket, 1, 0, lsn)
+			ref.a.add(w, 1, 0, lsn)
 		}
 	}
+}
+
+// adRef is an ad of a batch as found in one campaign.
+type adRef struct {
+	cs *campaignState
+	a  *adState
 }
 
 // RecordImpression counts imp unless it repeats a key counted within the
@@ -204,10 +211,12 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (a
 		camps [1]tally
 		ads   [1]string
 		adLog [1]uint16
+		refs  [1]adRef
 		imps  = [1]adcount.Impression{imp}
 		res   [1]adcount.Result
 	)
-	b := batch{items: items[:], order: order[:], campaigns: camps[:0], ads: ads[:0], adLog: adLog[:0], last: -1, lastAd: -1}
+	b := batch{items: items[:], order: order[:], campaigns: camps[:0], ads: ads[:0], adLog: adLog[:0], adStates: refs[:],
+		last: -1, lastAd: -1}
 	if err := s.record(ctx, imps[:], res[:], &b); err != nil {
 		return 0, err
 	}
@@ -250,8 +259,8 @@ func (s *Store) RecordImpressions(ctx context.Context, imps []adcount.Impression
 	b := batches.Get().(*batch)
 	b.reset(len(imps))
 	err := s.record(ctx, imps, res, b)
-	// The pool keeps no caller's strings alive: an ad ID may be a slice
-	// of a whole request body.
+	// The pool keeps no caller's strings alive: an ad ID may be a slice of
+	// a whole request body.
 	clear(b.ads)
 	batches.Put(b)
 	if err != nil {
@@ -276,11 +285,11 @@ func (s *Store) record(ctx context.Context, imps []adcount.Impression, res []adc
 	ordered := s.journal != nil
 	s.decide(b, &g, t, ttl, ordered)
 	if !ordered {
-		bucket := adcount.Bucket(now)
+		w := at(now)
 		for i := range b.campaigns {
 			if c := &b.campaigns[i]; c.added() {
 				c.cs.mu.Lock()
-				b.apply(c, bucket, 0)
+				b.apply(c, w, 0)
 				c.cs.mu.Unlock()
 			}
 		}
@@ -323,8 +332,9 @@ type groups struct {
 // refused impression claims no dedup key and changes no count.
 func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch, now time.Time, g *groups) {
 	var (
-		lastID string
-		lastCS *campaignState
+		lastID   string
+		lastCS   *campaignState
+		lastLive error
 	)
 	for i := range imps {
 		imp := &imps[i]
@@ -342,9 +352,10 @@ func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch
 				continue
 			}
 			cs, lastID, lastCS = v.(*campaignState), imp.CampaignID, v.(*campaignState)
+			lastLive = cs.campaign.Load().Live(now)
 		}
-		if err := cs.campaign.Load().Live(now); err != nil {
-			res[i].Err = fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, err)
+		if lastLive != nil {
+			res[i].Err = fmt.Errorf("memstore: record impression for %s: %w", imp.CampaignID, lastLive)
 			continue
 		}
 		it.key = imp.Key()
@@ -432,14 +443,14 @@ func (s *Store) log(b *batch, shards uint64, now time.Time, expiry int64) (*wal.
 	if record := b.encode(room, now.UnixMilli(), expiry); len(record) > 0 {
 		lsn, commit, err = s.journal.log.Append(record)
 	}
-	bucket := adcount.Bucket(now)
+	w := at(now)
 	for i := range b.campaigns {
 		c := &b.campaigns[i]
 		if c.repeats {
 			need = max(need, c.cs.lsn)
 		}
 		if err == nil && c.added() {
-			b.apply(c, bucket, lsn)
+			b.apply(c, w, lsn)
 		}
 	}
 	for i := range b.campaigns {

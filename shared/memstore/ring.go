@@ -3,6 +3,7 @@ package memstore
 import (
 	"math"
 	"slices"
+	"time"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 )
@@ -152,6 +153,22 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// when is the minute bucket an impression counts in, and the hour and day
+// that hold it, worked out once for all the impressions of a call.
+type when struct {
+	minute, hour, day int64
+}
+
+// at returns the when of an impression counted at t.
+func at(t time.Time) when {
+	return inBucket(adcount.Bucket(t))
+}
+
+// inBucket returns the when of minute bucket b.
+func inBucket(b int64) when {
+	return when{minute: b, hour: floorDiv(b, minutesPerHour), day: floorDiv(b, minutesPerDay)}
+}
+
 // dayCounts holds a campaign's counts per day for as long as the campaign
 // exists: 12 bytes for each day that counted something, in day order. It
 // keeps only days with counts, so that a clock that jumps years ahead for
@@ -161,10 +178,10 @@ type dayCounts struct {
 	counts []int64
 }
 
-// dayNumber returns the day of minute bucket b, clamped to what a day
-// number holds: days beyond the year 5,000,000 share the last one.
-func dayNumber(b int64) int32 {
-	return int32(min(max(floorDiv(b, minutesPerDay), math.MinInt32), math.MaxInt32))
+// dayNumber returns day as a dayCounts holds it, clamped to what an int32
+// holds: days beyond the year 5,000,000 share the last one.
+func dayNumber(day int64) int32 {
+	return int32(min(max(day, math.MinInt32), math.MaxInt32))
 }
 
 // add counts n on day d. Days come in order but for the rare batch that
@@ -197,14 +214,14 @@ type adState struct {
 	days     ring[[adDays]int64]
 }
 
-// add applies counted impressions and filtered ones, all in minute bucket
-// b, logged in record lsn. The caller holds the campaign's mutex.
-func (a *adState) add(b, counted, filtered int64, lsn uint64) {
+// add applies counted impressions and filtered ones, all at w, logged in
+// record lsn. The caller holds the campaign's mutex.
+func (a *adState) add(w when, counted, filtered int64, lsn uint64) {
 	if counted > 0 {
 		a.total += counted
-		a.minutes.add(b, counted)
-		a.hours.add(floorDiv(b, minutesPerHour), counted)
-		a.days.add(floorDiv(b, minutesPerDay), counted)
+		a.minutes.add(w.minute, counted)
+		a.hours.add(w.hour, counted)
+		a.days.add(w.day, counted)
 	}
 	a.filtered += filtered
 	a.lsn = lsn
