@@ -46,6 +46,10 @@ STRESS_TESTS := \
 	./shared/dynamostore:^TestBatchConcurrencyIsBounded$$ \
 	./shared/dynamostore:^TestBatchFailureIsWholeAndRetrySafe$$ \
 	./shared/dynamostore:^TestApplyExactlyOnce$$ \
+	./shared/dynamostore:^TestCampaignReadsAreShared$$ \
+	./shared/dynamostore:^TestCampaignChangesReachEveryStoreWithinTheRefresh$$ \
+	./shared/memstore:^TestListIsStableUnderCreates$$ \
+	./shared/memstore:^TestSnapshotsAmidTrafficRestoreExactly$$ \
 	./shared/streampoll:^TestTwoPollersCountExactly$$ \
 	./shared/streampoll:^TestReshardWhileCounting$$ \
 	./shared/streampoll:^TestTwoPollersGiveExactCounts$$ \

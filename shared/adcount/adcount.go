@@ -189,7 +189,10 @@ type Store interface {
 
 	// ListCampaigns returns one page of the campaigns, newest first (see
 	// CampaignCursor). It returns ErrInvalid for a limit CheckPageLimit
-	// refuses.
+	// refuses. With a status filter, a store may bound what one call
+	// reads: the page then holds fewer than Limit campaigns, possibly
+	// none, and Next is where the reading stopped, at or past the page's
+	// last campaign. Callers follow Next until it is nil.
 	ListCampaigns(ctx context.Context, q CampaignQuery) (CampaignPage, error)
 
 	// UpdateCampaign applies p to the campaign with the given ID, as

@@ -77,10 +77,11 @@ type Malformed struct {
 // any number of processes, may work on one table and even on one shard at
 // once. It is safe for concurrent use.
 type Aggregator struct {
-	db      AggregatorClient
-	table   string
-	now     func() time.Time
-	timeout time.Duration
+	db         AggregatorClient
+	table      string
+	now        func() time.Time
+	timeout    time.Duration
+	stageItems int // the most counter items one stage holds
 }
 
 // AggregatorOption configures an Aggregator.
@@ -96,7 +97,9 @@ func WithAggregatorClock(now func() time.Time) AggregatorOption {
 
 // WithAggregatorTimeout bounds each DynamoDB call, the SDK's retries
 // included; DefaultTimeout if not set, zero for no bound beyond the
-// caller's context.
+// caller's context. It bounds each call, not an Apply, which makes one
+// transaction per part of a staged batch: the caller's context bounds the
+// whole.
 func WithAggregatorTimeout(d time.Duration) AggregatorOption {
 	return func(a *Aggregator) { a.timeout = d }
 }
@@ -104,7 +107,7 @@ func WithAggregatorTimeout(d time.Duration) AggregatorOption {
 // NewAggregator returns an aggregator over the named table. It makes no
 // call to DynamoDB.
 func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) (*Aggregator, error) {
-	a := &Aggregator{db: db, table: table, now: time.Now, timeout: DefaultTimeout}
+	a := &Aggregator{db: db, table: table, now: time.Now, timeout: DefaultTimeout, stageItems: maxStageItems}
 	for _, opt := range opts {
 		opt(a)
 	}
@@ -115,6 +118,8 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 		return nil, errors.New("dynamostore: a table name is required")
 	case a.timeout < 0:
 		return nil, errors.New("dynamostore: timeout must not be negative")
+	case a.stageItems < maxTransactItems-1 || a.stageItems > maxStageItems:
+		return nil, fmt.Errorf("dynamostore: a stage holds from %d to %d counter items, got %d", maxTransactItems-1, maxStageItems, a.stageItems)
 	}
 	return a, nil
 }
@@ -132,9 +137,18 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 // the condition that it is where this call read it. So a record at or
 // before the checkpoint is skipped; a transaction that loses the race to
 // another aggregator applies nothing, and the call reads the checkpoint
-// again and goes on after it. A batch that touches more counter items than
-// one transaction holds is applied in several, each a prefix of the rest
-// with its own checkpoint.
+// again and goes on after it.
+//
+// A batch whose counter items do not fit one transaction (99 of them and
+// the checkpoint) is staged (see stage.go): one transaction moves the
+// checkpoint past the whole batch, marks it staged in n parts, applies the
+// first part and stores the others in the table; then each further part is
+// one transaction that applies it and counts it done on the checkpoint, on
+// the condition that it is the next part. Any aggregator that finds a
+// stage unfinished finishes it before anything else, from the stored
+// parts, so a crash between parts loses and repeats nothing. Batches too
+// big for one stage (thousands of counter items) are applied as several,
+// each a prefix of the rest.
 //
 // Records that are not counted markers (a duplicate's marker never changes,
 // so it has none; TTL deletions; other items, such as the aggregator's own
@@ -143,22 +157,23 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 // no campaign and were counted when they were written, so they are
 // skipped too.
 //
-// A marker of the store's format that lacks its campaign, minute or owner
-// is passed over and listed in Applied.Malformed.
+// A marker of the store's format that lacks its campaign, ad, minute or
+// owner is passed over and listed in Applied.Malformed.
 //
 // It returns ErrUnavailable if DynamoDB throttled, failed or did not answer
 // in time, and ErrMalformedItem for a sequence number that is not decimal
-// digits, which no stream sends. Applied then says through which record
-// the shard is applied, and every record after it must be delivered again:
-// never skip them, for the checkpoint cannot go back to fill a gap.
+// digits, which no stream sends, or a staged part that is missing or
+// unreadable. Applied then says through which record the shard is
+// applied, and every record after it must be delivered again: never skip
+// them, for the checkpoint cannot go back to fill a gap. While a stage is
+// unfinished, Through stops before its records: delivering them again is
+// what gets the stage finished.
 func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRecord) (Applied, error) {
 	const op = "apply"
 	res := Applied{Records: len(recs)}
 	if shardID == "" {
 		return res, fmt.Errorf("dynamostore: %s: %w: no shard ID", op, ErrMalformedItem)
 	}
-	ctx, cancel := withTimeout(ctx, a.timeout)
-	defer cancel()
 	// Read every record first. A bad one ends the batch there: the
 	// records before it are applied, and the caller reports it failed.
 	seqs := make([]string, 0, len(recs))
@@ -190,13 +205,23 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 	if err != nil {
 		return res, fmt.Errorf("dynamostore: %s shard %s: %w", op, shardID, err)
 	}
-	for i := 0; i < len(seqs); {
-		if cp != "" && seqs[i] <= cp {
+	for i := 0; ; {
+		if cp.pending() {
+			// An unfinished stage, this call's or another's: finish it
+			// before anything else.
+			if cp, err = a.drain(ctx, shardID, cp, nil, &res); err != nil {
+				res.Through = through(cp.applied())
+				return res, fmt.Errorf("dynamostore: %s shard %s: staged batch %s: %w", op, shardID, cp.stage, err)
+			}
+		}
+		for i < len(seqs) && cp.seq != "" && seqs[i] <= cp.seq {
 			res.Skipped++
 			i++
-			continue
 		}
-		g := newFold()
+		if i == len(seqs) {
+			break
+		}
+		g := a.newFold()
 		j := i
 		for ; j < len(seqs); j++ {
 			if j > i && !g.fits(counts[j]) {
@@ -204,9 +229,15 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 			}
 			g.add(counts[j])
 		}
-		moved, err := a.commit(ctx, shardID, g, cp, seqs[j-1], recs[j-1].Created)
+		if len(g.items) == 0 {
+			// Nothing to count: no write, and the checkpoint need not
+			// move past these records (see commit).
+			cp.seq, i = seqs[j-1], j
+			continue
+		}
+		next, moved, err := a.commit(ctx, shardID, g, cp, seqs[j-1], recs[j-1].Created, &res)
 		if err != nil {
-			res.Through = through(cp)
+			res.Through = through(next.applied())
 			return res, fmt.Errorf("dynamostore: %s shard %s through %s: %w", op, shardID, recs[j-1].Seq, err)
 		}
 		if !moved {
@@ -214,22 +245,16 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 			// applied is skipped, the rest is folded again.
 			// On failure, what this call committed before is still
 			// applied: Through keeps it.
-			next, err := a.checkpoint(ctx, shardID)
-			if err != nil {
-				res.Through = through(cp)
+			if next, err = a.checkpoint(ctx, shardID); err != nil {
+				res.Through = through(cp.applied())
 				return res, fmt.Errorf("dynamostore: %s shard %s: %w", op, shardID, err)
 			}
-			cp = next
-			continue
+		} else {
+			i = j
 		}
-		if len(g.items) > 0 {
-			res.Transactions++
-		}
-		res.Counted += g.counted
-		res.Filtered += g.filtered
-		cp, i = seqs[j-1], j
+		cp = next
 	}
-	res.Through = through(cp)
+	res.Through = through(cp.applied())
 	return res, bad
 }
 
@@ -255,6 +280,7 @@ const maxTransactItems = 100
 type markerCount struct {
 	counted  bool
 	campaign string
+	ad       string
 	bucket   int64
 	filtered bool
 }
@@ -277,9 +303,10 @@ func countOf(r StreamRecord) (markerCount, error) {
 		return markerCount{}, nil
 	}
 	owner, okOwner := getString(r.New, attrOwner)
+	ad, okAd := getString(r.New, attrAd)
 	bucket, err := signedNumber(r.New, attrBucket)
-	if !okOwner || err != nil || campaign == "" {
-		return markerCount{}, fmt.Errorf("%w: marker %s lacks its owner, campaign or minute", ErrMalformedItem, pk)
+	if !okOwner || !okAd || err != nil || campaign == "" || ad == "" {
+		return markerCount{}, fmt.Errorf("%w: marker %s lacks its owner, campaign, ad or minute", ErrMalformedItem, pk)
 	}
 	if epoch, ok := getString(r.New, attrEpoch); ok && epoch != owner {
 		// The earlier write path rewrote this marker: it sets only expMs,
@@ -293,7 +320,7 @@ func countOf(r StreamRecord) (markerCount, error) {
 		}
 	}
 	_, filtered := r.New[attrFiltered]
-	return markerCount{counted: true, campaign: campaign, bucket: bucket, filtered: filtered}, nil
+	return markerCount{counted: true, campaign: campaign, ad: ad, bucket: bucket, filtered: filtered}, nil
 }
 
 // signedNumber reads a number attribute that may be negative, such as a
@@ -306,65 +333,98 @@ func signedNumber(item map[string]types.AttributeValue, name string) (int64, err
 	return strconv.ParseInt(v.Value, 10, 64)
 }
 
+// itemKey is a counter item's partition and sort key.
+type itemKey struct{ pk, sk string }
+
+func compareKeys(x, y itemKey) int {
+	if c := strings.Compare(x.pk, y.pk); c != 0 {
+		return c
+	}
+	return strings.Compare(x.sk, y.sk)
+}
+
 // fold is what a run of records adds to each counter item: the additions
-// to each attribute, and the expiry to set.
+// to each attribute, and what becomes of the item's expiry.
 type fold struct {
-	items             map[[2]string]*itemAdds // by partition and sort key
+	items             map[itemKey]*itemAdds
+	size              int // the staged form's size, estimated (stagedSize)
+	maxItems, maxSize int // the most one stage holds
 	counted, filtered int64
 }
 
 type itemAdds struct {
 	adds map[string]int64
-	ttl  int64 // 0: the item never expires
+	ttl  int64 // > 0: the item expires then (epoch seconds)
+	keep bool  // the item never expires: remove any TTL it has
 }
 
-func newFold() *fold { return &fold{items: make(map[[2]string]*itemAdds)} }
+func (a *Aggregator) newFold() *fold {
+	return &fold{items: make(map[itemKey]*itemAdds), maxItems: a.stageItems, maxSize: maxStageSize}
+}
 
-// targets lists the items that c adds to, with the attribute and expiry.
-func targets(c markerCount) []struct {
-	key  [2]string
+// target is one counter that a marker adds one to.
+type target struct {
+	key  itemKey
 	attr string
 	ttl  int64
-} {
-	type target = struct {
-		key  [2]string
-		attr string
-		ttl  int64
-	}
+	keep bool
+}
+
+// targets lists the counters that c adds to: the campaign's total, minute
+// and hour, and the ad's total, minute and hour; a filtered impression
+// adds only to the two totals' filtered counts. The campaign's day items
+// are kept for good, so their expiry is removed (items written before
+// they were kept had one).
+func targets(c markerCount) []target {
 	if !c.counted {
 		return nil
 	}
-	pk := campaignPK(c.campaign)
+	pk, apk := campaignPK(c.campaign), adPK(c.campaign, c.ad)
+	adTotal := itemKey{pk, adTotalSK(c.ad)}
 	if c.filtered {
-		return []target{{[2]string{pk, totalSK}, attrFiltered, 0}}
+		return []target{
+			{key: itemKey{pk, totalSK}, attr: attrFiltered},
+			{key: adTotal, attr: attrFiltered},
+		}
 	}
 	hour, minute := hourOf(c.bucket)
 	day, hourOfDay := dayOf(hour)
 	return []target{
-		{[2]string{pk, totalSK}, attrCount, 0},
-		{[2]string{pk, hourSK(hour)}, minuteAttr(minute), hourItemTTL(hour)},
-		{[2]string{pk, daySK(day)}, hourAttr(hourOfDay), dayItemTTL(day)},
+		{key: itemKey{pk, totalSK}, attr: attrCount},
+		{key: itemKey{pk, hourSK(hour)}, attr: minuteAttr(minute), ttl: hourItemTTL(hour)},
+		{key: itemKey{pk, daySK(day)}, attr: hourAttr(hourOfDay), keep: true},
+		{key: adTotal, attr: attrCount},
+		{key: itemKey{apk, hourSK(hour)}, attr: minuteAttr(minute), ttl: adHourItemTTL(hour)},
+		{key: itemKey{apk, daySK(day)}, attr: hourAttr(hourOfDay), ttl: adDayItemTTL(day)},
 	}
 }
 
-// fits reports whether c's items and the checkpoint still fit one
-// transaction with what the fold holds.
+// fits reports whether c's counters still fit one stage with what the fold
+// holds.
 func (g *fold) fits(c markerCount) bool {
-	n := len(g.items)
+	n, size := len(g.items), g.size
 	for _, t := range targets(c) {
-		if _, ok := g.items[t.key]; !ok {
+		it, ok := g.items[t.key]
+		if !ok {
 			n++
+			size += stagedSize(t.key) + stagedAttrSize(t.attr)
+		} else if _, ok := it.adds[t.attr]; !ok {
+			size += stagedAttrSize(t.attr)
 		}
 	}
-	return n+1 <= maxTransactItems
+	return n <= g.maxItems && size <= g.maxSize
 }
 
 func (g *fold) add(c markerCount) {
 	for _, t := range targets(c) {
 		it, ok := g.items[t.key]
 		if !ok {
-			it = &itemAdds{adds: make(map[string]int64), ttl: t.ttl}
+			it = &itemAdds{adds: make(map[string]int64), ttl: t.ttl, keep: t.keep}
 			g.items[t.key] = it
+			g.size += stagedSize(t.key)
+		}
+		if _, ok := it.adds[t.attr]; !ok {
+			g.size += stagedAttrSize(t.attr)
 		}
 		it.adds[t.attr]++
 	}
@@ -376,34 +436,66 @@ func (g *fold) add(c markerCount) {
 	}
 }
 
-// commit writes g's additions and moves the shard's checkpoint from prev
-// to last in one transaction, on the condition that the checkpoint is
-// still prev. It reports false, having changed nothing, if another
-// aggregator moved it first.
+// sorted returns the fold's additions item by item, in key order.
+func (g *fold) sorted() []stagedItem {
+	keys := slices.SortedFunc(maps.Keys(g.items), compareKeys)
+	out := make([]stagedItem, len(keys))
+	for i, k := range keys {
+		it := g.items[k]
+		out[i] = stagedItem{PK: k.pk, SK: k.sk, Adds: it.adds, TTL: it.ttl, Keep: it.keep}
+	}
+	return out
+}
+
+// commit applies g, the additions of the records after the checkpoint cp
+// through last, and moves the checkpoint to last: in one transaction on
+// the condition that the checkpoint is still cp's if they fit one, else
+// as a stage. It returns the checkpoint as it left it, and reports false,
+// having changed nothing, if another aggregator moved it first. After an
+// error the checkpoint it returns says what is applied (see
+// checkpointState.applied).
 //
 // A fold with no additions writes nothing and reports true: its records
 // count nothing however often they are applied, so the checkpoint need
 // not move past them. Writing it would make a stream record of its own,
 // which the aggregator would apply by writing the checkpoint again, for
 // ever.
-func (a *Aggregator) commit(ctx context.Context, shardID string, g *fold, prev, last string, created time.Time) (bool, error) {
-	if len(g.items) == 0 {
-		return true, nil
+func (a *Aggregator) commit(ctx context.Context, shardID string, g *fold, cp checkpointState, last string, created time.Time, res *Applied) (checkpointState, bool, error) {
+	items := g.sorted()
+	if len(items) == 0 {
+		return checkpointState{seq: last}, true, nil
 	}
-	cp := a.checkpointUpdate(shardID, prev, last, created)
-	items := make([]types.TransactWriteItem, 0, len(g.items)+1)
-	keys := slices.SortedFunc(maps.Keys(g.items), func(x, y [2]string) int { return strings.Compare(x[0]+"\x00"+x[1], y[0]+"\x00"+y[1]) })
-	for _, k := range keys {
-		items = append(items, types.TransactWriteItem{Update: a.counterUpdate(k, g.items[k])})
+	if len(items)+1 <= maxTransactItems {
+		actions := make([]types.TransactWriteItem, 0, len(items)+1)
+		for _, it := range items {
+			actions = append(actions, types.TransactWriteItem{Update: a.counterUpdate(it)})
+		}
+		actions = append(actions, types.TransactWriteItem{Update: a.checkpointUpdate(shardID, cp.seq, last, created, nil)})
+		moved, err := a.transact(ctx, actions)
+		if err != nil || !moved {
+			return cp, false, err
+		}
+		res.Transactions++
+		res.Counted += g.counted
+		res.Filtered += g.filtered
+		return checkpointState{seq: last}, true, nil
 	}
-	items = append(items, types.TransactWriteItem{Update: cp})
-	in := &dynamodb.TransactWriteItemsInput{TransactItems: items}
+	return a.stage(ctx, shardID, g, items, cp, last, created, res)
+}
+
+// transact writes actions, whose last is the checkpoint's conditional
+// update, as one transaction. It reports false, having applied nothing, if
+// the checkpoint's condition failed: another aggregator moved it first.
+func (a *Aggregator) transact(ctx context.Context, actions []types.TransactWriteItem) (bool, error) {
+	in := &dynamodb.TransactWriteItemsInput{TransactItems: actions}
 	for attempt := 1; ; attempt++ {
 		// A new token per attempt, as in the store: the SDK's own
 		// retries of one attempt reuse it, so a commit whose answer was
 		// lost is answered from that commit, never applied twice.
 		in.ClientRequestToken = aws.String(newToken())
-		_, err := a.db.TransactWriteItems(ctx, in)
+		callCtx, cancel := withTimeout(ctx, a.timeout)
+		_, err := a.db.TransactWriteItems(callCtx, in)
+		cancel()
 		if err == nil {
 			return true, nil
 		}
@@ -412,7 +504,7 @@ func (a *Aggregator) commit(ctx context.Context, shardID string, g *fold, prev, 
 			return false, wrapUnavailable(err)
 		}
 		reasons := tce.CancellationReasons
-		if len(reasons) == len(items) && aws.ToString(reasons[len(items)-1].Code) == "ConditionalCheckFailed" {
+		if len(reasons) == len(actions) && aws.ToString(reasons[len(actions)-1].Code) == "ConditionalCheckFailed" {
 			return false, nil
 		}
 		if !retryableCancellation(reasons) {
@@ -443,23 +535,28 @@ func retryableCancellation(reasons []types.CancellationReason) bool {
 	return false
 }
 
-func (a *Aggregator) counterUpdate(k [2]string, it *itemAdds) *types.Update {
+// counterUpdate adds to one counter item and sets, or removes, its expiry.
+func (a *Aggregator) counterUpdate(it stagedItem) *types.Update {
 	names := make(map[string]string)
 	values := make(map[string]types.AttributeValue)
 	var adds []string
-	for i, attr := range slices.Sorted(maps.Keys(it.adds)) {
+	for i, attr := range slices.Sorted(maps.Keys(it.Adds)) {
 		n, v := "#a"+strconv.Itoa(i), ":a"+strconv.Itoa(i)
-		names[n], values[v] = attr, num(it.adds[attr])
+		names[n], values[v] = attr, num(it.Adds[attr])
 		adds = append(adds, n+" "+v)
 	}
 	expr := "ADD " + strings.Join(adds, ", ")
-	if it.ttl != 0 {
-		names["#ttl"], values[":ttl"] = TTLAttribute, num(it.ttl)
+	switch {
+	case it.TTL > 0:
+		names["#ttl"], values[":ttl"] = TTLAttribute, num(it.TTL)
 		expr += " SET #ttl = :ttl"
+	case it.Keep:
+		names["#ttl"] = TTLAttribute
+		expr += " REMOVE #ttl"
 	}
 	return &types.Update{
 		TableName:                 aws.String(a.table),
-		Key:                       key(k[0], k[1]),
+		Key:                       key(it.PK, it.SK),
 		UpdateExpression:          aws.String(expr),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
@@ -471,7 +568,10 @@ func (a *Aggregator) counterUpdate(k [2]string, it *itemAdds) *types.Update {
 // guards can be delivered again.
 const checkpointTTL = 48 * time.Hour
 
-func (a *Aggregator) checkpointUpdate(shardID, prev, last string, created time.Time) *types.Update {
+// checkpointUpdate moves the shard's checkpoint from prev to last, on the
+// condition that it is still at prev, and with st, marks the records up to
+// last a stage of which the first part is applied.
+func (a *Aggregator) checkpointUpdate(shardID, prev, last string, created time.Time, st *checkpointState) *types.Update {
 	now := a.now()
 	cond := "attribute_not_exists(#seq)"
 	// A record without a creation time (the zero time) claims nothing:
@@ -480,51 +580,101 @@ func (a *Aggregator) checkpointUpdate(shardID, prev, last string, created time.T
 		":seq": str(last), ":wm": num(max(created.UnixMilli(), 0)), ":at": num(now.UnixMilli()),
 		":ttl": num(now.Add(checkpointTTL).Unix()),
 	}
+	names := map[string]string{"#seq": attrSeq, "#wm": attrWatermark, "#at": attrAppliedAt, "#ttl": TTLAttribute}
 	if prev != "" {
 		cond = "#seq = :prev"
 		values[":prev"] = str(prev)
 	}
+	set := "SET #seq = :seq, #wm = :wm, #at = :at, #ttl = :ttl"
+	if st != nil {
+		set += ", #stg = :stg, #parts = :parts, #done = :done"
+		names["#stg"], names["#parts"], names["#done"] = attrStage, attrParts, attrDone
+		values[":stg"], values[":parts"], values[":done"] = str(st.stage), num(st.parts), num(st.done)
+		if prev != "" {
+			set += ", #from = :prev"
+			names["#from"] = attrFrom
+		}
+	}
 	return &types.Update{
 		TableName:                 aws.String(a.table),
 		Key:                       key(streamPK, shardPrefix+shardID),
-		UpdateExpression:          aws.String("SET #seq = :seq, #wm = :wm, #at = :at, #ttl = :ttl"),
+		UpdateExpression:          aws.String(set),
 		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  map[string]string{"#seq": attrSeq, "#wm": attrWatermark, "#at": attrAppliedAt, "#ttl": TTLAttribute},
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	}
 }
 
-// checkpoint reads the shard's checkpoint, padded, strongly consistently.
-func (a *Aggregator) checkpoint(ctx context.Context, shardID string) (string, error) {
+// checkpointState is a shard's checkpoint as read: the sequence number
+// (padded) through which its records are taken, and the stage that the
+// last of them may still be in.
+type checkpointState struct {
+	seq string
+	// stage is the token of the last staged batch, "" if none; parts
+	// and done say how far it is applied, and from is the checkpoint
+	// before it.
+	stage       string
+	parts, done int64
+	from        string
+}
+
+// pending reports whether a staged batch is not yet fully applied.
+func (c checkpointState) pending() bool { return c.stage != "" && c.done < c.parts }
+
+// applied returns the sequence number through which every record's counts
+// are in the counter items: the checkpoint, or while a stage is pending,
+// the checkpoint before it.
+func (c checkpointState) applied() string {
+	if c.pending() {
+		return c.from
+	}
+	return c.seq
+}
+
+// checkpoint reads the shard's checkpoint strongly consistently.
+func (a *Aggregator) checkpoint(ctx context.Context, shardID string) (checkpointState, error) {
+	ctx, cancel := withTimeout(ctx, a.timeout)
+	defer cancel()
 	out, err := a.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(a.table),
 		Key:            key(streamPK, shardPrefix+shardID),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return "", wrapUnavailable(err)
+		return checkpointState{}, wrapUnavailable(err)
 	}
 	if len(out.Item) == 0 {
-		return "", nil
+		return checkpointState{}, nil
 	}
-	seq, ok := getString(out.Item, attrSeq)
-	if !ok {
-		return "", fmt.Errorf("%w: checkpoint of shard %s has no sequence number", ErrMalformedItem, shardID)
+	var cp checkpointState
+	var ok bool
+	if cp.seq, ok = getString(out.Item, attrSeq); !ok {
+		return checkpointState{}, fmt.Errorf("%w: checkpoint of shard %s has no sequence number", ErrMalformedItem, shardID)
 	}
-	return seq, nil
+	if cp.stage, ok = getString(out.Item, attrStage); !ok {
+		return cp, nil
+	}
+	cp.from, _ = getString(out.Item, attrFrom)
+	if cp.parts, err = counter(out.Item, attrParts); err == nil {
+		cp.done, err = counter(out.Item, attrDone)
+	}
+	if err != nil {
+		return checkpointState{}, fmt.Errorf("checkpoint of shard %s: %w", shardID, err)
+	}
+	return cp, nil
 }
 
 // Checkpoint returns the sequence number through which the shard is
 // applied, or "" if no record of it is, for a reader of the Streams API to
-// start after. It reads strongly consistently.
+// start after. While a staged batch is unfinished it is the position before
+// that batch, so that the reader delivers it again and Apply finishes it.
+// It reads strongly consistently.
 func (a *Aggregator) Checkpoint(ctx context.Context, shardID string) (string, error) {
-	ctx, cancel := withTimeout(ctx, a.timeout)
-	defer cancel()
-	seq, err := a.checkpoint(ctx, shardID)
+	cp, err := a.checkpoint(ctx, shardID)
 	if err != nil {
 		return "", fmt.Errorf("dynamostore: checkpoint of shard %s: %w", shardID, err)
 	}
-	return strings.TrimLeft(seq, "0"), nil
+	return strings.TrimLeft(cp.applied(), "0"), nil
 }
 
 // readerTTL is how long a reader's watermark outlives its last advance.

@@ -84,16 +84,61 @@ func newAggTarget(t *testing.T) *aggTarget {
 	return &aggTarget{tg: tg, clock: clock, store: tg.store(t, nil, dynamostore.WithClock(clock.Now)), recs: newRec(clock)}
 }
 
-func (a *aggTarget) aggregator(t *testing.T, f *faults) *dynamostore.Aggregator {
+func (a *aggTarget) aggregator(t *testing.T, f *faults, opts ...dynamostore.AggregatorOption) *dynamostore.Aggregator {
 	t.Helper()
 	var wrap func(http.RoundTripper) http.RoundTripper
 	if f != nil {
 		wrap = func(next http.RoundTripper) http.RoundTripper { f.next = next; return f }
 	}
 	db := a.tg.client(t, wrap)
-	agg, err := dynamostore.NewAggregator(db, a.tg.table, dynamostore.WithAggregatorClock(time.Now), dynamostore.WithAggregatorTimeout(time.Minute))
+	opts = append([]dynamostore.AggregatorOption{dynamostore.WithAggregatorClock(time.Now), dynamostore.WithAggregatorTimeout(time.Minute)}, opts...)
+	agg, err := dynamostore.NewAggregator(db, a.tg.table, opts...)
 	require.NoError(t, err)
 	return agg
+}
+
+// adTotals reads the campaign's per-ad breakdown straight after Apply, as
+// counts does, and checks that it adds up to the campaign's counts and
+// that each ad's series agree with its counts: the per-ad items are as
+// exact as the campaign's. It returns the ads' totals by ID.
+func (a *aggTarget) adTotals(t *testing.T, id string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := a.store.Stats(ctx, id)
+	require.NoError(t, err)
+	page, err := a.store.AdStats(ctx, id, adcount.AdQuery{Limit: adcount.MaxPageLimit})
+	require.NoError(t, err)
+	require.Nil(t, page.Next)
+	now := a.clock.Now()
+	out := make(map[string]int64)
+	var sum adcount.AdStats
+	for _, ad := range page.Ads {
+		out[ad.AdID] = ad.Total
+		sum.LastHour += ad.LastHour
+		sum.LastDay += ad.LastDay
+		sum.Total += ad.Total
+		sum.Filtered += ad.Filtered
+		minutes, err := a.store.Series(ctx, id, adcount.SeriesQuery{From: now.Add(-59 * time.Minute), To: now.Add(time.Minute), Interval: adcount.Minute, AdID: ad.AdID})
+		require.NoError(t, err)
+		assert.Equal(t, ad.LastHour, sumPoints(minutes), "ad %s: minute points over its last hour", ad.AdID)
+		days, err := a.store.Series(ctx, id, adcount.SeriesQuery{From: now.Add(-48 * time.Hour), To: now.Add(time.Minute), Interval: adcount.Day, AdID: ad.AdID})
+		require.NoError(t, err)
+		assert.Equal(t, ad.Total, sumPoints(days), "ad %s: day points", ad.AdID)
+	}
+	assert.Equal(t, [4]int64{st.LastHour, st.LastDay, st.Total, st.Filtered}, [4]int64{sum.LastHour, sum.LastDay, sum.Total, sum.Filtered},
+		"the ads add up to the campaign")
+	hours, err := a.store.Series(ctx, id, adcount.SeriesQuery{From: now.Add(-2 * time.Hour), To: now.Add(time.Minute), Interval: adcount.Hour})
+	require.NoError(t, err)
+	assert.Equal(t, st.Total, sumPoints(hours), "the campaign's hour points")
+	return out
+}
+
+func sumPoints(s adcount.Series) int64 {
+	var n int64
+	for _, p := range s.Points {
+		n += p.Count
+	}
+	return n
 }
 
 // counts reads the campaign's counts straight after Apply: the aggregator
@@ -247,23 +292,101 @@ func TestApplyExactlyOnce(t *testing.T) {
 			}
 			wg.Wait()
 		}, 3},
-		// 150 campaigns need 451 items: several transactions, each a
-		// prefix of the rest with its own checkpoint. The third fails and
-		// the batch is delivered again from the start.
+		// 40 campaigns, with 60 (campaign, ad) pairs, need 301 counter
+		// items: a stage of 4 parts. The third transaction fails, so the
+		// stage is
+		// unfinished: Through and the checkpoint stop before the batch,
+		// which is delivered again, and that finishes the stage from the
+		// stored parts and skips every record.
 		{"MoreItemsThanOneTransaction", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
 			f := &faults{}
 			agg, shard := a.aggregator(t, f), uuid.NewString()
 			f.setAfter("TransactWriteItems", faultInternal, 2, -1)
 			res, err := agg.Apply(context.Background(), shard, recs)
 			require.ErrorIs(t, err, adcount.ErrUnavailable)
-			assert.Equal(t, 2, res.Transactions)
-			require.NotEmpty(t, res.Through)
+			assert.Equal(t, 2, res.Transactions, "the stage with its first part, and the second part")
+			assert.Empty(t, res.Through, "an unfinished stage's records must come again")
+			f.clear()
+			cp, err := agg.Checkpoint(context.Background(), shard)
+			require.NoError(t, err)
+			assert.Empty(t, cp, "a reader starts before the unfinished stage")
+			res, err = agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, len(recs), res.Skipped, "the stage had taken every record")
+			assert.Equal(t, 2, res.Transactions, "the other two parts")
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+			cp, err = agg.Checkpoint(context.Background(), shard)
+			require.NoError(t, err)
+			assert.Equal(t, recs[len(recs)-1].Seq, cp)
+		}, 40},
+		// The aggregator that staged a batch is gone after its first
+		// transaction; another, given only records after the batch (or
+		// none), finishes the stage from the stored parts first.
+		{"StageFinishedByAnotherAggregator", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			first, shard := a.aggregator(t, f), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultInternal, 1, -1)
+			_, err := first.Apply(context.Background(), shard, recs[:len(recs)-1])
+			require.ErrorIs(t, err, adcount.ErrUnavailable)
+			other := a.aggregator(t, nil)
+			res, err := other.Apply(context.Background(), shard, nil)
+			require.NoError(t, err)
+			assert.Equal(t, 3, res.Transactions, "the three parts left")
+			res, err = other.Apply(context.Background(), shard, recs[len(recs)-1:])
+			require.NoError(t, err)
+			assert.Equal(t, int64(0), res.Counted, "the last record is the filtered one")
+			assert.Equal(t, int64(1), res.Filtered)
+			f.clear()
+			res, err = first.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, len(recs), res.Skipped)
+			assert.Zero(t, res.Transactions)
+		}, 40},
+		// A part's commit lands but its answer is lost; the SDK's retry
+		// finds the part counted done, and the aggregator goes on with
+		// the next.
+		{"StagePartRetriedBySDK", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultLostResponse, 1, 1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.NoError(t, err)
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+		}, 40},
+		// Four aggregators deliver the same big batch at once: they race
+		// for the stage and then for each of its parts.
+		{"ConcurrentAggregatorsOnAStage", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			shard := uuid.NewString()
+			var wg sync.WaitGroup
+			for range 4 {
+				agg := a.aggregator(t, nil)
+				wg.Go(func() {
+					_, err := agg.Apply(context.Background(), shard, recs)
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+		}, 40},
+		// A batch too big for one stage (here 150 counter items: the
+		// first 25 records, the next 25, then the rest, 62 items) is
+		// applied as several, each a prefix of the rest with its own
+		// checkpoint; a failure in the second's second part resumes
+		// there.
+		{"MoreItemsThanOneStage", func(t *testing.T, a *aggTarget, recs []dynamostore.StreamRecord) {
+			f := &faults{}
+			agg, shard := a.aggregator(t, f, dynamostore.WithStageItems(150)), uuid.NewString()
+			f.setAfter("TransactWriteItems", faultInternal, 3, -1)
+			res, err := agg.Apply(context.Background(), shard, recs)
+			require.ErrorIs(t, err, adcount.ErrUnavailable)
+			assert.Equal(t, 3, res.Transactions, "the first stage's two parts and the second's first")
+			assert.Equal(t, recs[24].Seq, res.Through, "the first stage's records are applied")
 			f.clear()
 			res, err = agg.Apply(context.Background(), shard, recs)
 			require.NoError(t, err)
-			assert.Positive(t, res.Skipped, "the first two transactions' records")
-			assert.GreaterOrEqual(t, res.Transactions, 3)
-		}, 150},
+			assert.Equal(t, 50, res.Skipped, "the first two stages' records")
+			assert.Equal(t, 2, res.Transactions, "the second stage's last part, and the rest in one")
+			assert.Equal(t, recs[len(recs)-1].Seq, res.Through)
+		}, 40},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,25 +397,43 @@ func TestApplyExactlyOnce(t *testing.T) {
 			for i := range ids {
 				ids[i] = createCampaign(t, a.store, storetest.Epoch).ID
 			}
+			// Seven ads, so that the records' (campaign, ad) pairs
+			// interleave as a real stream's do.
+			want := make(map[string]map[string]int64)
+			add := func(id, ad string) {
+				recs = append(recs, a.recs.next(id, ad, uuid.NewString(), "", false))
+				if want[id] == nil {
+					want[id] = make(map[string]int64)
+				}
+				want[id][ad]++
+			}
 			for i := range 60 {
-				recs = append(recs, a.recs.counted(ids[i%len(ids)], 1)...)
+				add(ids[i%len(ids)], fmt.Sprint("ad-", i%7))
 			}
 			if tc.campaigns > 60 {
-				for _, id := range ids[60:] {
-					recs = append(recs, a.recs.counted(id, 1)...)
+				for i, id := range ids[60:] {
+					add(id, fmt.Sprint("ad-", i%7))
 				}
 			}
 			recs = append(recs, a.recs.next(ids[0], "f", "x", "", true))
+			want[ids[0]]["f"] = 0
 			tc.deliver(t, a, recs)
 			var total, filtered int64
-			for _, id := range ids {
+			for i, id := range ids {
 				got := a.counts(t, id)
 				assert.Equal(t, got[0], got[2], "every impression is in the last hour")
 				total += got[2]
 				filtered += got[3]
+				if i < 3 {
+					// Each Query costs the in-process server a pass over
+					// the whole table: a few campaigns in full, and every
+					// ad's total below.
+					assert.Equal(t, want[id], a.adTotals(t, id), "each ad's total")
+				}
 			}
 			assert.Equal(t, int64(len(recs)-1), total, "each counted marker exactly once")
 			assert.Equal(t, int64(1), filtered)
+			assert.Equal(t, want, a.tg.adTotalItems(t), "each ad's total")
 		})
 	}
 }
@@ -442,6 +583,9 @@ func TestEarlierItemsStillCount(t *testing.T) {
 	_, err := a.aggregator(t, nil).Apply(context.Background(), uuid.NewString(), a.recs.counted(c.ID, 3))
 	require.NoError(t, err)
 	assert.Equal(t, [4]int64{9, 9, 10, 1}, a.counts(t, c.ID), "the aggregator's counts add to them")
+	minutes, err := a.store.Series(context.Background(), c.ID, adcount.SeriesQuery{From: storetest.Epoch, To: storetest.Epoch.Add(time.Hour), Interval: adcount.Minute})
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), minutes.Points[0].Count, "the minute points add the earlier hour shards, as Stats does")
 
 	a.clock.Advance(25 * time.Hour)
 	assert.Equal(t, [4]int64{0, 0, 10, 1}, a.counts(t, c.ID), "the windows slide past them")

@@ -243,9 +243,12 @@ func TestFilteredImpressionItems(t *testing.T) {
 	assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, items[1]["f"], "the marker says it is filtered")
 	assert.Equal(t, adcount.Stats{CampaignID: c.ID, Filtered: 1}, stats(t, s, c.ID))
 	items = tg.items(t, c.ID)
-	require.Equal(t, []string{"META", "TOTAL"}, sortKeys(items), "no hour or day item")
-	assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, items[1]["f"])
-	assert.NotContains(t, items[1], "n", "no impression counted")
+	require.Equal(t, []string{"ADTOTAL#a", "META", "TOTAL"}, sortKeys(items), "no hour or day item")
+	for _, i := range []int{0, 2} {
+		assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, items[i]["f"], "the ad's total and the campaign's")
+		assert.NotContains(t, items[i], "n", "no impression counted")
+	}
+	assert.Empty(t, tg.adItems(t, c.ID, "a"), "nor the ad's")
 
 	require.True(t, record(t, s, real))
 	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, Filtered: 1}, stats(t, s, c.ID))

@@ -49,14 +49,19 @@ const (
 )
 
 // Client is the part of the DynamoDB API that the store calls; each method
-// is one IAM action the store needs on its table. Only Ping calls
-// DescribeTable, so a process that never checks readiness (a Lambda
-// function) needs no permission for it. *dynamodb.Client implements it.
+// is one IAM action the store needs on its table, except
+// TransactWriteItems, which IAM authorises action by action (PutItem for
+// the campaign writes). Only Ping calls DescribeTable, so a process that
+// never checks readiness (a Lambda function) needs no permission for it.
+// docs/dynamodb.md lists which method calls which. *dynamodb.Client
+// implements it.
 type Client interface {
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
@@ -72,6 +77,7 @@ type Store struct {
 	timeout   time.Duration
 	pingCache time.Duration
 	inFlight  int // marker writes in flight per batch
+	refresh   time.Duration
 	campaigns *campaignCache
 
 	// ping holds one token: the Ping that holds it reads and refreshes
@@ -115,13 +121,13 @@ func WithBatchConcurrency(n int) Option { return func(s *Store) { s.inFlight = n
 // New returns a store over the named table, which must have the key schema
 // and TTL attribute that Schema describes. It fails for an empty table
 // name, a dedup TTL that adcount.CheckDedupTTL refuses, or a negative
-// timeout or ping cache. It makes no call to DynamoDB.
+// timeout, ping cache or campaign refresh. It makes no call to DynamoDB.
 func New(db Client, table string, opts ...Option) (*Store, error) {
 	s := &Store{
 		db: db, table: table, now: time.Now, wall: time.Now, ttl: adcount.DefaultDedupTTL,
 		timeout: DefaultTimeout, pingCache: DefaultPingCache,
 		inFlight: DefaultBatchConcurrency, ping: make(chan struct{}, 1),
-		campaigns: newCampaignCache(campaignCacheSize),
+		refresh: CampaignRefresh, campaigns: newCampaignCache(campaignCacheSize),
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -138,100 +144,12 @@ func New(db Client, table string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("dynamostore: timeout must not be negative, got %v", s.timeout)
 	case s.pingCache < 0:
 		return nil, fmt.Errorf("dynamostore: ping cache must not be negative, got %v", s.pingCache)
+	case s.refresh < 0:
+		return nil, fmt.Errorf("dynamostore: campaign refresh must not be negative, got %v", s.refresh)
 	case s.inFlight < 1 || s.inFlight > adcount.MaxBatch:
 		return nil, fmt.Errorf("dynamostore: batch concurrency must be between 1 and %d, got %d", adcount.MaxBatch, s.inFlight)
 	}
 	return s, nil
-}
-
-// CreateCampaign stores c. It returns ErrConflict if the ID is taken, and
-// ErrUnavailable if DynamoDB throttled, failed or did not answer in time.
-//
-// If the SDK retries a write whose answer was lost, the retry finds the
-// campaign that the first attempt wrote; the store recognises its own
-// write by a token it stored with it and reports success, not a conflict.
-func (s *Store) CreateCampaign(ctx context.Context, c adcount.Campaign) error {
-	const op = "create campaign"
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	creator := newToken()
-	start := c.StartTime.UTC()
-	item := key(campaignPK(c.ID), metaSK)
-	item[attrName] = str(c.Name)
-	item[attrStart] = str(start.Format(time.RFC3339Nano))
-	item[attrStartMs] = num(start.UnixMilli())
-	item[attrStartNs] = num(int64(start.Nanosecond() % int(time.Millisecond)))
-	item[attrCreator] = str(creator)
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(s.table),
-		Item:                     item,
-		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: map[string]string{"#pk": PartitionKey},
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if !errors.As(err, &ccf) {
-		return s.wrap(op, c.ID, err)
-	}
-	existing, err := s.getCampaignItem(ctx, c.ID)
-	switch {
-	case errors.Is(err, adcount.ErrNotFound):
-		// The ID was taken when the put ran and is free again now, which
-		// only someone deleting items by hand can cause. Either way the
-		// campaign that was there was not this call's.
-	case err != nil:
-		return s.wrap(op, c.ID, err)
-	default:
-		if got, _ := getString(existing, attrCreator); got == creator {
-			return nil
-		}
-	}
-	return fmt.Errorf("dynamostore: %s %s: %w", op, c.ID, adcount.ErrConflict)
-}
-
-// Campaign returns the campaign with the given ID, or ErrNotFound. It reads
-// strongly consistently, so a campaign is visible as soon as CreateCampaign
-// has returned.
-func (s *Store) Campaign(ctx context.Context, id string) (adcount.Campaign, error) {
-	const op = "get campaign"
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	item, err := s.getCampaignItem(ctx, id)
-	if err != nil {
-		return adcount.Campaign{}, s.wrap(op, id, err)
-	}
-	c, err := campaignFromItem(id, item)
-	if err != nil {
-		return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
-	}
-	return c, nil
-}
-
-// getCampaignItem reads the campaign's item strongly consistently. It
-// returns adcount.ErrNotFound if there is no such campaign, for the caller
-// to wrap with its operation and the ID as it wraps DynamoDB's errors.
-func (s *Store) getCampaignItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(campaignPK(id), metaSK),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out.Item) == 0 {
-		return nil, adcount.ErrNotFound
-	}
-	return out.Item, nil
-}
-
-func campaignFromItem(id string, item map[string]types.AttributeValue) (adcount.Campaign, error) {
-	name, okName := getString(item, attrName)
-	startText, okStart := getString(item, attrStart)
-	start, err := time.Parse(time.RFC3339Nano, startText)
-	if !okName || !okStart || err != nil {
-		return adcount.Campaign{}, fmt.Errorf("%w: campaign item %s", ErrMalformedItem, metaSK)
-	}
-	return adcount.Campaign{ID: id, Name: name, StartTime: start}, nil
 }
 
 // RecordImpression counts imp unless the same (campaign, user, ad) was
@@ -242,8 +160,10 @@ func campaignFromItem(id string, item map[string]types.AttributeValue) (adcount.
 // include it once the aggregator's watermark passes (Settle).
 //
 // It returns ErrInvalid for a malformed impression, ErrNotFound for an
-// unknown campaign and ErrNotStarted before the campaign's start; none
-// of them changes anything. It returns ErrUnavailable if DynamoDB
+// unknown campaign, and ErrNotStarted, ErrPaused or ErrEnded for a
+// campaign that is not live (adcount.Campaign.Live); none of them changes
+// anything. A pause or an end made through another process is seen
+// within CampaignRefresh (see checkLive). It returns ErrUnavailable if DynamoDB
 // throttled, failed or did not answer in time: then the impression may or
 // may not have been counted, and a retry of the same impression is safe,
 // because the marker is the count.
@@ -268,11 +188,17 @@ func (s *Store) RecordImpression(ctx context.Context, imp adcount.Impression) (a
 // this call, the write is this call's own, committed by an attempt whose
 // answer was lost and retried by the SDK: the impression counted, once.
 func (s *Store) record(ctx context.Context, imp adcount.Impression) (adcount.Outcome, int64, error) {
-	const op = "record impression"
 	now := s.now()
-	if err := s.checkStarted(ctx, imp.CampaignID, now); err != nil {
+	if err := s.checkLive(ctx, imp.CampaignID, now); err != nil {
 		return 0, 0, err
 	}
+	return s.write(ctx, imp, now)
+}
+
+// write writes imp's marker at now, as record describes; the caller has
+// checked that the campaign is live at now.
+func (s *Store) write(ctx context.Context, imp adcount.Impression, now time.Time) (adcount.Outcome, int64, error) {
+	const op = "record impression"
 	owner := newToken()
 	in, expMs := s.markerWrite(imp, now, owner)
 	taken, repeat := adcount.Counted, adcount.Duplicate
@@ -343,8 +269,8 @@ func (s *Store) markerWrite(imp adcount.Impression, now time.Time, owner string)
 // earlier impression in the batch has just taken its key, or found it
 // taken until later, is answered from that without a request: a write
 // would find the same and cost a write unit. Invalid impressions are
-// refused without a request, and each campaign is read at most once
-// (and then cached; see checkStarted).
+// refused without a request, and each campaign is read at most once per
+// refresh bound (and then cached; see checkLive).
 //
 // It returns ErrInvalid for a batch of more than adcount.MaxBatch and
 // ctx's error for a ctx already done, both before any request. If a
@@ -398,28 +324,47 @@ func (s *Store) recordChain(ctx context.Context, imps []adcount.Impression, res 
 			return fmt.Errorf("dynamostore: record impression %s: %w", imps[i].CampaignID, err)
 		}
 		imp := imps[i]
-		if takenUntil > 0 && s.now().UnixMilli() < takenUntil {
-			// The campaign exists and has started, and the key is taken:
-			// what the write would find.
-			res[i].Outcome = adcount.Duplicate
-			if imp.Filtered {
-				res[i].Outcome = adcount.Filtered
-			}
-			continue
-		}
 		callCtx, cancel := s.withTimeout(ctx)
-		out, until, err := s.record(callCtx, imp)
+		now := s.now()
+		err := s.checkLive(callCtx, imp.CampaignID, now)
+		var (
+			out   adcount.Outcome
+			until int64
+		)
+		switch {
+		case err != nil:
+		case takenUntil > 0 && now.UnixMilli() < takenUntil:
+			// The campaign is live and the key is taken: what the write
+			// would find.
+			out, until = adcount.Duplicate, takenUntil
+			if imp.Filtered {
+				out = adcount.Filtered
+			}
+		default:
+			out, until, err = s.write(callCtx, imp, now)
+		}
 		cancel()
 		switch {
 		case err == nil:
 			res[i].Outcome, takenUntil = out, until
-		case errors.Is(err, adcount.ErrNotFound), errors.Is(err, adcount.ErrNotStarted):
+		case refused(err):
 			res[i].Err, takenUntil = err, 0
 		default:
 			return err
 		}
 	}
 	return nil
+}
+
+// refused reports whether err refuses one impression of a batch, as
+// opposed to failing the batch: its campaign is unknown or not live.
+func refused(err error) bool {
+	for _, e := range [...]error{adcount.ErrNotFound, adcount.ErrNotStarted, adcount.ErrPaused, adcount.ErrEnded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func reasonCodes(reasons []types.CancellationReason) string {

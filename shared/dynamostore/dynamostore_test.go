@@ -49,6 +49,8 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{"NegativeTimeout", "t", []dynamostore.Option{dynamostore.WithTimeout(-time.Second)}, "timeout"},
 		// A readiness answer cannot be reused for less than no time.
 		{"NegativePingCache", "t", []dynamostore.Option{dynamostore.WithPingCache(-time.Second)}, "ping cache"},
+		// A campaign cannot be trusted for less than no time.
+		{"NegativeCampaignRefresh", "t", []dynamostore.Option{dynamostore.WithCampaignRefresh(-time.Second)}, "campaign refresh"},
 		// A batch needs at least one transaction in flight, and never more
 		// than it has impressions.
 		{"NoBatchConcurrency", "t", []dynamostore.Option{dynamostore.WithBatchConcurrency(0)}, "batch concurrency"},
@@ -162,12 +164,21 @@ func TestOneWritePerImpression(t *testing.T) {
 
 	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1}, stats(t, s, c.ID))
 	var aggregated []string
-	for _, sk := range sortKeys(tg.items(t, c.ID)) {
+	campaignItems := tg.items(t, c.ID)
+	for _, sk := range sortKeys(campaignItems) {
 		if sk != "META" {
 			aggregated = append(aggregated, sk[:min(len(sk), 4)])
 		}
 	}
-	assert.Equal(t, []string{"DAY#", "HOUR", "TOTA"}, aggregated, "one day, one hour and the total")
+	assert.Equal(t, []string{"ADTO", "DAY#", "HOUR", "TOTA"}, aggregated, "the ad's total, one day, one hour and the total")
+	assert.Equal(t, "ADTOTAL#ad-7", sortKeys(campaignItems)[0])
+	assert.NotContains(t, campaignItems[1], "ttl", "the campaign's day points are kept for good")
+	assert.Contains(t, campaignItems[2], "ttl", "its minutes are not")
+	adItems := tg.adItems(t, c.ID, "ad-7")
+	require.Len(t, adItems, 2, "the ad's own day and hour")
+	for _, it := range adItems {
+		assert.Contains(t, it, "ttl", "an ad's points expire: %v", it["sk"])
+	}
 }
 
 // TestExpiredMarkerStillInTableCountsAgain keeps a dedup marker in the table

@@ -258,7 +258,7 @@ func TestCreateCampaignRetryAfterLostResponse(t *testing.T) {
 	tg := newTarget(t)
 	f, wrap := newFaults()
 	s := tg.store(t, wrap)
-	f.set("PutItem", faultLostResponse, 1)
+	f.set("TransactWriteItems", faultLostResponse, 1)
 	c := createCampaign(t, s, storetest.Epoch)
 	assert.Equal(t, 2, f.requests())
 	err := s.CreateCampaign(context.Background(), c)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -15,10 +16,22 @@ import (
 // keys are chosen so that one Query from the oldest hour of the day window
 // onwards returns exactly what Stats needs, in this order:
 //
+//	ADTOTAL#<ad>         one ad's all-time counts     (before the range)
 //	DAY#<day>            hour counters of one day     (before the range)
 //	HOUR#<hour>          minute counters of one hour  ("HOUR" < "META")
 //	META                 the campaign itself          ("META" < "TOTAL")
 //	TOTAL                the all-time counts
+//
+// So AdStats reads the ads' totals with one Query of the ADTOTAL# range,
+// and Series the campaign's points with one Query of a DAY# or HOUR#
+// range. An ad's time series has a partition of its own, AD#..., laid out
+// as the campaign's is (HOUR#<hour>, DAY#<day>), so that a Query per ad
+// reads a range of its points and the aggregator's writes of many ads
+// spread over many partitions instead of heating the campaign's.
+//
+// The campaign list is the partition CAMPAIGNS: one entry per campaign,
+// a copy of it, sorted by creation time and ID (listSK), so that a page is
+// one Query read backwards.
 //
 // Items that the earlier, transactional write path left behind sort into
 // the same range and Stats adds them in: HOUR#<hour>#<shard> until they
@@ -37,18 +50,59 @@ const MarkerKeyPrefix = "DEDUP#"
 
 const (
 	campaignPrefix = "CAMPAIGN#"
+	adPrefix       = "AD#"
+	adTotalPrefix  = "ADTOTAL#"
 	markerPrefix   = MarkerKeyPrefix
 	hourPrefix     = "HOUR#"
 	dayPrefix      = "DAY#"
 	totalSK        = "TOTAL"
 	metaSK         = "META"
 	markerSK       = "MARKER"
+	listPK         = "CAMPAIGNS"
 	streamPK       = "STREAM"
 	shardPrefix    = "SHARD#"
 	readerPrefix   = "READER#"
+	stagePrefix    = "STAGE#"
 )
 
 func campaignPK(id string) string { return campaignPrefix + id }
+
+// adPK names the partition of one ad's time series within its campaign:
+// AD#<length of the campaign ID>#<campaign ID>#<ad ID>. The length makes
+// it unambiguous, since either ID may hold a "#": campaign "a#b" with ad
+// "c" is AD#3#a#b#c, campaign "a" with ad "b#c" is AD#1#a#b#c. With IDs of
+// at most adcount.MaxIDBytes it is at most 520 bytes, within DynamoDB's
+// 2,048 for a partition key.
+func adPK(campaign, ad string) string {
+	return adPrefix + strconv.Itoa(len(campaign)) + "#" + campaign + "#" + ad
+}
+
+// adTotalSK names the item in the campaign's partition that holds one
+// ad's all-time counts: at most 264 bytes, within DynamoDB's 1,024 for a
+// sort key.
+func adTotalSK(ad string) string { return adTotalPrefix + ad }
+
+// listSK names a campaign's entry in the list: its creation time, as 24
+// hex digits that sort as times do (seconds since the Unix epoch with the
+// sign bit flipped, then nanoseconds), "#", and its ID. Read backwards the
+// list is then newest first and, among campaigns created at the same
+// instant, by ID descending: adcount.NewerFirst. A campaign without a
+// creation time (made before there was one) has the zero time, year 1,
+// which sorts before every real one, so it lists last.
+func listSK(createdAt time.Time, id string) string {
+	return fmt.Sprintf("%016x%08x#%s", uint64(createdAt.Unix())^(1<<63), createdAt.Nanosecond(), id)
+}
+
+// listIDOffset is where the ID starts in a listSK.
+const listIDOffset = 16 + 8 + 1
+
+// idFromListSK returns the campaign ID that a list entry's sort key names.
+func idFromListSK(sk string) (string, bool) {
+	if len(sk) <= listIDOffset || sk[listIDOffset-1] != '#' {
+		return "", false
+	}
+	return sk[listIDOffset:], true
+}
 
 func markerPK(k adcount.DedupKey) string { return markerPrefix + hex.EncodeToString(k[:]) }
 
@@ -64,12 +118,16 @@ func hourKey(hour int64) string { return fmt.Sprintf("%016x", uint64(hour)^(1<<6
 
 // parseHourSK returns the hour an hourSK names; it reads the earlier
 // path's HOUR#<hour>#<shard> items alike.
-func parseHourSK(sk string) (int64, bool) {
-	const n = len(hourPrefix) + 16
-	if len(sk) < n {
+func parseHourSK(sk string) (int64, bool) { return parseKeyed(sk, hourPrefix) }
+
+// parseKeyed returns the hour or day that a sort key made of prefix and
+// hourKey names, ignoring anything after it.
+func parseKeyed(sk, prefix string) (int64, bool) {
+	n := len(prefix) + 16
+	if len(sk) < n || !strings.HasPrefix(sk, prefix) {
 		return 0, false
 	}
-	u, err := strconv.ParseUint(sk[len(hourPrefix):n], 16, 64)
+	u, err := strconv.ParseUint(sk[len(prefix):n], 16, 64)
 	if err != nil {
 		return 0, false
 	}
@@ -100,28 +158,49 @@ func minuteAttr(minute int64) string { return fmt.Sprintf("m%02d", minute) }
 // hourAttr is the attribute of a day item that counts one hour.
 func hourAttr(hour int64) string { return fmt.Sprintf("h%02d", hour) }
 
-// MinuteRetention and HourRetention are how long the aggregator's minute
-// and hour counts are kept: minutes for the day window and a day of
-// time series, hours for 90 days of time series. The items go by TTL a
-// little later than that, so that a reader never sees a count vanish
-// from inside its range.
+// Retention of the aggregator's counts (adcount.Retention states what a
+// time series may ask for):
+//   - MinuteRetention: the campaign's minutes, for the day window and a
+//     day of minute points;
+//   - the campaign's hours and days are kept for as long as the campaign:
+//     its DAY# items never expire;
+//   - AdMinuteRetention: one ad's minutes, for its last hour and an hour
+//     of minute points;
+//   - AdHourRetention: one ad's hours and so its days, for 90 days of day
+//     points (and a day of hour points).
+//
+// The items go by TTL a little later than that, so that a reader never
+// sees a count vanish from inside its range.
 const (
-	MinuteRetention = 24 * time.Hour
-	HourRetention   = 90 * 24 * time.Hour
+	MinuteRetention   = 24 * time.Hour
+	AdMinuteRetention = time.Hour
+	AdHourRetention   = 90 * 24 * time.Hour
 )
 
-// hourItemTTL is when an hour item can go: MinuteRetention after its hour
-// has ended, plus an hour to spare, so that no last_day window reaches it.
-func hourItemTTL(hour int64) int64 {
-	end := (hour + 1) * adcount.HourBuckets * int64(adcount.BucketWidth/time.Second)
-	return end + int64((MinuteRetention + time.Hour).Seconds())
+// hourEnd is the Unix second at which an hour ends.
+func hourEnd(hour int64) int64 {
+	return (hour + 1) * adcount.HourBuckets * int64(adcount.BucketWidth/time.Second)
 }
 
-// dayItemTTL is when a day item can go: HourRetention after its day has
-// ended, plus two days to spare.
-func dayItemTTL(day int64) int64 {
+// hourItemTTL is when a campaign's hour item can go: MinuteRetention after
+// its hour has ended, plus an hour to spare, so that no last_day window
+// reaches it.
+func hourItemTTL(hour int64) int64 {
+	return hourEnd(hour) + int64((MinuteRetention + time.Hour).Seconds())
+}
+
+// adHourItemTTL is when an ad's hour item can go: AdMinuteRetention after
+// its hour has ended, plus an hour to spare; so it is kept at least two
+// hours after it ends.
+func adHourItemTTL(hour int64) int64 {
+	return hourEnd(hour) + int64((AdMinuteRetention + time.Hour).Seconds())
+}
+
+// adDayItemTTL is when an ad's day item can go: AdHourRetention after its
+// day has ended, plus two days to spare.
+func adDayItemTTL(day int64) int64 {
 	end := (day + 1) * 24 * 3600
-	return end + int64((HourRetention + 48*time.Hour).Seconds())
+	return end + int64((AdHourRetention + 48*time.Hour).Seconds())
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {

@@ -161,7 +161,9 @@ func TestThroughCoversTransactionsCommittedBeforeAFailedReread(t *testing.T) {
 	}
 	l := &loseRaceThenFail{}
 	db := a.tg.client(t, func(next http.RoundTripper) http.RoundTripper { l.next = next; return l })
-	agg, err := dynamostore.NewAggregator(db, a.tg.table, dynamostore.WithAggregatorTimeout(time.Minute))
+	// Stages of one transaction each: a batch that needs several is
+	// applied as prefixes of its records, each with its own checkpoint.
+	agg, err := dynamostore.NewAggregator(db, a.tg.table, dynamostore.WithAggregatorTimeout(time.Minute), dynamostore.WithStageItems(99))
 	require.NoError(t, err)
 	res, err := agg.Apply(context.Background(), "shard-1", recs)
 	require.ErrorIs(t, err, adcount.ErrUnavailable)

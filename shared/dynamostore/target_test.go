@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,7 +105,11 @@ func (tg *target) aggregate(t *testing.T) {
 	require.NoError(t, err)
 	p, err := streampoll.New(tg.streams(t), agg, tg.table, streampoll.WithInterval(50*time.Millisecond), streampoll.WithFilter(dynamostore.IsMarkerRecord),
 		// dynamotest shows a record before it acknowledges the write.
-		streampoll.WithPropagation(0))
+		streampoll.WithPropagation(0),
+		// Tests that settle before every read, most of them with no new
+		// impression: a watermark every round, not every second, so that
+		// each waits a round.
+		streampoll.WithIdleAdvance(0))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -182,6 +188,51 @@ func (tg *target) items(t *testing.T, campaignID string, imps ...adcount.Impress
 		}
 	}
 	return items
+}
+
+// adItems returns every item of the partition that holds one ad's time
+// series, read straight from the table.
+func (tg *target) adItems(t *testing.T, campaignID, ad string) []map[string]types.AttributeValue {
+	t.Helper()
+	out, err := tg.client(t, nil).Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 aws.String(tg.table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("AD#%d#%s#%s", len(campaignID), campaignID, ad)}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	require.NoError(t, err)
+	return out.Items
+}
+
+// adTotalItems returns every ad's total in the table, by campaign and ad,
+// read straight from the table with one Scan.
+func (tg *target) adTotalItems(t *testing.T) map[string]map[string]int64 {
+	t.Helper()
+	out := make(map[string]map[string]int64)
+	pages := dynamodb.NewScanPaginator(tg.client(t, nil), &dynamodb.ScanInput{
+		TableName:                 aws.String(tg.table),
+		FilterExpression:          aws.String("begins_with(sk, :ads)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":ads": &types.AttributeValueMemberS{Value: "ADTOTAL#"}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(context.Background())
+		require.NoError(t, err)
+		for _, it := range page.Items {
+			id := strings.TrimPrefix(it["pk"].(*types.AttributeValueMemberS).Value, "CAMPAIGN#")
+			ad := strings.TrimPrefix(it["sk"].(*types.AttributeValueMemberS).Value, "ADTOTAL#")
+			if out[id] == nil {
+				out[id] = make(map[string]int64)
+			}
+			var n int64
+			if v, ok := it["n"].(*types.AttributeValueMemberN); ok {
+				n, err = strconv.ParseInt(v.Value, 10, 64)
+				require.NoError(t, err)
+			}
+			out[id][ad] = n
+		}
+	}
+	return out
 }
 
 func itemKey(pk, sk string) map[string]types.AttributeValue {

@@ -3,6 +3,8 @@ package dynamotest
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -13,6 +15,9 @@ type action struct {
 	kind  string
 	put   item // the new item of a put
 	old   item
+	// removes lists the top-level attributes an update's REMOVE clause
+	// names, which minidyn leaves in place (see removeAttributes).
+	removes []string
 }
 
 const (
@@ -23,9 +28,43 @@ const (
 )
 
 type itemTarget struct {
-	TableName string
-	Key       item
-	Item      item
+	TableName                string
+	Key                      item
+	Item                     item
+	UpdateExpression         string
+	ExpressionAttributeNames map[string]string
+}
+
+// updateClause finds the keywords that begin the clauses of an update
+// expression.
+var updateClause = regexp.MustCompile(`(?i)\b(SET|ADD|REMOVE|DELETE)\b`)
+
+// removedAttributes returns the top-level attributes that the REMOVE
+// clauses of an update expression name, with placeholders resolved.
+// Nested paths (a.b, a[0]) are left out: minidyn removes those itself.
+func removedAttributes(expr string, names map[string]string) []string {
+	var out []string
+	bounds := updateClause.FindAllStringSubmatchIndex(expr, -1)
+	for i, b := range bounds {
+		if !strings.EqualFold(expr[b[2]:b[3]], "REMOVE") {
+			continue
+		}
+		end := len(expr)
+		if i+1 < len(bounds) {
+			end = bounds[i+1][0]
+		}
+		for _, path := range strings.Split(expr[b[1]:end], ",") {
+			path = strings.TrimSpace(path)
+			if path == "" || strings.ContainsAny(path, ".[") {
+				continue
+			}
+			if name, ok := names[path]; ok {
+				path = name
+			}
+			out = append(out, path)
+		}
+	}
+	return out
 }
 
 // actions lists the single-item actions of a write request.
@@ -47,6 +86,9 @@ func (s *Server) actions(op string, body []byte) []action {
 		}
 		kind := map[string]string{"PutItem": actPut, "UpdateItem": actUpdate, "DeleteItem": actDelete}[op]
 		add(in.TableName, kind, in.Key, in.Item)
+		if kind == actUpdate {
+			acts[len(acts)-1].removes = removedAttributes(in.UpdateExpression, in.ExpressionAttributeNames)
+		}
 	case "BatchWriteItem":
 		var in struct {
 			RequestItems map[string][]struct {
@@ -82,6 +124,7 @@ func (s *Server) actions(op string, body []byte) []action {
 				add(ti.Put.TableName, actPut, nil, ti.Put.Item)
 			case ti.Update != nil:
 				add(ti.Update.TableName, actUpdate, ti.Update.Key, nil)
+				acts[len(acts)-1].removes = removedAttributes(ti.Update.UpdateExpression, ti.Update.ExpressionAttributeNames)
 			case ti.Delete != nil:
 				add(ti.Delete.TableName, actDelete, ti.Delete.Key, nil)
 			case ti.ConditionCheck != nil:
@@ -128,6 +171,9 @@ func (s *Server) write(op string, body []byte) (response, Counts) {
 				continue
 			}
 			c.ItemsWritten++
+			if len(a.removes) > 0 {
+				s.removeAttributes(a.table, a.key, a.removes)
+			}
 			cur, err := s.getItem(a.table, a.key)
 			if err != nil {
 				continue
@@ -160,6 +206,33 @@ func (s *Server) write(op string, body []byte) (response, Counts) {
 		}
 	}
 	return res, c
+}
+
+// removeAttributes finishes an update that minidyn applied but whose
+// REMOVE of a top-level attribute it ignored (minidyn v0.8.2 deletes the
+// name from its evaluation environment, never from the item): it writes
+// the item back without them. The caller holds the write lock, so no other
+// write sees the item in between.
+func (s *Server) removeAttributes(table string, key item, names []string) {
+	cur, err := s.getItem(table, key)
+	if err != nil || len(cur) == 0 {
+		return
+	}
+	changed := false
+	for _, n := range names {
+		if _, ok := cur[n]; ok {
+			delete(cur, n)
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	b, err := json.Marshal(map[string]any{"TableName": table, "Item": cur})
+	if err != nil {
+		return
+	}
+	s.call("PutItem", b)
 }
 
 // record appends the change of one item to its table's stream, if the

@@ -86,9 +86,10 @@ const (
 	// second covers what is observed, and a watermark held back by it still
 	// meets the 2 s freshness target with the default interval.
 	DefaultPropagation = time.Second
-	// advanceEvery bounds how often a poller that applies nothing records
-	// its watermark.
-	advanceEvery = time.Second
+	// DefaultIdleAdvance bounds how often a poller that applies nothing
+	// records its watermark, unless WithIdleAdvance says otherwise: a
+	// write a second keeps as_of fresh on an idle table for 1 WRU.
+	DefaultIdleAdvance = time.Second
 	// retryDiscovery is how long a poller waits to list the shards again
 	// after listing them failed.
 	retryDiscovery = time.Second
@@ -111,6 +112,7 @@ type Poller struct {
 	timeout  time.Duration
 	// propagation is held back from each watermark; see WithPropagation.
 	propagation time.Duration
+	idleAdvance time.Duration
 	now         func() time.Time
 	logger      *slog.Logger
 	obs         Observer
@@ -138,6 +140,12 @@ type Option func(*Poller)
 
 // WithInterval sets the pause between rounds; DefaultInterval if not set.
 func WithInterval(d time.Duration) Option { return func(p *Poller) { p.interval = d } }
+
+// WithIdleAdvance sets how often a poller that applies nothing records its
+// watermark: at most once per d; DefaultIdleAdvance if not set, zero for
+// every round. A Settle that follows no new impression waits for it, so
+// tests that read again and again without traffic set it to zero.
+func WithIdleAdvance(d time.Duration) Option { return func(p *Poller) { p.idleAdvance = d } }
 
 // WithRefresh sets how often the poller lists the stream's shards even if
 // no shard it reads has closed; DefaultRefresh if not set.
@@ -196,6 +204,7 @@ func New(streams Client, agg Aggregator, table string, opts ...Option) (*Poller,
 		pageSize:    DefaultPageSize,
 		timeout:     DefaultTimeout,
 		propagation: DefaultPropagation,
+		idleAdvance: DefaultIdleAdvance,
 		now:         time.Now,
 		logger:      slog.New(slog.DiscardHandler),
 		obs:         nopObserver{},
@@ -216,6 +225,8 @@ func New(streams Client, agg Aggregator, table string, opts ...Option) (*Poller,
 		return nil, errors.New("streampoll: interval, refresh and timeout must be positive")
 	case p.propagation < 0:
 		return nil, errors.New("streampoll: the propagation allowance must not be negative")
+	case p.idleAdvance < 0:
+		return nil, errors.New("streampoll: the idle advance must not be negative")
 	case p.pageSize < 1 || p.pageSize > 1000:
 		return nil, fmt.Errorf("streampoll: page size must be from 1 to 1000, got %d", p.pageSize)
 	case p.reader == "":
@@ -308,7 +319,7 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		return false, errors.Join(errs...)
 	}
 	p.obs.CaughtUp()
-	if applied || start.Sub(p.lastAdvance) >= advanceEvery {
+	if applied || start.Sub(p.lastAdvance) >= p.idleAdvance {
 		if err := p.agg.Advance(calls, p.reader, start.Add(-p.propagation)); err != nil {
 			p.fail(StageAdvance, err)
 			return true, err

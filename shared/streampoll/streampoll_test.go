@@ -432,6 +432,24 @@ func TestWatermarkCadence(t *testing.T) {
 	}
 }
 
+// TestWatermarkEveryIdleRound checks WithIdleAdvance(0), as the store's
+// tests run their pollers: every caught-up round records its watermark,
+// so that a Settle with no new impression waits one round, not a second.
+func TestWatermarkEveryIdleRound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	agg := newFakeAgg()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := e.poller(t, agg, streampoll.WithClock(func() time.Time { return now }), streampoll.WithIdleAdvance(0))
+	for i := range 3 {
+		now = now.Add(time.Millisecond)
+		caught, err := p.Poll(context.Background())
+		require.NoError(t, err)
+		require.True(t, caught)
+		assert.Len(t, agg.advances[p.Reader()], i+1, "round %d", i)
+	}
+}
+
 // TestNew refuses what cannot work.
 func TestNew(t *testing.T) {
 	t.Parallel()
@@ -449,6 +467,7 @@ func TestNew(t *testing.T) {
 		{"NoTable", sc, agg, "", nil},
 		{"PageTooBig", sc, agg, "t", []streampoll.Option{streampoll.WithPageSize(1001)}},
 		{"NoInterval", sc, agg, "t", []streampoll.Option{streampoll.WithInterval(0)}},
+		{"NegativeIdleAdvance", sc, agg, "t", []streampoll.Option{streampoll.WithIdleAdvance(-time.Second)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
