@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
@@ -114,13 +115,10 @@ func TestDynamoDBServerOverHTTP(t *testing.T) {
 		require.NoError(t, run(context.Background(), []string{"create-table"}, getenv, &out))
 		assert.Equal(t, want, out.String())
 	}
-	checkServerOverHTTP(t, env, dynamoPauseBound)
+	// A pause or an end reaches every instance of the store within its
+	// campaign refresh.
+	checkServerOverHTTP(t, env, dynamostore.CampaignRefresh)
 }
-
-// dynamoPauseBound is how long a pause or an end may take to reach every
-// instance of the DynamoDB store: it reads a campaign again at most
-// dynamostore.CampaignRefresh after it read it.
-const dynamoPauseBound = 2 * time.Second
 
 // checkServerOverHTTP starts the server with env and drives every route;
 // a pause or an end reaches the store within pauseBound.
