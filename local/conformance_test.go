@@ -37,16 +37,17 @@ func serverBotFilter(t *testing.T) httpapi.Option {
 
 // TestConformanceThroughTheClient runs the store conformance suite through
 // apiclient over real HTTP, against the API handler the local server
-// serves, over a memory store that reads the suite's clock. It checks the
-// whole stack: the client's requests and error mapping, routing, JSON, the
-// status mapping and the store.
+// serves, over a memory store; both read the suite's clock, as the local
+// server's handler and store read one clock. It checks the whole stack:
+// the client's requests and error mapping, routing, JSON, the status
+// mapping and the store.
 func TestConformanceThroughTheClient(t *testing.T) {
 	t.Parallel()
 	bots := serverBotFilter(t)
 	ran := storetest.Run(t, func(t *testing.T, now func() time.Time, ttl time.Duration) adcount.Store {
 		store, err := memstore.New(memstore.WithClock(now), memstore.WithDedupTTL(ttl))
 		require.NoError(t, err)
-		srv := httptest.NewServer(httpapi.NewHandler(store, bots,
+		srv := httptest.NewServer(httpapi.NewHandler(store, bots, httpapi.WithClock(now),
 			httpapi.WithAdminKeys([]string{conformanceKey}),
 			httpapi.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 		t.Cleanup(srv.Close)
@@ -83,7 +84,7 @@ func TestReopenConformanceThroughTheClient(t *testing.T) {
 			memstore.WithLogger(quiet), memstore.WithSnapshotInterval(time.Hour))
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, store.Close()) })
-		h := httpapi.NewHandler(store, bots, httpapi.WithAdminKeys([]string{conformanceKey}), httpapi.WithLogger(quiet))
+		h := httpapi.NewHandler(store, bots, httpapi.WithClock(s.now), httpapi.WithAdminKeys([]string{conformanceKey}), httpapi.WithLogger(quiet))
 		s.store = store
 		s.handler.Store(&h)
 	}

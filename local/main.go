@@ -137,7 +137,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// The timeouts cut off slow clients (a slow-loris client drips its
 	// header a byte at a time to hold a connection); MaxHeaderBytes and the
 	// handler's body limit cap what one request can make the server hold.
-	handler, metrics, err := newHandler(store, cfg, logs)
+	// The handler reads the clock the store reads (stores.Open gives every
+	// store time.Now), so that a campaign's status as the API shows it is
+	// what the store does with an impression at the same moment.
+	handler, metrics, err := newHandler(store, time.Now, cfg, logs)
 	if err != nil {
 		return err
 	}
@@ -162,7 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// read it to find the server.
 	always.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir, "max_connections", maxConns)
 	if len(cfg.AdminKeys) == 0 {
-		always.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns and stats) is OPEN to anyone who can reach this server; set it before exposing the server")
+		always.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns, their changes and their reports) is OPEN to anyone who can reach this server; set it before exposing the server")
 	}
 
 	// The aggregator stops after the server has drained, before the store
@@ -293,12 +296,13 @@ func closeAfterChunked(next http.Handler) http.Handler {
 	})
 }
 
-// newHandler is the API with the routes a long-running server adds: health,
-// readiness, Prometheus metrics and the OpenAPI contract. The request line
-// goes to logs at LOG_LEVEL, written by httpapi.JSONLogSink: the line slog
-// would write, at a fraction of the cost. The metrics count the log lines
-// that logs had to drop.
-func newHandler(store adcount.Store, cfg config.Config, logs *logbuf.Writer) (http.Handler, *prommetrics.Metrics, error) {
+// newHandler is the API over store, reading the store's clock now, with
+// the routes a long-running server adds: health, readiness, Prometheus
+// metrics and the OpenAPI contract. The request line goes to logs at
+// LOG_LEVEL, written by httpapi.JSONLogSink: the line slog would write, at
+// a fraction of the cost. The metrics count the log lines that logs had
+// to drop.
+func newHandler(store adcount.Store, now func() time.Time, cfg config.Config, logs *logbuf.Writer) (http.Handler, *prommetrics.Metrics, error) {
 	sizes, _ := store.(prommetrics.StoreSizes)
 	metrics := prommetrics.New(sizes)
 	if err := metrics.CountDroppedLogLines(logs.Dropped); err != nil {
@@ -309,6 +313,7 @@ func newHandler(store adcount.Store, cfg config.Config, logs *logbuf.Writer) (ht
 		return nil, nil, fmt.Errorf("local: FILTER_BOTS: %w", err)
 	}
 	return httpapi.NewHandler(store,
+		httpapi.WithClock(now),
 		httpapi.WithRequestLog(httpapi.JSONLogSink(logs, cfg.LogLevel)),
 		httpapi.WithAdminKeys(cfg.AdminKeys),
 		httpapi.WithBotFilter(isBot),

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
@@ -97,7 +98,7 @@ func post(t *testing.T, url, body string) map[string]any {
 
 func TestServerOverHTTP(t *testing.T) {
 	t.Parallel()
-	checkServerOverHTTP(t, map[string]string{"DEDUP_TTL": "30m"})
+	checkServerOverHTTP(t, map[string]string{"DEDUP_TTL": "30m"}, 0)
 }
 
 // TestDynamoDBServerOverHTTP creates the table with the create-table
@@ -114,11 +115,14 @@ func TestDynamoDBServerOverHTTP(t *testing.T) {
 		require.NoError(t, run(context.Background(), []string{"create-table"}, getenv, &out))
 		assert.Equal(t, want, out.String())
 	}
-	checkServerOverHTTP(t, env)
+	// A pause or an end reaches every instance of the store within its
+	// campaign refresh.
+	checkServerOverHTTP(t, env, dynamostore.CampaignRefresh)
 }
 
-// checkServerOverHTTP starts the server with env and drives every route.
-func checkServerOverHTTP(t *testing.T, env map[string]string) {
+// checkServerOverHTTP starts the server with env and drives every route;
+// a pause or an end reaches the store within pauseBound.
+func checkServerOverHTTP(t *testing.T, env map[string]string, pauseBound time.Duration) {
 	t.Helper()
 	base := startServer(t, env, nil)
 
@@ -127,6 +131,7 @@ func checkServerOverHTTP(t *testing.T, env map[string]string) {
 	id := c["id"].(string)
 
 	imp := fmt.Sprintf(`{"campaign_id":%q,"user_id":"u1","ad_id":"a1"}`, id)
+	counted := time.Now()
 	assert.Equal(t, true, post(t, base+"/api/v1/impressions", imp)["counted"])
 	assert.Equal(t, false, post(t, base+"/api/v1/impressions", imp)["counted"])
 	bad := post(t, base+"/api/v1/impressions", `{"campaign_id":"`+id+`"}`)
@@ -134,6 +139,7 @@ func checkServerOverHTTP(t *testing.T, env map[string]string) {
 
 	stats := settledStats(t, base, id, time.Now())
 	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 1.0, "last_day": 1.0, "total": 1.0, "filtered": 0.0}, stats)
+	checkReportsOverHTTP(t, base, id, counted, pauseBound)
 }
 
 // settledStats reads a campaign's stats once their as_of has passed since,

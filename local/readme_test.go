@@ -154,22 +154,30 @@ var ignoredHeaders = map[string]bool{"Date": true, "Content-Length": true}
 // TestREADMEExamples replays the README's API examples, in order, against
 // the real server, and checks that each shows the status, every header
 // (Date and Content-Length aside) and the exact body the server answers. The
-// campaign IDs the README shows stand for the ones this server makes: the
-// first time one appears in a response it is bound to the real one, and
-// from then on replaced by it, in later commands too.
+// campaign IDs and page cursors the README shows stand for the ones this
+// server makes: the first time one appears in a response it is bound to
+// the real one, and from then on replaced by it, in later commands too.
+// The times the server reads off its clock (see serverTimes) stand for
+// this run's.
 func TestREADMEExamples(t *testing.T) {
 	t.Parallel()
 	examples := readmeExamples(t)
 	require.NotEmpty(t, examples)
 	servers := map[string]string{}
-	ids := map[string]string{} // README ID -> this run's ID
+	ids := map[string]string{} // README ID or cursor -> this run's
 	replaceIDs := func(s string) string {
-		return uuidRE.ReplaceAllStringFunc(s, func(id string) string {
+		s = uuidRE.ReplaceAllStringFunc(s, func(id string) string {
 			if real, ok := ids[id]; ok {
 				return real
 			}
 			return id
 		})
+		for shown, real := range ids {
+			if !uuidRE.MatchString(shown) {
+				s = strings.ReplaceAll(s, shown, real)
+			}
+		}
+		return s
 	}
 	for _, ex := range examples {
 		base, ok := servers[ex.env]
@@ -186,6 +194,12 @@ func TestREADMEExamples(t *testing.T) {
 		req := curlRequest(t, base, ex, replaceIDs)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err, ex.command)
+		// A person pasting the examples sends no two in the same
+		// millisecond, which the list's order (by created_at, to the
+		// millisecond, then by the random ID) shows: wait, at most a
+		// millisecond, for the next one.
+		next := time.Now().Truncate(time.Millisecond).Add(time.Millisecond)
+		time.Sleep(time.Until(next))
 		body, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		require.NoError(t, resp.Body.Close())
@@ -195,15 +209,9 @@ func TestREADMEExamples(t *testing.T) {
 			assert.Empty(t, ex.body, "%s writes its body to /dev/null", ex.command)
 		} else {
 			bindIDs(t, ex, got, ids)
-			// Stats are as of the moment they were read: the README's
-			// as_of stands for this run's, which must be a time of today.
-			if m := asOfRE.FindString(got); m != "" {
-				at, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.TrimPrefix(m, `"as_of":"`), `"`))
-				require.NoError(t, err)
-				assert.WithinDuration(t, time.Now(), at, time.Minute, "as_of of %s", ex.command)
-				got = strings.Replace(got, m, asOfRE.FindString(ex.body), 1)
-			}
-			assert.Equal(t, replaceIDs(ex.body), got, "the body of %s", ex.command)
+			want := replaceIDs(ex.body)
+			got = serverTimes(t, ex.command, want, got)
+			assert.Equal(t, want, got, "the body of %s", ex.command)
 		}
 		if ex.status == 0 {
 			assert.Less(t, resp.StatusCode, 300, "%s fails, though the README shows no status", ex.command)
@@ -280,8 +288,9 @@ func curlRequest(t *testing.T, base string, ex example, replaceIDs func(string) 
 	return req
 }
 
-// bindIDs binds each campaign ID the README shows in a response, and has
-// not bound yet, to the one in the same place of the real response.
+// bindIDs binds each campaign ID and page cursor the README shows in a
+// response, and has not bound yet, to the one in the same place of the
+// real response.
 func bindIDs(t *testing.T, ex example, got string, ids map[string]string) {
 	t.Helper()
 	var shown, real map[string]any
@@ -290,12 +299,45 @@ func bindIDs(t *testing.T, ex example, got string, ids map[string]string) {
 	}
 	for key, v := range shown {
 		id, ok := v.(string)
-		if !ok || !uuidRE.MatchString(id) {
+		if !ok || (!uuidRE.MatchString(id) && key != "next_cursor") {
 			continue
 		}
 		realID, _ := real[key].(string)
-		if _, bound := ids[id]; !bound && uuidRE.MatchString(realID) {
+		if _, bound := ids[id]; !bound && realID != "" && (key == "next_cursor" || uuidRE.MatchString(realID)) {
 			ids[id] = realID
 		}
 	}
+}
+
+// serverTimeRE matches the times the server reads off its clock and
+// answers to the millisecond: stats' and reports' as_of, created_at, and
+// a series' bounds and points.
+var serverTimeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`)
+
+// serverTimes returns got with each time the server read off its clock
+// replaced by the one the README shows in the same place, once it has
+// checked that the README shows as many and that each real one is of this
+// run: within the last two days (a day series reaches back to yesterday's
+// start), and not after now.
+func serverTimes(t *testing.T, command, want, got string) string {
+	t.Helper()
+	shown, real := serverTimeRE.FindAllString(want, -1), serverTimeRE.FindAllStringIndex(got, -1)
+	require.Len(t, real, len(shown), "the times of %s", command)
+	var b strings.Builder
+	last := 0
+	now := time.Now()
+	for i, at := range real {
+		text := got[at[0]:at[1]]
+		if text != shown[i] {
+			tm, err := time.Parse(time.RFC3339, text)
+			require.NoError(t, err)
+			assert.True(t, !tm.After(now) && tm.After(now.Add(-50*time.Hour)), "%s of %s is no time of this run", text, command)
+			text = shown[i]
+		}
+		b.WriteString(got[last:at[0]])
+		b.WriteString(text)
+		last = at[1]
+	}
+	b.WriteString(got[last:])
+	return b.String()
 }

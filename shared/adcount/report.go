@@ -1,6 +1,7 @@
 package adcount
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"time"
@@ -159,8 +160,28 @@ func EncodeCursor[C CampaignCursor | AdCursor](c C) string {
 func DecodeCursor[C CampaignCursor | AdCursor](s string) (C, error) {
 	var c C
 	b, err := cursorEncoding.DecodeString(s)
-	if err != nil || len(b) > 1024 || json.Unmarshal(b, &c) != nil {
-		return c, fieldError("cursor", "is not a cursor this API handed out; start again without it")
+	if err != nil || len(b) > 1024 {
+		return c, errBadCursor()
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // a cursor of the other kind is no cursor
+	if dec.Decode(&c) != nil || dec.More() {
+		return c, errBadCursor()
+	}
+	// Every cursor handed out names a campaign or an ad.
+	switch k := any(c).(type) {
+	case CampaignCursor:
+		if k.ID == "" {
+			return c, errBadCursor()
+		}
+	case AdCursor:
+		if k.AdID == "" {
+			return c, errBadCursor()
+		}
 	}
 	return c, nil
+}
+
+func errBadCursor() error {
+	return fieldError("cursor", "is not a cursor this API handed out; start again without it")
 }

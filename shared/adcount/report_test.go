@@ -120,12 +120,19 @@ func TestCursorsRoundTrip(t *testing.T) {
 	assert.Equal(t, cc.ID, got.ID)
 	assert.NotContains(t, adcount.EncodeCursor(cc), "a/b", "opaque and URL-safe")
 
+	_, err = adcount.DecodeCursor[adcount.CampaignCursor](adcount.EncodeCursor(adcount.AdCursor{Total: 1, AdID: "a"}))
+	assert.ErrorIs(t, err, adcount.ErrInvalid, "an ad cursor is no campaign cursor")
+
 	ac := adcount.AdCursor{Total: 1 << 60, AdID: "ad é"}
 	gotAd, err := adcount.DecodeCursor[adcount.AdCursor](adcount.EncodeCursor(ac))
 	require.NoError(t, err)
 	assert.Equal(t, ac, gotAd)
 
-	for _, bad := range []string{"", "!!", "bm90IGpzb24", strings.Repeat("A", 2000)} {
+	for _, bad := range []string{
+		"", "!!", "bm90IGpzb24", strings.Repeat("A", 2000),
+		adcount.EncodeCursor(cc), // a campaign cursor is no ad cursor
+		"e30",                    // {}
+	} {
 		_, err := adcount.DecodeCursor[adcount.AdCursor](bad)
 		var fe *adcount.FieldError
 		require.ErrorAs(t, err, &fe, bad)

@@ -83,7 +83,8 @@ func WithHTTPClient(hc *http.Client) Option {
 }
 
 // WithAdminKey sets the admin key sent as "Authorization: Bearer <key>" on
-// the admin routes: creating and reading campaigns and reading stats.
+// the admin routes: creating, listing, reading and changing campaigns, and
+// reading their stats, series and per-ad breakdown.
 // Recording impressions needs no key, so it is never sent there, which keeps
 // it out of the ingest path's proxies and logs.
 func WithAdminKey(key string) Option {
@@ -113,6 +114,8 @@ func WithUserAgent(ua string) Option {
 //	404 "campaign not found"     matches adcount.ErrNotFound
 //	409 "already exists"         matches adcount.ErrConflict
 //	409 "has not started"        matches adcount.ErrNotStarted
+//	409 "is paused"              matches adcount.ErrPaused
+//	409 "has ended"              matches adcount.ErrEnded
 //	429, 502, 503, 504           matches adcount.ErrUnavailable
 //	no answer (network, timeout) matches adcount.ErrUnavailable and the cause
 //
@@ -182,11 +185,19 @@ func (e *StatusError) Unwrap() error { return e.err }
 // before sending, with the errors of adcount.NewCampaign, because JSON
 // cannot carry invalid UTF-8 unchanged.
 func (c *Client) Create(ctx context.Context, name string, start time.Time) (adcount.Campaign, error) {
+	return c.create(ctx, name, start, time.Time{})
+}
+
+// create creates a campaign with an end, or none for the zero end.
+func (c *Client) create(ctx context.Context, name string, start, end time.Time) (adcount.Campaign, error) {
 	const op = "create campaign"
 	if _, err := adcount.NewCampaign("", name, start); err != nil {
 		return adcount.Campaign{}, fmt.Errorf("apiclient: %s: %w", op, err)
 	}
 	in := campaignRequest{Name: name, StartTime: start.Format(time.RFC3339Nano)}
+	if !end.IsZero() {
+		in.EndTime = end.Format(time.RFC3339Nano)
+	}
 	var out campaignResponse
 	if err := c.do(ctx, op, http.MethodPost, "/api/v1/campaigns", true, in, &out, adcount.ErrConflict); err != nil {
 		return adcount.Campaign{}, err
@@ -265,7 +276,8 @@ func newImpressionRequest(imp adcount.Impression) impressionRequest {
 // result per impression, in order, as the store contract says. An invalid
 // impression is answered here, with the errors of Impression.Validate, and
 // not sent; every other result is the API's, its error a *StatusError that
-// matches adcount.ErrInvalid, adcount.ErrNotFound or adcount.ErrNotStarted.
+// matches adcount.ErrInvalid, adcount.ErrNotFound, or what a campaign that
+// is not live answers: adcount.ErrNotStarted, ErrPaused or ErrEnded.
 //
 // A batch whose encoding is larger than the API's body limit (only IDs
 // near their 256-byte limit that JSON must escape make one) is sent as
@@ -350,7 +362,8 @@ func (c *Client) sendBatch(ctx context.Context, body rawJSON, sent []int, imps [
 // isItemError reports whether err is one the store contract allows for one
 // impression of a batch.
 func isItemError(err error) bool {
-	return errors.Is(err, adcount.ErrInvalid) || errors.Is(err, adcount.ErrNotFound) || errors.Is(err, adcount.ErrNotStarted)
+	return errors.Is(err, adcount.ErrInvalid) || errors.Is(err, adcount.ErrNotFound) ||
+		errors.Is(err, adcount.ErrNotStarted) || errors.Is(err, adcount.ErrPaused) || errors.Is(err, adcount.ErrEnded)
 }
 
 // Stats returns the campaign's counts as the API read them, or an error
@@ -486,6 +499,10 @@ func answerError(op string, status int, code, message string, conflict error) *S
 		switch code {
 		case "not_started":
 			e.err = adcount.ErrNotStarted
+		case "paused":
+			e.err = adcount.ErrPaused
+		case "ended":
+			e.err = adcount.ErrEnded
 		case "conflict":
 			e.err = adcount.ErrConflict
 		case "limit":
@@ -522,11 +539,17 @@ type (
 	campaignRequest struct {
 		Name      string `json:"name"`
 		StartTime string `json:"start_time"`
+		EndTime   string `json:"end_time,omitempty"`
 	}
 	campaignResponse struct {
 		ID        string `json:"id"`
 		Name      string `json:"name"`
 		StartTime string `json:"start_time"`
+		EndTime   string `json:"end_time"`
+		Paused    bool   `json:"paused"`
+		// Status is not kept: adcount.Campaign.Status computes it at
+		// any moment from the rest.
+		CreatedAt string `json:"created_at"`
 	}
 	impressionRequest struct {
 		CampaignID string `json:"campaign_id"`
@@ -563,10 +586,28 @@ type (
 // rawJSON is a request body encoded already.
 type rawJSON []byte
 
+// campaign reads a campaign answer. end_time and created_at are optional:
+// a campaign without an end, or created before created_at was kept, and
+// an API from before either, leave them out.
 func (r campaignResponse) campaign(op string) (adcount.Campaign, error) {
-	start, err := time.Parse(time.RFC3339Nano, r.StartTime)
-	if err != nil {
-		return adcount.Campaign{}, fmt.Errorf("apiclient: %s: decode start_time: %w", op, err)
+	c := adcount.Campaign{ID: r.ID, Name: r.Name, Paused: r.Paused}
+	for _, f := range []struct {
+		name, value string
+		dst         *time.Time
+		optional    bool
+	}{
+		{"start_time", r.StartTime, &c.StartTime, false},
+		{"end_time", r.EndTime, &c.EndTime, true},
+		{"created_at", r.CreatedAt, &c.CreatedAt, true},
+	} {
+		if f.value == "" && f.optional {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, f.value)
+		if err != nil {
+			return adcount.Campaign{}, fmt.Errorf("apiclient: %s: decode %s: %w", op, f.name, err)
+		}
+		*f.dst = t.UTC()
 	}
-	return adcount.Campaign{ID: r.ID, Name: r.Name, StartTime: start.UTC()}, nil
+	return c, nil
 }

@@ -35,7 +35,7 @@ func newServer(t *testing.T, wrap func(http.Handler) http.Handler) *server {
 	clock := storetest.NewClock(storetest.Epoch)
 	store, err := memstore.New(memstore.WithClock(clock.Now))
 	require.NoError(t, err)
-	var h http.Handler = httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{adminKey}),
+	var h http.Handler = httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{adminKey}), httpapi.WithClock(clock.Now),
 		httpapi.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if wrap != nil {
 		h = wrap(h)
@@ -277,6 +277,9 @@ func TestStatusMapping(t *testing.T) {
 		// The two 409s are told apart by their message.
 		{"Conflict", 409, `{"error":"a campaign with this id already exists","code":"conflict"}`, nil, adcount.ErrConflict, "", 0},
 		{"NotStarted", 409, `{"error":"campaign has not started yet; impressions count from its start_time","code":"not_started"}`, nil, adcount.ErrNotStarted, "", 0},
+		// A campaign that is not live says why in its own code.
+		{"Paused", 409, `{"error":"campaign is paused; impressions count again once it is resumed","code":"paused"}`, nil, adcount.ErrPaused, "", 0},
+		{"Ended", 409, `{"error":"campaign has ended; impressions after its end_time are not counted","code":"ended"}`, nil, adcount.ErrEnded, "", 0},
 		// A full store refuses a create with a 409 of its own.
 		{"CampaignLimit", 409, `{"error":"the store already holds its maximum number of campaigns (MAX_CAMPAIGNS); no campaign was created","code":"limit"}`, nil, adcount.ErrLimit, "", 0},
 		// A 503 is unavailable, and says when to retry.
@@ -317,7 +320,7 @@ func TestStatusMapping(t *testing.T) {
 			assert.Equal(t, tc.status, se.Status)
 			assert.Equal(t, tc.retryAfter, se.RetryAfter)
 			if tc.wantIs == nil {
-				for _, domain := range []error{adcount.ErrInvalid, adcount.ErrNotFound, adcount.ErrConflict, adcount.ErrNotStarted, adcount.ErrUnavailable, apiclient.ErrUnauthorized} {
+				for _, domain := range []error{adcount.ErrInvalid, adcount.ErrNotFound, adcount.ErrConflict, adcount.ErrNotStarted, adcount.ErrPaused, adcount.ErrEnded, adcount.ErrUnavailable, apiclient.ErrUnauthorized} {
 					assert.NotErrorIs(t, err, domain)
 				}
 				return

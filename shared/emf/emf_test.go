@@ -90,6 +90,8 @@ func TestRequestLinesAreEMF(t *testing.T) {
 	mem, err := memstore.New()
 	require.NoError(t, err)
 	require.NoError(t, mem.CreateCampaign(context.Background(), adcount.Campaign{ID: "c", Name: "c", StartTime: start}))
+	require.NoError(t, mem.CreateCampaign(context.Background(), adcount.Campaign{ID: "paused", Name: "p", StartTime: start, Paused: true}))
+	require.NoError(t, mem.CreateCampaign(context.Background(), adcount.Campaign{ID: "ended", Name: "e", StartTime: start, EndTime: start.Add(time.Hour)}))
 	imp := `{"campaign_id":"c","user_id":"u","ad_id":"a"}`
 	cases := []struct {
 		name       string
@@ -105,6 +107,11 @@ func TestRequestLinesAreEMF(t *testing.T) {
 			map[string]any{"impression_outcome": "duplicate", "impressions": 1.0}, nil},
 		{"Rejected", mem, "POST", "/api/v1/impressions", `{"campaign_id":"nope","user_id":"u","ad_id":"a"}`,
 			map[string]any{"impression_outcome": "rejected", "impression_reason": "not_found", "status_code": "404"}, []string{"store_errors"}},
+		// A campaign that is not live refuses with a reason of its own.
+		{"Paused", mem, "POST", "/api/v1/impressions", `{"campaign_id":"paused","user_id":"u","ad_id":"a"}`,
+			map[string]any{"impression_outcome": "rejected", "impression_reason": "paused", "status_code": "409"}, []string{"store_errors"}},
+		{"Ended", mem, "GET", "/api/v1/pixel.gif?campaign_id=ended&user_id=u&ad_id=a", "",
+			map[string]any{"impression_outcome": "rejected", "impression_reason": "ended", "status_code": "409"}, []string{"store_errors"}},
 		{"StoreError", downStore{mem}, "POST", "/api/v1/impressions", imp,
 			map[string]any{"impression_outcome": "rejected", "impression_reason": "unavailable", "store_error": "unavailable", "store_errors": 1.0, "status_code": "503"}, nil},
 		// Other routes count requests and latency, not impressions.

@@ -29,15 +29,20 @@ func batchOf(items ...string) string {
 }
 
 // newMemServer serves the API over a memory store on a still clock with
-// the campaigns "live" (started) and "future" (not yet), with opts.
+// the campaigns "live" (started), "future" (not yet), "paused" and "ended",
+// with opts.
 func newMemServer(t *testing.T, opts ...httpapi.Option) *server {
 	t.Helper()
 	clock := storetest.NewClock(storetest.Epoch)
 	store, err := memstore.New(memstore.WithClock(clock.Now))
 	require.NoError(t, err)
-	for id, start := range map[string]time.Time{"live": storetest.Epoch, "future": storetest.Epoch.Add(time.Hour)} {
-		c, err := adcount.NewCampaign(id, id, start)
-		require.NoError(t, err)
+	for _, c := range []adcount.Campaign{
+		{ID: "live", StartTime: storetest.Epoch},
+		{ID: "future", StartTime: storetest.Epoch.Add(time.Hour)},
+		{ID: "paused", StartTime: storetest.Epoch, Paused: true},
+		{ID: "ended", StartTime: storetest.Epoch.Add(-time.Hour), EndTime: storetest.Epoch},
+	} {
+		c.Name = c.ID
 		require.NoError(t, store.CreateCampaign(context.Background(), c))
 	}
 	srv := httptest.NewServer(httpapi.NewHandler(store, append([]httpapi.Option{httpapi.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...))
@@ -61,6 +66,8 @@ func TestBatchItemsAnswerAsTheSingleRoute(t *testing.T) {
 		// The store's errors.
 		impression("nope", "u1", "a1"),
 		impression("future", "u1", "a1"),
+		impression("paused", "u1", "a1"),
+		impression("ended", "u1", "a1"),
 		impression("live", "", "a1"),
 		impression("live", strings.Repeat("u", 257), "a1"),
 		// The decoder's errors, in the single route's words.
@@ -91,9 +98,7 @@ func TestBatchItemsAnswerAsTheSingleRoute(t *testing.T) {
 		{"Filtering", func(t *testing.T) *server {
 			t.Helper()
 			store := newFilterStore(t, "live")
-			c, err := adcount.NewCampaign("future", "future", storetest.Epoch.Add(time.Hour))
-			require.NoError(t, err)
-			require.NoError(t, store.CreateCampaign(context.Background(), c))
+			store.addNotLive(t)
 			srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithBotFilter(isBot), httpapi.WithLogger(slog.New(slog.DiscardHandler))))
 			t.Cleanup(srv.Close)
 			return &server{Server: srv}
@@ -271,13 +276,18 @@ func TestBatchRecord(t *testing.T) {
 	r := s.do(t, "POST", "/api/v1/impressions/batch", batchOf(
 		impression("live", "u1", "a"), impression("live", "u2", "a"), impression("live", "u1", "a"),
 		`{"campaign_id":"live","user_id":"u3","ad_id":"a","user_agent":"`+googlebotUA+`"}`,
-		impression("nope", "u1", "a"), impression("live", "", "a"), `7`))
+		impression("nope", "u1", "a"), impression("live", "", "a"), `7`,
+		impression("future", "u1", "a"), impression("paused", "u1", "a"), impression("ended", "u1", "a"),
+		impression("paused", "u2", "a")))
 	require.Equal(t, http.StatusOK, r.status)
 	rec := sink.last(t)
 	assert.Equal(t, httpapi.RouteRecordBatch, rec.Route)
 	assert.Equal(t, http.StatusOK, rec.Status)
+	// Each way a campaign that is not live refuses impressions is a
+	// reason of its own.
 	assert.Equal(t, httpapi.Impressions{Counted: 2, Duplicate: 1, Filtered: 1,
-		Rejected: []httpapi.Rejection{{Reason: "not_found", Count: 1}, {Reason: "invalid", Count: 1}, {Reason: "malformed", Count: 1}}}, rec.Impressions)
+		Rejected: []httpapi.Rejection{{Reason: "not_found", Count: 1}, {Reason: "invalid", Count: 1}, {Reason: "malformed", Count: 1},
+			{Reason: "not_started", Count: 1}, {Reason: "paused", Count: 2}, {Reason: "ended", Count: 1}}}, rec.Impressions)
 	assert.Empty(t, rec.Outcome(), "a batch has no one outcome")
 	assert.Empty(t, rec.ErrorKind)
 }

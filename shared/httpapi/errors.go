@@ -143,6 +143,10 @@ func classify(err error) problem {
 		return problem{http.StatusConflict, "the store already holds its maximum number of campaigns (MAX_CAMPAIGNS); no campaign was created", "limit"}
 	case errors.Is(err, adcount.ErrNotStarted):
 		return problem{http.StatusConflict, "campaign has not started yet; impressions count from its start_time", "not_started"}
+	case errors.Is(err, adcount.ErrPaused):
+		return problem{http.StatusConflict, "campaign is paused; impressions count again once it is resumed", "paused"}
+	case errors.Is(err, adcount.ErrEnded):
+		return problem{http.StatusConflict, "campaign has ended; impressions after its end_time are not counted", "ended"}
 	case errors.Is(err, context.Canceled):
 		// Before the store's own kinds: a store call cut short by the
 		// client's going is no store failure.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,11 +85,11 @@ func (s *filterStore) RecordImpression(_ context.Context, imp adcount.Impression
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.campaigns[imp.CampaignID]
-	switch {
-	case !ok:
+	if !ok {
 		return 0, fmt.Errorf("filterstore: %w", adcount.ErrNotFound)
-	case !c.Started(storetest.Epoch):
-		return 0, fmt.Errorf("filterstore: %w", adcount.ErrNotStarted)
+	}
+	if err := c.Live(storetest.Epoch); err != nil {
+		return 0, fmt.Errorf("filterstore: %w", err)
 	}
 	key := imp.Key()
 	first := !s.seen[key]
@@ -127,11 +128,25 @@ func (s *filterStore) Stats(_ context.Context, id string) (adcount.Stats, error)
 	return adcount.Stats{CampaignID: id, LastHour: n, LastDay: n, Total: n, Filtered: s.filtered[id]}, nil
 }
 
+// addNotLive adds to s the campaigns that are not live at its clock's
+// time, storetest.Epoch: "future" (not started), "paused" and "ended".
+func (s *filterStore) addNotLive(t *testing.T) {
+	t.Helper()
+	for _, c := range []adcount.Campaign{
+		{ID: "future", Name: "future", StartTime: storetest.Epoch.Add(time.Hour)},
+		{ID: "paused", Name: "paused", StartTime: storetest.Epoch.Add(-time.Hour), Paused: true},
+		{ID: "ended", Name: "ended", StartTime: storetest.Epoch.Add(-time.Hour), EndTime: storetest.Epoch},
+	} {
+		require.NoError(t, s.CreateCampaign(context.Background(), c))
+	}
+}
+
 // newFilterServer serves the API with the tests' bot filter over a
-// filterStore with the live campaign "live".
+// filterStore with the live campaign "live" and those of addNotLive.
 func newFilterServer(t *testing.T, opts ...httpapi.Option) *server {
 	t.Helper()
 	store := newFilterStore(t, "live")
+	store.addNotLive(t)
 	opts = append([]httpapi.Option{httpapi.WithBotFilter(isBot), httpapi.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	srv := httptest.NewServer(httpapi.NewHandler(store, opts...))
 	t.Cleanup(srv.Close)

@@ -29,6 +29,9 @@ func FuzzDecode(f *testing.F) {
 		`{"campaign_id":"c","user_id":"u","ad_id":"a"}`,
 		`{"campaign_id":"c","user_id":7}`,
 		`{"name":"x","start_time":"2026-01-01T00:00:00Z"}`,
+		`{"name":"x","start_time":"2026-01-01T00:00:00Z","end_time":null}`,
+		`{"name":"x","end_time":"2026-02-01T00:00:00Z","paused":true}`,
+		`{"end":1}`,
 		`[]`, `null`, `{}{}`, `{"a":`, "\xff",
 	} {
 		f.Add([]byte(seed))
@@ -37,19 +40,35 @@ func FuzzDecode(f *testing.F) {
 		for _, dst := range []struct {
 			v      any
 			fields []string
-		}{{&impressionRequest{}, impressionFields}, {&campaignRequest{}, campaignFields}} {
-			r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
-			err := decode(httptest.NewRecorder(), r, dst.v, dst.fields)
+			strict bool
+		}{
+			{&impressionRequest{}, impressionFields, false},
+			{&campaignRequest{}, campaignFields, true},
+			{&patchRequest{}, patchFields, true},
+		} {
+			w, r := httptest.NewRecorder(), httptest.NewRequest("POST", "/", bytes.NewReader(body))
+			var err error
+			if dst.strict {
+				err = decodeStrict(w, r, dst.v, dst.fields)
+			} else {
+				err = decodeFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes), dst.v, dst.fields)
+			}
 			if err == nil {
-				if imp, ok := dst.v.(*impressionRequest); ok {
-					err = adcount.Impression{CampaignID: imp.CampaignID, UserID: imp.UserID, AdID: imp.AdID}.Validate()
+				switch req := dst.v.(type) {
+				case *impressionRequest:
+					err = adcount.Impression{CampaignID: req.CampaignID, UserID: req.UserID, AdID: req.AdID}.Validate()
+				case *campaignRequest:
+					_, err = parseEndTime(req.EndTime)
+				case *patchRequest:
+					_, err = parseEndTime(req.EndTime)
 				}
 				if err == nil {
 					continue
 				}
 				var fe *adcount.FieldError
-				if !errors.As(err, &fe) {
-					t.Fatalf("validation error %v is not a field error", err)
+				var re *requestError
+				if !errors.As(err, &fe) && !errors.As(err, &re) {
+					t.Fatalf("validation error %v is neither a field error nor a request error", err)
 				}
 			}
 			if p := classify(err); p.status != http.StatusBadRequest && p.status != http.StatusRequestEntityTooLarge {
@@ -84,6 +103,10 @@ func FuzzHandler(f *testing.F) {
 	f.Add("POST", "/api/v1/impressions/batch", "User-Agent", "Googlebot/2.1", []byte(`{"impressions":[{"campaign_id":"c1","user_id":"u","ad_id":"a","user_agent":"bot"}]}`))
 	f.Add("GET", "/api/v1/pixel.gif?campaign_id=c1&user_id=u&ad_id=a", "User-Agent", "Mozilla/5.0", []byte(nil))
 	f.Add("HEAD", "/api/v1/pixel.gif?campaign_id=c1&user_id=u&ad_id=%zz", "", "", []byte(nil))
+	f.Add("GET", "/api/v1/campaigns?limit=2&status=active&cursor=x", "Authorization", "Bearer k", []byte(nil))
+	f.Add("PATCH", "/api/v1/campaigns/c1", "Authorization", "Bearer k", []byte(`{"name":"n","end_time":null,"paused":true}`))
+	f.Add("GET", "/api/v1/campaigns/c1/timeseries?interval=minute&from=2026-01-05T09:00:00Z&ad_id=a", "Authorization", "Bearer k", []byte(nil))
+	f.Add("GET", "/api/v1/campaigns/c1/ads?limit=1", "Authorization", "Bearer k", []byte(nil))
 	f.Fuzz(func(t *testing.T, method, path, hkey, hval string, body []byte) {
 		req, err := http.NewRequest(method, "http://counter.example"+path, bytes.NewReader(body))
 		if err != nil || !utf8.ValidString(hkey) {
@@ -101,7 +124,7 @@ func FuzzHandler(f *testing.F) {
 			t.Fatal(err)
 		}
 		bot := func(ua string) bool { return strings.Contains(ua, "bot") }
-		h := NewHandler(store, WithAdminKeys([]string{"k"}), WithBotFilter(bot), WithLogger(slog.New(slog.DiscardHandler)))
+		h := NewHandler(store, WithAdminKeys([]string{"k"}), WithBotFilter(bot), WithClock(func() time.Time { return start }), WithLogger(slog.New(slog.DiscardHandler)))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 

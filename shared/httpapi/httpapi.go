@@ -41,7 +41,8 @@ func WithRequestLog(s Sink) Option {
 }
 
 // WithAdminKeys requires one of keys, sent as "Authorization: Bearer <key>",
-// on the admin routes: creating and reading campaigns and reading stats.
+// on the admin routes: creating, listing, reading and changing campaigns,
+// and reading their stats, time series and per-ad breakdown.
 // More than one key may be active so that keys can be rotated without
 // downtime. With no keys the admin routes are open, which suits local
 // development only. Impression ingest never needs a key: ad tags run in
@@ -98,8 +99,19 @@ func WithIDGenerator(newID func() string) Option {
 	return func(a *api) { a.newID = newID }
 }
 
+// WithClock sets the clock the handler reads: it stamps a new campaign's
+// created_at, computes every campaign's status, evaluates the campaign
+// list's status filter, and is the "now" that a time series' defaults and
+// retention limits count back from. Give it the clock the store reads, so
+// that a status the API shows agrees with what the store does with an
+// impression at the same moment. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(a *api) { a.now = now }
+}
+
 type api struct {
 	store adcount.Store
+	now   func() time.Time
 	isBot func(userAgent string) bool // nil filters nothing
 	// readImpression reads the single route's body: readImpression, or
 	// in tests the decoder alone, to prove both answer alike.
@@ -123,7 +135,7 @@ type api struct {
 // use and holds no state of its own, so any number of copies may serve the
 // same store.
 func NewHandler(store adcount.Store, opts ...Option) http.Handler {
-	a := &api{store: store, readImpression: readImpression, newID: newUUID, requestIDs: newRequestIDs(), mux: http.NewServeMux(), access: map[string]Access{}}
+	a := &api{store: store, now: time.Now, readImpression: readImpression, newID: newUUID, requestIDs: newRequestIDs(), mux: http.NewServeMux(), access: map[string]Access{}}
 	for _, opt := range opts {
 		opt(a)
 	}

@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/adcount/impression-counter/shared/adcount"
 )
 
 // TestRequestIDsAreUnique: IDs made from every core at once, across many
@@ -52,4 +55,21 @@ func FuzzIsCanonical(f *testing.F) {
 			t.Fatalf("isCanonical(%q) = %v, want %v", p, got, want)
 		}
 	})
+}
+
+// TestPixelReadsItsQuery: the pixel reads its impression from exactly the
+// parameters the route table lists for it (pixelQuery), which the
+// contract test compares with docs/openapi.yaml: each is read, and sent
+// twice is refused by its name.
+func TestPixelReadsItsQuery(t *testing.T) {
+	t.Parallel()
+	for _, name := range pixelQuery {
+		imp, err := pixelImpression(name + "=v")
+		require.NoError(t, err)
+		assert.Equal(t, 1, strings.Count(imp.CampaignID+imp.UserID+imp.AdID, "v"), "%s is read", name)
+		_, err = pixelImpression(name + "=v&" + name + "=w")
+		var fe *adcount.FieldError
+		require.ErrorAs(t, err, &fe)
+		assert.Equal(t, name, fe.Field)
+	}
 }

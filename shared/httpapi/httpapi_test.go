@@ -36,7 +36,7 @@ func newServer(t *testing.T) *server {
 	clock := storetest.NewClock(storetest.Epoch)
 	store, err := memstore.New(memstore.WithClock(clock.Now))
 	require.NoError(t, err)
-	srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
+	srv := httptest.NewServer(httpapi.NewHandler(store, httpapi.WithClock(clock.Now), httpapi.WithLogger(slog.New(slog.DiscardHandler))))
 	t.Cleanup(srv.Close)
 	return &server{Server: srv, clock: clock}
 }
@@ -226,10 +226,12 @@ func TestMethodNotAllowedListsAllowedMethods(t *testing.T) {
 	}{
 		// Impressions also answer CORS preflights.
 		{"GET", "/api/v1/impressions", "OPTIONS, POST"},
-		{"PUT", "/api/v1/campaigns", "POST"},
 		// GET routes also serve HEAD.
+		{"PUT", "/api/v1/campaigns", "GET, HEAD, POST"},
 		{"POST", "/api/v1/campaigns/x/stats", "GET, HEAD"},
-		{"DELETE", "/api/v1/campaigns/x", "GET, HEAD"},
+		{"DELETE", "/api/v1/campaigns/x", "GET, HEAD, PATCH"},
+		{"POST", "/api/v1/campaigns/x/timeseries", "GET, HEAD"},
+		{"PUT", "/api/v1/campaigns/x/ads", "GET, HEAD"},
 	}
 	for _, tc := range cases {
 		r := s.do(t, tc.method, tc.path, "")

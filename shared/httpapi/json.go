@@ -13,26 +13,35 @@ import (
 	"sync"
 )
 
-// decode reads exactly one JSON object from the request body into dst. The
-// body is capped at MaxBodyBytes. Errors say, in words a client can act on,
-// what was wrong and which field; fail turns them into 400 or 413.
-//
-// Unknown fields are ignored, so that an ad tag that sends extra data still
-// has its impressions counted. The Content-Type is not checked, because
-// browsers send navigator.sendBeacon bodies as text/plain.
+// decodeStrict reads exactly one JSON object from an admin route's request
+// body into dst. The body is capped at MaxBodyBytes. Errors say, in words
+// a client can act on, what was wrong and which field; fail turns them
+// into 400 or 413. The Content-Type is not checked, as on every route.
 //
 // fields are dst's JSON field names: text that decoding would repair
-// (invalid UTF-8, lone surrogate escapes), a field sent twice and a field
-// name in the wrong case are refused, where encoding/json would accept
-// them silently (see textCheck).
-func decode(w http.ResponseWriter, r *http.Request, dst any, fields []string) error {
-	return decodeFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes), dst, fields)
+// (invalid UTF-8, lone surrogate escapes), a field sent twice, a field
+// name in the wrong case and a field the request does not have are
+// refused, where encoding/json would accept them silently (see
+// textCheck). The impression routes' bodies are read more leniently (see
+// decodeFrom): an ad tag that sends extra data still has its impressions
+// counted; a campaign is changed on purpose, by a person or a program
+// that means every field it sends, and a misspelt "endtime" ignored would
+// leave running a campaign that its owner believes ended.
+func decodeStrict(w http.ResponseWriter, r *http.Request, dst any, fields []string) error {
+	return decodeChecked(http.MaxBytesReader(w, r.Body, MaxBodyBytes), dst, &textCheck{fields: fields, strict: true})
 }
 
-// decodeFrom is decode over any reader: the request body, or one item of
-// a batch, which is answered exactly as the same JSON sent alone would be.
+// decodeFrom reads exactly one JSON object from body into dst, as
+// decodeStrict does but ignoring fields that are not the request's. It
+// reads the single impression route's body and each item of a batch, so
+// that an item is answered exactly as the same JSON sent alone would be.
 func decodeFrom(body io.Reader, dst any, fields []string) error {
-	check := &textCheck{r: body, fields: fields}
+	return decodeChecked(body, dst, &textCheck{fields: fields})
+}
+
+// decodeChecked decodes body into dst through check, whose r it sets.
+func decodeChecked(body io.Reader, dst any, check *textCheck) error {
+	check.r = body
 	dec := json.NewDecoder(check)
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
@@ -49,7 +58,7 @@ func decodeFrom(body io.Reader, dst any, fields []string) error {
 }
 
 // readImpression reads the single route's body: the impression and the
-// user_agent it sends, or the error decode would answer, word for word.
+// user_agent it sends, or the error decodeFrom would answer, word for word.
 //
 // The body is read whole, up to MaxBodyBytes, into a reused buffer, and
 // the common body (one object of string fields, each sent once, with

@@ -82,6 +82,11 @@ func TestRequestLog(t *testing.T) {
 		{"BadRequestID", "POST", "/api/v1/impressions", impression(id, "u2", "a"), http.Header{"X-Request-Id": {"a\"b"}}, "POST /api/v1/impressions", "counted", "", ""},
 		{"Rejected", "POST", "/api/v1/impressions", `{"campaign_id":"` + id + `"}`, nil, "POST /api/v1/impressions", "", "invalid", ""},
 		{"WrongKey", "GET", "/api/v1/campaigns/" + id, "", http.Header{"Authorization": {"Bearer guess"}}, "GET /api/v1/campaigns/{id}", "", "forbidden", ""},
+		// A paused and an ended campaign's refusals are kinds of their own.
+		{"Pause", "PATCH", "/api/v1/campaigns/" + id, `{"paused":true}`, admin, "PATCH /api/v1/campaigns/{id}", "", "", ""},
+		{"Paused", "POST", "/api/v1/impressions", impression(id, "u3", "a"), nil, "POST /api/v1/impressions", "", "paused", ""},
+		{"End", "PATCH", "/api/v1/campaigns/" + id, `{"paused":false,"end_time":"2026-01-02T00:00:00Z"}`, admin, "PATCH /api/v1/campaigns/{id}", "", "", ""},
+		{"Ended", "POST", "/api/v1/impressions", impression(id, "u3", "a"), nil, "POST /api/v1/impressions", "", "ended", ""},
 		{"Unmatched", "GET", "/nowhere", "", nil, "unmatched", "", "", ""},
 	}
 	for _, tc := range cases {
@@ -109,6 +114,10 @@ func TestRequestLog(t *testing.T) {
 		assert.NotContains(t, string(raw), "guess", "%s: a presented key is never logged", tc.name)
 		assert.NotContains(t, string(raw), "private-user", "%s: bodies are never logged", tc.name)
 	}
+	// A batch's line counts its refusals by kind.
+	_, line = send("POST", "/api/v1/impressions/batch", batchOf(impression(id, "u4", "a"), impression(id, "u5", "a"), impression("none", "u", "a")), nil)
+	assert.Equal(t, 2.0, line["rejected_ended"])
+	assert.Equal(t, 1.0, line["rejected_not_found"])
 }
 
 // TestOneRecordPerRequest checks the record every sink gets: one per

@@ -8,14 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/httpapi"
-	"github.com/adcount/impression-counter/shared/storetest"
 )
 
 // pixelReply is a pixel's answer.
@@ -45,9 +43,6 @@ func getPixel(t *testing.T, base, query, ua string) pixelReply {
 func TestPixelOutcomes(t *testing.T) {
 	t.Parallel()
 	s := newFilterServer(t)
-	future, err := adcount.NewCampaign("future", "future", storetest.Epoch.Add(time.Hour))
-	require.NoError(t, err)
-	require.NoError(t, s.store.CreateCampaign(t.Context(), future))
 	down := httptest.NewServer(httpapi.NewHandler(&failingStore{err: adcount.ErrUnavailable}, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
 	t.Cleanup(down.Close)
 
@@ -75,6 +70,8 @@ func TestPixelOutcomes(t *testing.T) {
 		{"NotUTF8", s.URL, "?campaign_id=live&user_id=%FF&ad_id=a", chromeUA, 400, "rejected", "invalid"},
 		{"UnknownCampaign", s.URL, "?campaign_id=nope&user_id=u&ad_id=a", chromeUA, 404, "rejected", "not_found"},
 		{"NotStarted", s.URL, "?campaign_id=future&user_id=u&ad_id=a", chromeUA, 409, "rejected", "not_started"},
+		{"Paused", s.URL, "?campaign_id=paused&user_id=u&ad_id=a", chromeUA, 409, "rejected", "paused"},
+		{"Ended", s.URL, "?campaign_id=ended&user_id=u&ad_id=a", chromeUA, 409, "rejected", "ended"},
 		// The store's failure: retry later.
 		{"StoreDown", down.URL, "?campaign_id=live&user_id=u&ad_id=a", chromeUA, 503, "unavailable", "unavailable"},
 	}

@@ -55,6 +55,8 @@ func TestBatchReplyIsItsJSON(t *testing.T) {
 			{outcome: adcount.Filtered},
 			{err: fmt.Errorf("store: %w", adcount.ErrNotFound)},
 			{err: fmt.Errorf("store: %w", adcount.ErrNotStarted)},
+			{err: fmt.Errorf("store: %w", adcount.ErrPaused)},
+			{err: fmt.Errorf("store: %w", adcount.ErrEnded)},
 			{err: &adcount.FieldError{Field: "user_id", Message: "must be at most 256 bytes, got 300"}},
 			{err: badRequest("request body must be a JSON object, got string")},
 		}},
@@ -143,6 +145,9 @@ func TestBatchStoreFaultPerItemFailsTheBatch(t *testing.T) {
 	}{
 		// The item's own faults stay the item's.
 		{"NotFound", adcount.ErrNotFound, false},
+		{"NotStarted", adcount.ErrNotStarted, false},
+		{"Paused", adcount.ErrPaused, false},
+		{"Ended", adcount.ErrEnded, false},
 		{"Invalid", &adcount.FieldError{Field: "ad_id", Message: "is required and must be a non-empty string"}, false},
 		// The store's faults, and the client's hang-up, are the batch's.
 		{"Unavailable", adcount.ErrUnavailable, true},

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,13 +18,17 @@ import (
 // call each and which handler serves it.
 const (
 	RouteCreateCampaign      = "POST /api/v1/campaigns"
+	RouteListCampaigns       = "GET /api/v1/campaigns"
 	RouteGetCampaign         = "GET /api/v1/campaigns/{id}"
+	RouteUpdateCampaign      = "PATCH /api/v1/campaigns/{id}"
 	RouteRecordImpression    = "POST /api/v1/impressions"
 	RoutePreflightImpression = "OPTIONS /api/v1/impressions"
 	RouteRecordBatch         = "POST /api/v1/impressions/batch"
 	RoutePreflightBatch      = "OPTIONS /api/v1/impressions/batch"
 	RoutePixel               = "GET /api/v1/pixel.gif"
 	RouteGetStats            = "GET /api/v1/campaigns/{id}/stats"
+	RouteGetSeries           = "GET /api/v1/campaigns/{id}/timeseries"
+	RouteGetAdStats          = "GET /api/v1/campaigns/{id}/ads"
 )
 
 // Operations routes, served only with WithOperations: for the people and
@@ -76,6 +82,9 @@ type Route struct {
 	// "GET /api/v1/campaigns/{id}".
 	Pattern string
 	Access  Access
+	// Query names the query parameters the route reads; it ignores any
+	// other.
+	Query []string
 }
 
 // route is one entry of the route table: the pattern, the access class,
@@ -96,18 +105,22 @@ type route struct {
 // compare the OpenAPI contract and the SAM template with the handler are
 // all derived from it. A new route is one entry here plus its handler.
 var routeTable = []route{
-	{Route: Route{RouteCreateCampaign, Admin}, handler: (*api).handleCreateCampaign},
-	{Route: Route{RouteGetCampaign, Admin}, handler: (*api).handleGetCampaign},
-	{Route: Route{RouteRecordImpression, Ingest}, impressions: true, handler: (*api).handleRecordImpression},
-	{Route: Route{RoutePreflightImpression, Ingest}, handler: handlePreflight},
-	{Route: Route{RouteRecordBatch, Ingest}, impressions: true, handler: (*api).handleRecordBatch},
-	{Route: Route{RoutePreflightBatch, Ingest}, handler: handlePreflight},
-	{Route: Route{RoutePixel, Ingest}, impressions: true, handler: (*api).handlePixel, fail: failPixel},
-	{Route: Route{RouteGetStats, Admin}, handler: (*api).handleGetStats},
-	{Route: Route{RouteHealth, Operations}, handler: handleHealth},
-	{Route: Route{RouteReady, Operations}, handler: (*api).handleReady},
-	{Route: Route{RouteMetrics, Operations}, handler: (*api).handleMetrics},
-	{Route: Route{RouteOpenAPI, Operations}, handler: (*api).handleOpenAPI},
+	{Route: Route{Pattern: RouteCreateCampaign, Access: Admin}, handler: (*api).handleCreateCampaign},
+	{Route: Route{Pattern: RouteListCampaigns, Access: Admin, Query: listCampaignsQuery}, handler: (*api).handleListCampaigns},
+	{Route: Route{Pattern: RouteGetCampaign, Access: Admin}, handler: (*api).handleGetCampaign},
+	{Route: Route{Pattern: RouteUpdateCampaign, Access: Admin}, handler: (*api).handleUpdateCampaign},
+	{Route: Route{Pattern: RouteRecordImpression, Access: Ingest}, impressions: true, handler: (*api).handleRecordImpression},
+	{Route: Route{Pattern: RoutePreflightImpression, Access: Ingest}, handler: handlePreflight},
+	{Route: Route{Pattern: RouteRecordBatch, Access: Ingest}, impressions: true, handler: (*api).handleRecordBatch},
+	{Route: Route{Pattern: RoutePreflightBatch, Access: Ingest}, handler: handlePreflight},
+	{Route: Route{Pattern: RoutePixel, Access: Ingest, Query: pixelQuery}, impressions: true, handler: (*api).handlePixel, fail: failPixel},
+	{Route: Route{Pattern: RouteGetStats, Access: Admin}, handler: (*api).handleGetStats},
+	{Route: Route{Pattern: RouteGetSeries, Access: Admin, Query: seriesQuery}, handler: (*api).handleGetSeries},
+	{Route: Route{Pattern: RouteGetAdStats, Access: Admin, Query: adStatsQuery}, handler: (*api).handleGetAdStats},
+	{Route: Route{Pattern: RouteHealth, Access: Operations}, handler: handleHealth},
+	{Route: Route{Pattern: RouteReady, Access: Operations}, handler: (*api).handleReady},
+	{Route: Route{Pattern: RouteMetrics, Access: Operations}, handler: (*api).handleMetrics},
+	{Route: Route{Pattern: RouteOpenAPI, Access: Operations}, handler: (*api).handleOpenAPI},
 }
 
 // Table returns every route of the table, operations routes included, in
@@ -116,6 +129,7 @@ func Table() []Route {
 	routes := make([]Route, len(routeTable))
 	for i, rt := range routeTable {
 		routes[i] = rt.Route
+		routes[i].Query = slices.Clone(rt.Query)
 	}
 	return routes
 }
@@ -148,47 +162,148 @@ func newUUID() string { return uuid.NewString() }
 type campaignRequest struct {
 	Name      string `json:"name"`
 	StartTime string `json:"start_time"`
+	// EndTime is optional; absent or null, the campaign has no end.
+	EndTime json.RawMessage `json:"end_time"`
 }
 
 var campaignFields = jsonFields[campaignRequest]()
 
+// campaignResponse is a campaign as every answer shows it. The start and
+// end are exact, in UTC, as they were set, so that they round-trip;
+// created_at, which the server stamps, is to the millisecond like every
+// other time the server reads off its clock, and is kept so.
 type campaignResponse struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	StartTime string `json:"start_time"`
+	// EndTime is absent for a campaign without an end.
+	EndTime string         `json:"end_time,omitempty"`
+	Paused  bool           `json:"paused"`
+	Status  adcount.Status `json:"status"`
+	// CreatedAt is absent for a campaign created before it was kept.
+	CreatedAt string `json:"created_at,omitempty"`
 }
 
-func newCampaignResponse(c adcount.Campaign) campaignResponse {
-	return campaignResponse{ID: c.ID, Name: c.Name, StartTime: c.StartTime.Format(time.RFC3339Nano)}
+// newCampaignResponse shows c with its status at now.
+func newCampaignResponse(c adcount.Campaign, now time.Time) campaignResponse {
+	out := campaignResponse{
+		ID:        c.ID,
+		Name:      c.Name,
+		StartTime: c.StartTime.UTC().Format(time.RFC3339Nano),
+		Paused:    c.Paused,
+		Status:    c.Status(now),
+		CreatedAt: millis(c.CreatedAt),
+	}
+	if !c.EndTime.IsZero() {
+		out.EndTime = c.EndTime.UTC().Format(time.RFC3339Nano)
+	}
+	return out
 }
 
-// handleCreateCampaign serves POST /api/v1/campaigns: it registers a campaign
-// under a new random ID and answers 201 with it.
+// handleCreateCampaign serves POST /api/v1/campaigns: it registers a
+// campaign under a new random ID, created now by the handler's clock, and
+// answers 201 with it. An end_time is checked as a PATCH checks it
+// (adcount.Campaign.Apply), so that both refuse the same ends.
 func (a *api) handleCreateCampaign() endpoint {
 	return func(w http.ResponseWriter, r *http.Request) (response, error) {
 		var req campaignRequest
-		if err := decode(w, r, &req, campaignFields); err != nil {
+		if err := decodeStrict(w, r, &req, campaignFields); err != nil {
 			return response{}, err
 		}
 		var start time.Time
 		if req.StartTime != "" {
 			var err error
-			start, err = time.Parse(time.RFC3339Nano, req.StartTime)
-			// RFC 3339 offsets stop at 23:59; Go's parser accepts more.
-			if _, offset := start.Zone(); err != nil || offset <= -24*3600 || offset >= 24*3600 {
-				return response{}, &adcount.FieldError{Field: "start_time", Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"}
+			if start, err = parseTime("start_time", req.StartTime); err != nil {
+				return response{}, err
 			}
 		}
 		c, err := adcount.NewCampaign(a.newID(), req.Name, start)
 		if err != nil {
 			return response{}, err
 		}
+		end, err := parseEndTime(req.EndTime)
+		if err != nil {
+			return response{}, err
+		}
+		if end != nil && !end.IsZero() {
+			if c, err = c.Apply(adcount.CampaignPatch{EndTime: end}); err != nil {
+				return response{}, err
+			}
+		}
+		// Kept to the millisecond, as the API shows it, so that what a
+		// client reads is exactly what the list orders by.
+		now := a.now()
+		c.CreatedAt = now.UTC().Truncate(time.Millisecond)
 		if err := a.store.CreateCampaign(r.Context(), c); err != nil {
 			return response{}, err
 		}
 		w.Header().Set("Location", "/api/v1/campaigns/"+c.ID)
-		return response{status: http.StatusCreated, body: newCampaignResponse(c)}, nil
+		return response{status: http.StatusCreated, body: newCampaignResponse(c, now)}, nil
 	}
+}
+
+// parseEndTime reads an end_time field: nil when absent, a pointer to the
+// zero time for null (no end), else the time. The zero time itself,
+// 0001-01-01T00:00:00Z, is refused, since it would read as null; it is
+// outside the range Apply allows anyway.
+func parseEndTime(raw json.RawMessage) (*time.Time, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	if string(raw) == "null" {
+		return &time.Time{}, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, badRequest("end_time: must be a string or null, got " + jsonKind(raw))
+	}
+	end, err := parseTime("end_time", s)
+	if err != nil {
+		return nil, err
+	}
+	if end.IsZero() {
+		return nil, &adcount.FieldError{Field: "end_time", Message: "must be between " + adcount.MinStartTime.Format(time.RFC3339) + " and " + adcount.MaxStartTime.Format(time.RFC3339)}
+	}
+	return &end, nil
+}
+
+// handleListCampaigns serves GET /api/v1/campaigns?limit=&cursor=&status=:
+// one page of the campaigns, newest first, each with its status now, and
+// the cursor of the next page. The status filter is evaluated at the same
+// now.
+func (a *api) handleListCampaigns() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
+		q, err := readQuery(r.URL.RawQuery, listCampaignsQuery)
+		if err != nil {
+			return response{}, err
+		}
+		cq := adcount.CampaignQuery{Now: a.now()}
+		if cq.Limit, err = q.pageLimit(); err != nil {
+			return response{}, err
+		}
+		if cq.After, err = cursor[adcount.CampaignCursor](q); err != nil {
+			return response{}, err
+		}
+		if v := q.get("status"); v != "" {
+			if cq.Status, err = adcount.ParseStatus(v); err != nil {
+				return response{}, err
+			}
+		}
+		page, err := a.store.ListCampaigns(r.Context(), cq)
+		if err != nil {
+			return response{}, err
+		}
+		out := campaignListResponse{Campaigns: make([]campaignResponse, 0, len(page.Campaigns)), NextCursor: encodeCursor(page.Next)}
+		for _, c := range page.Campaigns {
+			out.Campaigns = append(out.Campaigns, newCampaignResponse(c, cq.Now))
+		}
+		return response{status: http.StatusOK, body: out}, nil
+	}
+}
+
+type campaignListResponse struct {
+	Campaigns  []campaignResponse `json:"campaigns"`
+	NextCursor *string            `json:"next_cursor"`
 }
 
 // handleGetCampaign serves GET /api/v1/campaigns/{id}.
@@ -198,8 +313,81 @@ func (a *api) handleGetCampaign() endpoint {
 		if err != nil {
 			return response{}, err
 		}
-		return response{status: http.StatusOK, body: newCampaignResponse(c)}, nil
+		return response{status: http.StatusOK, body: newCampaignResponse(c, a.now())}, nil
 	}
+}
+
+// patchRequest is a PATCH body. Each field is kept raw, so that a field
+// sent as null is told from one not sent: null removes an end, and is no
+// name and no pause.
+type patchRequest struct {
+	Name    json.RawMessage `json:"name"`
+	EndTime json.RawMessage `json:"end_time"`
+	Paused  json.RawMessage `json:"paused"`
+}
+
+var patchFields = jsonFields[patchRequest]()
+
+// handleUpdateCampaign serves PATCH /api/v1/campaigns/{id}: it renames
+// the campaign, sets or removes (null) its end, pauses or resumes it, and
+// answers 200 with the campaign as changed. The store applies the patch
+// with adcount.Campaign.Apply, which validates as create does; a bad
+// patch changes nothing. A patch that changes nothing is refused, since it
+// is most likely a mistake, such as a misspelt field.
+func (a *api) handleUpdateCampaign() endpoint {
+	return func(w http.ResponseWriter, r *http.Request) (response, error) {
+		var req patchRequest
+		if err := decodeStrict(w, r, &req, patchFields); err != nil {
+			return response{}, err
+		}
+		var p adcount.CampaignPatch
+		if req.Name != nil {
+			var name string
+			if err := json.Unmarshal(req.Name, &name); err != nil || string(req.Name) == "null" {
+				return response{}, badRequest("name: must be a string, got " + jsonKind(req.Name))
+			}
+			p.Name = &name
+		}
+		var err error
+		if p.EndTime, err = parseEndTime(req.EndTime); err != nil {
+			return response{}, err
+		}
+		if req.Paused != nil {
+			var paused bool
+			if err := json.Unmarshal(req.Paused, &paused); err != nil || string(req.Paused) == "null" {
+				return response{}, badRequest("paused: must be true or false, got " + jsonKind(req.Paused))
+			}
+			p.Paused = &paused
+		}
+		if p.Empty() {
+			return response{}, badRequest("the patch changes nothing: send at least one of " + fieldList(patchFields))
+		}
+		c, err := a.store.UpdateCampaign(r.Context(), r.PathValue("id"), p)
+		if err != nil {
+			return response{}, err
+		}
+		return response{status: http.StatusOK, body: newCampaignResponse(c, a.now())}, nil
+	}
+}
+
+// jsonKind names the kind of a JSON value a client sent, for a message
+// that says what was expected instead.
+func jsonKind(raw json.RawMessage) string {
+	switch {
+	case len(raw) == 0:
+		return "nothing"
+	case raw[0] == '"':
+		return "string"
+	case raw[0] == '{':
+		return "object"
+	case raw[0] == '[':
+		return "array"
+	case raw[0] == 't' || raw[0] == 'f':
+		return "boolean"
+	case raw[0] == 'n':
+		return "null"
+	}
+	return "number"
 }
 
 type impressionRequest struct {
@@ -403,13 +591,24 @@ type statsResponse struct {
 	AsOf string `json:"as_of,omitempty"`
 }
 
-// asOf formats a freshness time for an answer: UTC, to the millisecond,
-// or empty for the zero time.
-func asOf(t time.Time) string {
+// millis formats a time the server reads off a clock (as_of, created_at,
+// a series' points) for an answer: UTC, to the millisecond, or empty for
+// the zero time.
+func millis(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// exactMillis formats a time as millis does when it is a whole number of
+// milliseconds, and with every digit it has otherwise: a series' bounds
+// are echoed exactly, since which points the series holds depends on them.
+func exactMillis(t time.Time) string {
+	if t.Equal(t.Truncate(time.Millisecond)) {
+		return millis(t)
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // handleGetStats serves GET /api/v1/campaigns/{id}/stats.
@@ -419,7 +618,118 @@ func (a *api) handleGetStats() endpoint {
 		if err != nil {
 			return response{}, err
 		}
-		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered, AsOf: asOf(s.AsOf)}}, nil
+		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered, AsOf: millis(s.AsOf)}}, nil
+	}
+}
+
+type seriesResponse struct {
+	CampaignID string           `json:"campaign_id"`
+	Interval   adcount.Interval `json:"interval"`
+	From       string           `json:"from"`
+	To         string           `json:"to"`
+	AdID       string           `json:"ad_id,omitempty"`
+	Points     []pointResponse  `json:"points"`
+	AsOf       string           `json:"as_of,omitempty"`
+}
+
+type pointResponse struct {
+	Start string `json:"start"`
+	Count int64  `json:"count"`
+}
+
+// handleGetSeries serves GET
+// /api/v1/campaigns/{id}/timeseries?from=&to=&interval=&ad_id=: the
+// campaign's counted impressions, or one ad's, per minute, hour (the
+// default) or day, one point for each interval that holds a moment of
+// [from, to), zeros included. to defaults to now and from to 24 hours
+// before to. adcount.SeriesQuery.Check refuses, with a message naming the
+// limit, a series of more than adcount.MaxSeriesPoints points or one that
+// reaches back past what the store keeps of that interval.
+func (a *api) handleGetSeries() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
+		q, err := readQuery(r.URL.RawQuery, seriesQuery)
+		if err != nil {
+			return response{}, err
+		}
+		// The default end is now to the millisecond, so that the bounds
+		// the answer echoes are exactly the ones the points are of.
+		now := a.now()
+		sq := adcount.SeriesQuery{Interval: adcount.Hour, AdID: q.get("ad_id")}
+		if sq.To, err = q.timeOr("to", now.Truncate(time.Millisecond)); err != nil {
+			return response{}, err
+		}
+		if sq.From, err = q.timeOr("from", sq.To.Add(-adcount.DefaultSeriesSpan)); err != nil {
+			return response{}, err
+		}
+		if v := q.get("interval"); v != "" {
+			if sq.Interval, err = adcount.ParseInterval(v); err != nil {
+				return response{}, err
+			}
+		}
+		if sq.AdID != "" {
+			// The same rule as an impression's ad_id, which names it.
+			if err := (adcount.Impression{CampaignID: "c", UserID: "u", AdID: sq.AdID}).Validate(); err != nil {
+				return response{}, err
+			}
+		}
+		if err := sq.Check(now); err != nil {
+			return response{}, err
+		}
+		id := r.PathValue("id")
+		series, err := a.store.Series(r.Context(), id, sq)
+		if err != nil {
+			return response{}, err
+		}
+		out := seriesResponse{CampaignID: id, Interval: sq.Interval, From: exactMillis(sq.From), To: exactMillis(sq.To), AdID: sq.AdID,
+			Points: make([]pointResponse, len(series.Points)), AsOf: millis(series.AsOf)}
+		for i, p := range series.Points {
+			out.Points[i] = pointResponse{Start: millis(p.Start), Count: p.Count}
+		}
+		return response{status: http.StatusOK, body: out}, nil
+	}
+}
+
+type adStatsResponse struct {
+	CampaignID string       `json:"campaign_id"`
+	Ads        []adResponse `json:"ads"`
+	NextCursor *string      `json:"next_cursor"`
+	AsOf       string       `json:"as_of,omitempty"`
+}
+
+type adResponse struct {
+	AdID     string `json:"ad_id"`
+	LastHour int64  `json:"last_hour"`
+	LastDay  int64  `json:"last_day"`
+	Total    int64  `json:"total"`
+	Filtered int64  `json:"filtered"`
+}
+
+// handleGetAdStats serves GET /api/v1/campaigns/{id}/ads?limit=&cursor=:
+// one page of the campaign's per-ad breakdown, the ads with the most
+// impressions first, and the cursor of the next page.
+func (a *api) handleGetAdStats() endpoint {
+	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
+		q, err := readQuery(r.URL.RawQuery, adStatsQuery)
+		if err != nil {
+			return response{}, err
+		}
+		var aq adcount.AdQuery
+		if aq.Limit, err = q.pageLimit(); err != nil {
+			return response{}, err
+		}
+		if aq.After, err = cursor[adcount.AdCursor](q); err != nil {
+			return response{}, err
+		}
+		id := r.PathValue("id")
+		page, err := a.store.AdStats(r.Context(), id, aq)
+		if err != nil {
+			return response{}, err
+		}
+		out := adStatsResponse{CampaignID: id, Ads: make([]adResponse, len(page.Ads)), NextCursor: encodeCursor(page.Next), AsOf: millis(page.AsOf)}
+		for i, ad := range page.Ads {
+			out.Ads[i] = adResponse{AdID: ad.AdID, LastHour: ad.LastHour, LastDay: ad.LastDay, Total: ad.Total, Filtered: ad.Filtered}
+		}
+		return response{status: http.StatusOK, body: out}, nil
 	}
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"io"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -17,7 +18,9 @@ import (
 //     "inv\xfe" would be one user;
 //   - a field of the request sent twice, where the last would win;
 //   - a field name that matches a field only case-insensitively, such as
-//     "User_ID", which the decoder would take for user_id.
+//     "User_ID", which the decoder would take for user_id;
+//   - with strict set, any top-level field that is not one of the
+//     request's, which the decoder would ignore.
 //
 // It is a small JSON scanner that follows strings, escapes and nesting and
 // nothing more: syntax errors are the decoder's to report, and a check's
@@ -27,6 +30,7 @@ import (
 type textCheck struct {
 	r      io.Reader
 	fields []string // the request's JSON field names, in order
+	strict bool     // a top-level field not in fields is refused
 	err    error    // the first problem found; scanning stops there
 
 	state     uint8
@@ -242,10 +246,18 @@ func (c *textCheck) keep(b ...byte) {
 // request's fields sent once and spelt exactly, or no field at all.
 func (c *textCheck) keyDone() {
 	c.isKey = false
-	if !c.topLevel || c.nKey > len(c.key) {
+	if !c.topLevel {
+		return
+	}
+	if c.nKey > len(c.key) {
+		// Longer than every field's name.
+		if c.strict {
+			c.err = badRequest("request body has a field this request does not take; its fields are " + fieldList(c.fields))
+		}
 		return
 	}
 	key := c.key[:c.nKey]
+	known := false
 	for i, f := range c.fields {
 		switch {
 		case string(key) == f:
@@ -253,10 +265,27 @@ func (c *textCheck) keyDone() {
 				c.err = &adcount.FieldError{Field: f, Message: "is sent more than once; send each field once"}
 			}
 			c.seen |= 1 << i
+			known = true
 		case bytes.EqualFold(key, []byte(f)):
 			c.err = &adcount.FieldError{Field: string(key), Message: "field names are case-sensitive; did you mean " + f + "?"}
+			known = true
 		}
 	}
+	if c.strict && !known {
+		c.err = &adcount.FieldError{Field: string(key), Message: "is not a field of this request; its fields are " + fieldList(c.fields)}
+	}
+}
+
+// fieldList names fields as a sentence does: "name, start_time and
+// end_time".
+func fieldList(fields []string) string {
+	switch len(fields) {
+	case 0:
+		return "none"
+	case 1:
+		return fields[0]
+	}
+	return strings.Join(fields[:len(fields)-1], ", ") + " and " + fields[len(fields)-1]
 }
 
 // fail records text that is not valid UTF-8, naming the field whose value

@@ -31,6 +31,9 @@ func TestRecordsBecomeSamples(t *testing.T) {
 		Impressions: httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "unavailable", Count: 1}}}})
 	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions", Status: 499, ErrorKind: "client_closed",
 		Impressions: httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "client_closed", Count: 1}}}})
+	// A batch refused for each way a campaign is not live: a series each.
+	m.Observe(context.Background(), httpapi.Record{Route: "POST /api/v1/impressions/batch", Status: 200,
+		Impressions: httpapi.Impressions{Rejected: []httpapi.Rejection{{Reason: "not_started", Count: 1}, {Reason: "paused", Count: 2}, {Reason: "ended", Count: 3}}}})
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -43,6 +46,9 @@ func TestRecordsBecomeSamples(t *testing.T) {
 		`adcount_impressions_total{outcome="rejected",reason="invalid"} 2`,
 		`adcount_impressions_total{outcome="rejected",reason="unavailable"} 1`,
 		`adcount_impressions_total{outcome="rejected",reason="client_closed"} 1`,
+		`adcount_impressions_total{outcome="rejected",reason="not_started"} 1`,
+		`adcount_impressions_total{outcome="rejected",reason="paused"} 2`,
+		`adcount_impressions_total{outcome="rejected",reason="ended"} 3`,
 		`adcount_http_requests_total{route="POST /api/v1/impressions",status="200"} 1`,
 		`adcount_http_requests_total{route="POST /api/v1/impressions",status="499"} 1`,
 		`adcount_http_request_duration_seconds_count{route="POST /api/v1/impressions"} 3`,
