@@ -68,6 +68,10 @@ func TestConformanceUnderEmulator(t *testing.T) {
 			}, storetest.RealClock(), storetest.StoreChoosesIDs())
 			assert.GreaterOrEqual(t, len(ran), 7, "cases run: %v", ran)
 			assert.Contains(t, ran, "ConcurrentImpressionsCountExactly")
+			// The lifecycle through PATCH, as the admin function serves it,
+			// racing patches included.
+			assert.Contains(t, ran, "LifecycleRoundTrips")
+			assert.Contains(t, ran, "ConcurrentPatchesLoseNothing")
 		})
 	}
 }

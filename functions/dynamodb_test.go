@@ -57,7 +57,9 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 			stats := startFunction(t, serve.Admin, env...)
 
 			// A campaign counts from its start, so it started an hour ago.
-			start := time.Now().Add(-time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+			began := time.Now()
+			startTime := began.Add(-time.Hour).UTC().Truncate(time.Second)
+			start := startTime.Format(time.RFC3339)
 			created := campaigns.call(t, gw, p, asAdmin(apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns",
 				Body: `{"name":"Launch","start_time":"` + start + `"}`}))
 			require.Equal(t, http.StatusCreated, created.Status, created.Body)
@@ -174,6 +176,20 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 			want := float64(len(keys) + 3)
 			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 2.0}, readStats(t),
 				"admin reports exactly what ingest counted")
+
+			// The list, the series and the breakdown, through the admin
+			// instance that did not create the campaigns, agree with the
+			// stats and with what ingest counted, ad by ad.
+			t.Run("Reports", func(t *testing.T) { dynamoReports(t, stats, gw, p, id, began, startTime) })
+
+			// A pause, a resume and an end reach both ingest instances
+			// within the store's bound; the stats still count exactly
+			// what was acknowledged.
+			var more int
+			t.Run("LifecycleReachesEveryInstance", func(t *testing.T) { more = lifecycleReachesIngest(t, campaigns, trackers, gw, p, id) })
+			want += float64(more)
+			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 2.0}, readStats(t),
+				"what counted while a change was on its way, and nothing after it")
 		})
 	}
 }

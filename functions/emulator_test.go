@@ -309,8 +309,9 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			{"BlankNameIs400", apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: `{"name":" ","start_time":"2026-01-01T00:00:00Z"}`}, 400, "name", ""},
 			// The body limit holds behind the adapter too.
 			{"OversizedBodyIs413", apigwtest.Request{Method: "POST", Target: "/api/v1/campaigns", Body: tooLarge}, 413, "larger than", ""},
-			// A method the route does not take is the handler's JSON 405.
-			{"WrongMethodIs405", apigwtest.Request{Method: "PUT", Target: "/api/v1/campaigns"}, 405, "not allowed", "POST"},
+			// A method the route does not take is the handler's JSON 405;
+			// the campaigns route lists (GET) and creates (POST).
+			{"WrongMethodIs405", apigwtest.Request{Method: "PUT", Target: "/api/v1/campaigns"}, 405, "not allowed", "GET, HEAD, POST"},
 			// An ID needing escaping is looked up whole, not rerouted.
 			{"EscapedIDIsNotFound", apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/" + url.PathEscape(awkwardID)}, 404, "campaign not found", ""},
 			// Stats of a campaign this instance never saw.
@@ -339,6 +340,8 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			{"UnknownRouteIs404", apigwtest.Request{Method: "GET", Target: "/api/v2/nothing"}, 404, "no route", ""},
 		},
 	}
+	// The campaign list, PATCH, the time series and the per-ad breakdown.
+	tables[serve.Admin] = append(tables[serve.Admin], reportErrorCases(time.Now())...)
 	gw := apigwtest.NewGateway(httpapi.Routes())
 	for _, p := range []lambdaproxy.Payload{lambdaproxy.PayloadV2, lambdaproxy.PayloadV1} {
 		for _, fn := range serve.Functions() {
@@ -365,6 +368,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 				switch fn {
 				case serve.Admin:
 					createThenGet(t, f, gw, p)
+					campaignLifecycle(t, f, gw, p)
 				case serve.Ingest:
 					preflight(t, f, gw, p, "/api/v1/impressions")
 					preflight(t, f, gw, p, "/api/v1/impressions/batch")
@@ -495,6 +499,10 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 		getCampaign = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign"}
 		stats       = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/stats"}
 		impression  = apigwtest.Request{Method: "POST", Target: "/api/v1/impressions", Body: `{"campaign_id":"no-such-campaign","user_id":"u1","ad_id":"a1"}`}
+		list        = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns"}
+		patch       = apigwtest.Request{Method: "PATCH", Target: "/api/v1/campaigns/no-such-campaign", Body: `{"paused":true}`}
+		series      = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/timeseries"}
+		ads         = apigwtest.Request{Method: "GET", Target: "/api/v1/campaigns/no-such-campaign/ads"}
 	)
 	type keyCase struct {
 		name    string
@@ -521,6 +529,17 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 			{"StatsWithoutKeyIs401", stats, "", http.StatusUnauthorized},
 			{"StatsWithWrongKeyIs403", stats, "not-a-key", http.StatusForbidden},
 			{"StatsWithKeyReachesTheStore", stats, currentKey, http.StatusNotFound},
+			// And the list, a change, the series and the breakdown.
+			{"ListWithoutKeyIs401", list, "", http.StatusUnauthorized},
+			{"ListWithWrongKeyIs403", list, "not-a-key", http.StatusForbidden},
+			{"ListWithKeyReachesTheStore", list, previousKey, http.StatusOK},
+			{"PatchWithoutKeyIs401", patch, "", http.StatusUnauthorized},
+			{"PatchWithWrongKeyIs403", patch, "not-a-key", http.StatusForbidden},
+			{"PatchWithKeyReachesTheStore", patch, currentKey, http.StatusNotFound},
+			{"SeriesWithoutKeyIs401", series, "", http.StatusUnauthorized},
+			{"SeriesWithKeyReachesTheStore", series, currentKey, http.StatusNotFound},
+			{"AdsWithoutKeyIs401", ads, "", http.StatusUnauthorized},
+			{"AdsWithKeyReachesTheStore", ads, currentKey, http.StatusNotFound},
 			// The admin function serves only admin routes: an impression
 			// routed to it by mistake is a route it does not have, never
 			// counted by a role that may not count.
@@ -534,6 +553,8 @@ func TestAdminKeysUnderEmulator(t *testing.T) {
 			// mistake is a route it does not have, with or without a key.
 			{"MisroutedStatsIsNoRoute", stats, "", http.StatusNotFound},
 			{"MisroutedCreateWithKeyIsNoRoute", create, currentKey, http.StatusNotFound},
+			{"MisroutedListIsNoRoute", list, "", http.StatusNotFound},
+			{"MisroutedPatchWithKeyIsNoRoute", patch, currentKey, http.StatusNotFound},
 		},
 	}
 	gw := apigwtest.NewGateway(httpapi.Routes())

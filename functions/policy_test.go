@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -81,6 +82,11 @@ func (r *actionRecorder) Query(ctx context.Context, in *dynamodb.QueryInput, opt
 	return r.next.Query(ctx, in, opts...)
 }
 
+func (r *actionRecorder) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	r.note("BatchGetItem")
+	return r.next.BatchGetItem(ctx, in, opts...)
+}
+
 func (r *actionRecorder) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	for _, item := range in.TransactItems {
 		switch {
@@ -151,7 +157,8 @@ type routeExercise struct {
 // function's routes, as the template routes them, from a DynamoDB store
 // whose client notes every IAM action it needs, through every path that
 // calls the store differently: success, conflict, not found, duplicate, not
-// started. Each function's policy must allow exactly those actions, on the
+// started, and for the reports each page, filter and interval, over a
+// campaign whose counts are aggregated. Each function's policy must allow exactly those actions, on the
 // stack's table only, so a change in what the store calls fails here
 // before it fails in production with AccessDenied.
 // testBot is the one User-Agent the policy test's handler filters.
@@ -171,11 +178,40 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 	require.NoError(t, err)
 	seed, err := dynamostore.New(db, tableName)
 	require.NoError(t, err)
-	for id, start := range map[string]time.Time{"live": time.Now().Add(-time.Hour), "future": time.Now().Add(24 * time.Hour)} {
+	for id, start := range map[string]time.Time{"live": time.Now().Add(-time.Hour), "future": time.Now().Add(24 * time.Hour),
+		"patchable": time.Now().Add(-time.Hour), "paused": time.Now().Add(-time.Hour), "ended": time.Now().Add(-time.Hour)} {
 		c, err := adcount.NewCampaign(id, id, start)
 		require.NoError(t, err)
+		c.CreatedAt = time.Now()
+		c.Paused = id == "paused"
+		if id == "ended" {
+			c.EndTime = time.Now().Add(-time.Minute)
+		}
 		require.NoError(t, seed.CreateCampaign(ctx, c))
 	}
+	// Counts of two ads of the live campaign, aggregated, so that the
+	// report routes read every kind of counter item there is.
+	_, err = seed.RecordImpressions(ctx, []adcount.Impression{
+		{CampaignID: "live", UserID: "seed-1", AdID: "ad-1"}, {CampaignID: "live", UserID: "seed-2", AdID: "ad-1"},
+		{CampaignID: "live", UserID: "seed-1", AdID: "ad-2"}, {CampaignID: "live", UserID: "seed-3", AdID: "ad-2", Filtered: true},
+	})
+	require.NoError(t, err)
+	seedAgg, err := dynamostore.NewAggregator(db, tableName)
+	require.NoError(t, err)
+	seedPoller, err := stores.NewPoller(seedAgg, dynamotest.StreamsClient(t, endpoint, nil), tableName)
+	require.NoError(t, err)
+	caughtUp, err := seedPoller.Poll(ctx)
+	require.NoError(t, err)
+	require.True(t, caughtUp, "the seed's impressions are aggregated")
+	// Cursors as a first page hands them out: the list's after a
+	// campaign created now, the breakdown's after an ad with one
+	// impression.
+	listCursor := url.QueryEscape(adcount.EncodeCursor(adcount.CampaignCursor{CreatedAt: time.Now(), ID: "patchable"}))
+	adCursor := url.QueryEscape(adcount.EncodeCursor(adcount.AdCursor{Total: 1, AdID: "ad-1"}))
+	series := func(query string) routeExercise {
+		return routeExercise{"GET", "/api/v1/campaigns/live/timeseries?" + query, "", http.StatusOK}
+	}
+	recent := url.QueryEscape(time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339))
 
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	exercises := map[string][]routeExercise{
@@ -196,16 +232,21 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 			{"POST", "/api/v1/impressions", `{"campaign_id":"live","user_id":"u","ad_id":"a"}`, http.StatusOK},
 			{"POST", "/api/v1/impressions", `{"campaign_id":"missing","user_id":"u","ad_id":"a"}`, http.StatusNotFound},
 			{"POST", "/api/v1/impressions", `{"campaign_id":"future","user_id":"u","ad_id":"a"}`, http.StatusConflict},
+			// Paused and ended: refused, like not started.
+			{"POST", "/api/v1/impressions", `{"campaign_id":"paused","user_id":"u","ad_id":"a"}`, http.StatusConflict},
+			{"POST", "/api/v1/impressions", `{"campaign_id":"ended","user_id":"u","ad_id":"a"}`, http.StatusConflict},
 		},
 		httpapi.RoutePreflightImpression: {
 			{"OPTIONS", "/api/v1/impressions", "", http.StatusNoContent},
 		},
 		httpapi.RouteRecordBatch: {
-			// Counted, a repeat inside the batch, unknown, not started and
-			// a bot's impression, filtered: every store call a batch makes.
+			// Counted, a repeat inside the batch, unknown, not started,
+			// paused, ended and a bot's impression, filtered: every store
+			// call a batch makes.
 			{"POST", "/api/v1/impressions/batch", `{"impressions":[` +
 				`{"campaign_id":"live","user_id":"b","ad_id":"a"},{"campaign_id":"live","user_id":"b","ad_id":"a"},` +
 				`{"campaign_id":"missing","user_id":"u","ad_id":"a"},{"campaign_id":"future","user_id":"u","ad_id":"a"},` +
+				`{"campaign_id":"paused","user_id":"u","ad_id":"a"},{"campaign_id":"ended","user_id":"u","ad_id":"a"},` +
 				`{"campaign_id":"live","user_id":"b","ad_id":"a","user_agent":"` + testBot + `"}]}`, http.StatusOK},
 		},
 		httpapi.RoutePreflightBatch: {
@@ -218,6 +259,40 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 		httpapi.RouteGetStats: {
 			{"GET", "/api/v1/campaigns/live/stats", "", http.StatusOK},
 			{"GET", "/api/v1/campaigns/missing/stats", "", http.StatusNotFound},
+		},
+		httpapi.RouteListCampaigns: {
+			// The first page, a later one, and one filtered by status,
+			// which may read on past entries the filter leaves out.
+			{"GET", "/api/v1/campaigns", "", http.StatusOK},
+			{"GET", "/api/v1/campaigns?limit=1&cursor=" + listCursor, "", http.StatusOK},
+			{"GET", "/api/v1/campaigns?limit=1&status=scheduled", "", http.StatusOK},
+		},
+		httpapi.RouteUpdateCampaign: {
+			// A change, a change that changes nothing, an end removed, a
+			// bad patch refused after the read, and an unknown campaign.
+			{"PATCH", "/api/v1/campaigns/patchable", `{"name":"Renamed","paused":true}`, http.StatusOK},
+			{"PATCH", "/api/v1/campaigns/patchable", `{"paused":true}`, http.StatusOK},
+			{"PATCH", "/api/v1/campaigns/patchable", `{"end_time":null,"paused":false}`, http.StatusOK},
+			{"PATCH", "/api/v1/campaigns/patchable", `{"end_time":"2001-01-01T00:00:00Z"}`, http.StatusBadRequest},
+			{"PATCH", "/api/v1/campaigns/missing", `{"paused":true}`, http.StatusNotFound},
+		},
+		httpapi.RouteGetSeries: {
+			// Each interval reads other items, the campaign's or one ad's.
+			series("interval=minute&from=" + recent),
+			series("interval=hour"),
+			series("interval=day"),
+			series("interval=minute&ad_id=ad-1&from=" + recent),
+			series("interval=hour&ad_id=ad-1&from=" + recent),
+			series("interval=day&ad_id=ad-1"),
+			{"GET", "/api/v1/campaigns/missing/timeseries", "", http.StatusNotFound},
+		},
+		httpapi.RouteGetAdStats: {
+			// A first page with more after it, a later page, a campaign
+			// with no ads, and an unknown campaign.
+			{"GET", "/api/v1/campaigns/live/ads?limit=1", "", http.StatusOK},
+			{"GET", "/api/v1/campaigns/live/ads?limit=1&cursor=" + adCursor, "", http.StatusOK},
+			{"GET", "/api/v1/campaigns/future/ads", "", http.StatusOK},
+			{"GET", "/api/v1/campaigns/missing/ads", "", http.StatusNotFound},
 		},
 	}
 

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeOptions make the fake API wrong in the ways a correct server cannot
@@ -16,6 +19,10 @@ type fakeOptions struct {
 	skew         int64 // added to every campaign's total
 	filteredSkew int64 // added to every campaign's filtered stat
 	noFilter     bool  // count bots' impressions like any other
+	seriesSkew   int64 // added to the last point of every campaign series
+	adShift      bool  // move one count from the first ad listed to the last
+	repeatAd     bool  // start each page of ads with the last ad of the page before
+	noReports    bool  // serve no campaign, time series or per-ad route, as before them
 }
 
 // fakeKey is a dedup key as the service keeps it: a bot's impression is a
@@ -28,21 +35,26 @@ type fakeKey struct {
 // fakeAPI is the API of the brief in a few lines: the single route, the
 // batch route and the pixel, each impression deduplicated in order, the
 // bot filter judging User-Agents like the service's list does for the
-// ones the harness sends (Googlebot, and Go's default), and stats with
-// total and filtered. It returns the base URL.
+// ones the harness sends (Googlebot, and Go's default), stats with total
+// and filtered, and the reports: a campaign, its time series and its
+// per-ad breakdown, paginated. It returns the base URL.
 func fakeAPI(t *testing.T, o fakeOptions) string {
 	t.Helper()
 	var (
 		mu        sync.Mutex
-		campaigns int
-		seen      = map[fakeKey]bool{}
+		campaigns = map[string]time.Time{} // start times
+		// seen holds when each key was first recorded.
+		seen = map[fakeKey]time.Time{}
 	)
 	// record returns an impression's outcome; the caller holds mu.
 	record := func(campaign, user, ad string, ua *string) string {
 		bot := ua != nil && !o.noFilter && (strings.Contains(*ua, "Googlebot") || strings.HasPrefix(*ua, "Go-http-client"))
 		k := fakeKey{campaign, user, ad, bot}
-		first := !seen[k]
-		seen[k] = true
+		_, dup := seen[k]
+		first := !dup
+		if first {
+			seen[k] = time.Now()
+		}
 		switch {
 		case bot:
 			return "filtered"
@@ -52,10 +64,17 @@ func fakeAPI(t *testing.T, o fakeOptions) string {
 		return "duplicate"
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/campaigns", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /api/v1/campaigns", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			StartTime time.Time `json:"start_time"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			http.Error(w, `{"error":"bad"}`, http.StatusBadRequest)
+			return
+		}
 		mu.Lock()
-		campaigns++
-		id := fmt.Sprintf("c%d", campaigns)
+		id := fmt.Sprintf("c%d", len(campaigns)+1)
+		campaigns[id] = b.StartTime
 		mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 		_, _ = fmt.Fprintf(w, `{"id":%q}`, id)
@@ -132,6 +151,9 @@ func fakeAPI(t *testing.T, o fakeOptions) string {
 		s.LastHour, s.LastDay = s.Total, s.Total
 		_ = json.NewEncoder(w).Encode(s)
 	})
+	if !o.noReports {
+		fakeReports(mux, o, &mu, campaigns, seen)
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -141,4 +163,95 @@ func fakeAPI(t *testing.T, o fakeOptions) string {
 func wrongCounter(t *testing.T, skew int64) string {
 	t.Helper()
 	return fakeAPI(t, fakeOptions{skew: skew})
+}
+
+// fakeReports adds the reporting routes to the fake API, over its
+// campaigns and the keys it has seen, guarded by mu. Campaigns the fake
+// did not create (-campaign-ids) started at the zero time.
+func fakeReports(mux *http.ServeMux, o fakeOptions, mu *sync.Mutex, campaigns map[string]time.Time, seen map[fakeKey]time.Time) {
+	mux.HandleFunc("GET /api/v1/campaigns/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		mu.Lock()
+		start := campaigns[id]
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "name": id, "start_time": start, "paused": false, "status": "active"})
+	})
+	mux.HandleFunc("GET /api/v1/campaigns/{id}/timeseries", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		widths := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}
+		width, ok := widths[q.Get("interval")]
+		from, err := time.Parse(time.RFC3339Nano, q.Get("from"))
+		if !ok || err != nil {
+			http.Error(w, `{"error":"bad"}`, http.StatusBadRequest)
+			return
+		}
+		to := time.Now().UTC()
+		first, last := from.Truncate(width), to.Add(-time.Nanosecond).Truncate(width)
+		s := Series{Interval: q.Get("interval"), From: from, To: to, AdID: q.Get("ad_id"), AsOf: to}
+		for at := first; !at.After(last); at = at.Add(width) {
+			s.Points = append(s.Points, Point{Start: at})
+		}
+		mu.Lock()
+		for k, at := range seen {
+			if k.campaign != r.PathValue("id") || k.bot || (s.AdID != "" && k.ad != s.AdID) || at.Before(first) || !at.Before(to) {
+				continue
+			}
+			s.Points[at.Sub(first)/width].Count++
+		}
+		mu.Unlock()
+		if s.AdID == "" {
+			s.Points[len(s.Points)-1].Count += o.seriesSkew
+		}
+		_ = json.NewEncoder(w).Encode(s)
+	})
+	mux.HandleFunc("GET /api/v1/campaigns/{id}/ads", func(w http.ResponseWriter, r *http.Request) {
+		limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+		if err != nil || limit < 1 || limit > maxPageLimit {
+			http.Error(w, `{"error":"bad"}`, http.StatusBadRequest)
+			return
+		}
+		byAd := map[string]*AdStats{}
+		mu.Lock()
+		for k := range seen {
+			if k.campaign != r.PathValue("id") {
+				continue
+			}
+			a := byAd[k.ad]
+			if a == nil {
+				a = &AdStats{AdID: k.ad}
+				byAd[k.ad] = a
+			}
+			if k.bot {
+				a.Filtered++
+			} else {
+				a.Total++
+			}
+		}
+		mu.Unlock()
+		var ads []AdStats
+		for _, a := range byAd {
+			a.LastHour, a.LastDay = a.Total, a.Total
+			ads = append(ads, *a)
+		}
+		slices.SortFunc(ads, moreFirst)
+		if o.adShift && len(ads) > 1 {
+			ads[0].Total--
+			ads[len(ads)-1].Total++
+		}
+		// The cursor is the position after the page: opaque enough for a
+		// fake.
+		at, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+		at = min(max(at, 0), len(ads))
+		end := min(at+limit, len(ads))
+		p := adPage{Ads: ads[at:end], AsOf: time.Now()}
+		if end < len(ads) {
+			next := end
+			if o.repeatAd {
+				next--
+			}
+			cursor := strconv.Itoa(next)
+			p.NextCursor = &cursor
+		}
+		_ = json.NewEncoder(w).Encode(p)
+	})
 }

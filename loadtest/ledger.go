@@ -215,6 +215,33 @@ type campaignCheck struct {
 	Filtered   int   // bot keys the service certainly filtered
 	BotUnsure  int   // bot keys that may or may not have been filtered
 	Stats      Stats // what the service reports
+	// Ads splits Counted, Uncertain, Filtered and BotUnsure by the ad
+	// number of their keys, for the per-ad breakdown; an ad no key of the
+	// run named is absent. A map, so that its size follows the ads the
+	// run reached, not -ads.
+	Ads map[uint64]*adCheck
+	// Reports is what the campaign's time series and per-ad breakdown
+	// said, once checked; nil if they were not read.
+	Reports *reportSummary
+}
+
+// adCheck is the ledger of one ad of a campaign: its keys' counts as in
+// campaignCheck.
+type adCheck struct {
+	Counted, Uncertain, Filtered, BotUnsure int
+}
+
+// ad returns the ledger of ad n, creating it.
+func (cc *campaignCheck) ad(n uint64) *adCheck {
+	if cc.Ads == nil {
+		cc.Ads = map[uint64]*adCheck{}
+	}
+	a := cc.Ads[n]
+	if a == nil {
+		a = &adCheck{}
+		cc.Ads[n] = a
+	}
+	return a
 }
 
 // Verdict is the outcome of a verification.
@@ -328,6 +355,7 @@ func compareBool(a, b bool) int {
 // request and item.
 func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 	cc := &v.Campaigns[l.plan.campaignOf(atts[0].key)]
+	ad := cc.ad(l.plan.adOf(atts[0].key))
 	cc.Keys++
 	var (
 		recorded  []attempt
@@ -358,6 +386,7 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 	case len(recorded) > 1:
 		v.Problems = append(v.Problems, fmt.Sprintf("%s was counted %d times: %s", l.describe(atts[0]), len(recorded), l.names(recorded)))
 		cc.Counted++
+		ad.Counted++
 	case len(recorded) == 1:
 		rec := recorded[0]
 		sent := l.records[rec.rec].start
@@ -372,6 +401,7 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 			}
 		}
 		cc.Counted++
+		ad.Counted++
 	case len(dups) > 0:
 		// Nothing said counted, so an uncertain request must have been
 		// recorded before the first duplicate answer.
@@ -380,8 +410,10 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 				l.describe(atts[0]), l.names(dups)))
 		}
 		cc.Counted++
+		ad.Counted++
 	case len(unsure) > 0:
 		cc.Uncertain++
+		ad.Uncertain++
 	}
 }
 
@@ -413,8 +445,10 @@ func (l *ledger) verifyBotKey(atts []attempt, v *Verdict) {
 	switch {
 	case wasFiltered:
 		cc.Filtered++
+		cc.ad(l.plan.adOf(atts[0].key)).Filtered++
 	case unsure:
 		cc.BotUnsure++
+		cc.ad(l.plan.adOf(atts[0].key)).BotUnsure++
 	}
 }
 
@@ -534,10 +568,14 @@ func (v Verdict) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, "  %-9d %8d %8d %9d %10d %10d %10d %10d %8d %8d %9d %10d\n", c, cc.Keys, cc.Counted, cc.Uncertain, cc.Duplicates, cc.Stats.Total, cc.Stats.LastHour, cc.Stats.LastDay,
 			cc.BotKeys, cc.Filtered, cc.BotUnsure, cc.Stats.Filtered)
 	}
+	v.writeReports(&b)
 	fmt.Fprintf(&b, "  impressions without a definite answer: %d; impressions rejected with 4xx: %d\n", v.Uncertain, v.Rejected)
 	fmt.Fprintf(&b, "  stats reads during the attack: %d checked, %d failed\n", v.Reads, v.ReadsFailed)
 	if v.OK() {
 		b.WriteString("verification passed: every campaign's stats match the impressions the service acknowledged\n")
+		if len(v.Campaigns) > 0 && v.Campaigns[0].Reports != nil {
+			b.WriteString("  and so do its time series and its per-ad breakdown, ad by ad\n")
+		}
 	} else {
 		fmt.Fprintf(&b, "verification FAILED: %d problems\n", len(v.Problems))
 		for i, p := range v.Problems {
@@ -550,4 +588,27 @@ func (v Verdict) WriteTo(w io.Writer) (int64, error) {
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// writeReports adds the table of what the campaigns' reports said, if
+// they were read: the points and sums of the day and minute series, the
+// breakdown's ads, pages and sums, and the first ad's own day series.
+func (v Verdict) writeReports(b *strings.Builder) {
+	if len(v.Campaigns) == 0 || v.Campaigns[0].Reports == nil {
+		return
+	}
+	fmt.Fprintf(b, "  %-9s %8s %10s %8s %10s %6s %6s %10s %10s %8s %10s\n", "campaign", "days", "day sum", "minutes", "minute sum",
+		"ads", "pages", "ads total", "ads filt", "top ad", "its days")
+	for c, cc := range v.Campaigns {
+		r := cc.Reports
+		if r == nil {
+			continue
+		}
+		minutes, minuteSum := "-", "-"
+		if r.MinutePoints >= 0 {
+			minutes, minuteSum = fmt.Sprint(r.MinutePoints), fmt.Sprint(r.MinuteSum)
+		}
+		fmt.Fprintf(b, "  %-9d %8d %10d %8s %10s %6d %6d %10d %10d %8s %10d\n", c, r.DayPoints, r.DaySum, minutes, minuteSum,
+			r.AdsListed, r.Pages, r.AdsTotal, r.AdsFiltered, r.TopAd, r.TopAdDaySum)
+	}
 }

@@ -77,6 +77,8 @@ type options struct {
 	adminKey    string
 	campaignIDs string
 	verify      bool
+	reports     bool
+	adPage      int
 	settle      time.Duration
 	out         string
 	progress    time.Duration
@@ -117,6 +119,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.campaignIDs, "campaign-ids", "", "comma-separated IDs of existing campaigns to use instead of creating -campaigns new ones; -verify needs them to have no impressions yet")
 	fs.DurationVar(&o.dedupTTL, "dedup-ttl", time.Hour, "the service's DEDUP_TTL; a verified run must be shorter, or repeats would rightly count again")
 	fs.BoolVar(&o.verify, "verify", true, "read the stats after the attack and check them against the replies")
+	fs.BoolVar(&o.reports, "verify-reports", true, "with -verify, also check each campaign's time series and per-ad breakdown against its stats and the replies; turn it off against a service without the reporting routes")
+	fs.IntVar(&o.adPage, "ad-page", 0, fmt.Sprintf("with -verify-reports, the page size the per-ad breakdown is read in (1 to %d); 0 reads it in about three pages, so that the cursor is checked", maxPageLimit))
 	fs.DurationVar(&o.settle, "settle", 30*time.Second, "with -verify, how long to wait for a service that aggregates behind its writes to report counts (as_of) past the end of the attack")
 	fs.StringVar(&o.out, "out", "", "directory to write report.json, histogram.hdr and plot.html to")
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line; 0 turns it off")
@@ -163,6 +167,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.itemUA && o.batch == 0 {
 		errs = append(errs, errors.New("-item-ua sets batch items' user_agent: it needs -batch"))
+	}
+	if o.adPage < 0 || o.adPage > maxPageLimit {
+		errs = append(errs, fmt.Errorf("-ad-page must be 0 (about three pages) or 1 to %d, the API's limit, got %d", maxPageLimit, o.adPage))
 	}
 	if o.workers == 0 {
 		errs = append(errs, errors.New("-workers must be at least 1"))
@@ -255,7 +262,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	v := res.ledger.verify(stats, time.Since(res.began))
+	var reports []campaignReports
+	if o.reports {
+		limit := pageLimit(o.adPage, o.ads)
+		reports = make([]campaignReports, len(ids))
+		for c, id := range ids {
+			if reports[c], err = client.reports(ctx, id, res.began, attackEnd, o.settle, limit, o.ads); err != nil {
+				return fmt.Errorf("%w (a service without the reporting routes needs -verify-reports=false)", err)
+			}
+		}
+	}
+	elapsed := time.Since(res.began)
+	v := res.ledger.verify(stats, elapsed)
+	if reports != nil {
+		res.ledger.verifyReports(&v, reports, elapsed)
+	}
 	fmt.Fprintln(stdout)
 	if _, err := v.WriteTo(stdout); err != nil {
 		return err

@@ -41,6 +41,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"PixelAndBatch", []string{"-target", "http://127.0.0.1:1", "-pixel", "-batch", "10"}, "pick one"},
 		// Items' User-Agents exist only in batches.
 		{"ItemUAWithoutBatch", []string{"-target", "http://127.0.0.1:1", "-item-ua"}, "it needs -batch"},
+		// The per-ad breakdown's pages hold at most 500 ads.
+		{"AdPageTooLarge", []string{"-target", "http://127.0.0.1:1", "-ad-page", "501"}, "-ad-page must be 0"},
 		// Only bots would leave nothing to count.
 		{"AllBots", []string{"-target", "http://127.0.0.1:1", "-bot-share", "1"}, "bot share"},
 	}
@@ -153,6 +155,12 @@ func TestHarnessFailsOnWrongCounts(t *testing.T) {
 		{"FilteredStatWrongFails", fakeOptions{filteredSkew: 1}, "0.2", "stats filtered is"},
 		// Bots counted like viewers: the filter is off.
 		{"BotsCountedFails", fakeOptions{noFilter: true}, "0.2", "is the bot filter off?"},
+		// A time series that holds one impression more than the stats.
+		{"SeriesOffByOneFails", fakeOptions{seriesSkew: 1}, "0", "day points sum to"},
+		// The per-ad totals sum right, but one count is on the wrong ad.
+		{"CountOnTheWrongAdFails", fakeOptions{adShift: true}, "0.2", "'s total is"},
+		// A cursor that hands back the last ad of the page before.
+		{"AdRepeatedAcrossPagesFails", fakeOptions{repeatAd: true}, "0", "twice"},
 	}
 	for _, route := range routes {
 		for _, tc := range cases {
@@ -161,7 +169,7 @@ func TestHarnessFailsOnWrongCounts(t *testing.T) {
 				var stdout bytes.Buffer
 				err := run(context.Background(), append([]string{
 					"-target", fakeAPI(t, tc.opts), "-rate", "50", "-duration", "1s", "-campaigns", "2",
-					"-users", "1000", "-ads", "2", "-dup", "0.5", "-bot-share", tc.bots, "-reads", "0.1", "-progress", "0",
+					"-users", "1000", "-ads", "4", "-dup", "0.5", "-bot-share", tc.bots, "-reads", "0.1", "-progress", "0",
 				}, route.args...), func(string) string { return "" }, &stdout, &bytes.Buffer{})
 				if tc.want == "" {
 					require.NoError(t, err, stdout.String())
@@ -196,4 +204,22 @@ func TestImpressionsCarryABrowsersUserAgent(t *testing.T) {
 	}, func(string) string { return "" }, &stdout, &bytes.Buffer{})
 	require.ErrorIs(t, err, errVerification)
 	assert.Contains(t, stdout.String(), "carried a browser's User-Agent")
+}
+
+// TestVerifyReportsCanBeTurnedOff: against a service without the
+// reporting routes, the run fails with a hint, unless -verify-reports=false,
+// which checks the stats alone.
+func TestVerifyReportsCanBeTurnedOff(t *testing.T) {
+	t.Parallel()
+	args := []string{"-target", fakeAPI(t, fakeOptions{noReports: true}), "-rate", "50", "-duration", "1s", "-campaigns", "1", "-users", "1000", "-progress", "0"}
+	var stdout bytes.Buffer
+	err := run(context.Background(), args, func(string) string { return "" }, &stdout, &bytes.Buffer{})
+	require.ErrorContains(t, err, "-verify-reports=false")
+	assert.False(t, errors.Is(err, errVerification), "the reports could not be read: not a verdict on the counts")
+
+	stdout.Reset()
+	err = run(context.Background(), append(args, "-verify-reports=false"), func(string) string { return "" }, &stdout, &bytes.Buffer{})
+	require.NoError(t, err, stdout.String())
+	assert.Contains(t, stdout.String(), "verification passed")
+	assert.NotContains(t, stdout.String(), "per-ad breakdown")
 }

@@ -205,18 +205,37 @@ func (p *Plan) bots(first, count uint64) uint64 {
 // users-by-ads slots keeps distinct keys distinct without storing them.
 func (p *Plan) name(im *Impression) error {
 	im.Campaign = p.campaignOf(im.Key)
-	slot := im.Key / uint64(p.campaigns)
+	var ok bool
+	if im.User, im.Ad, ok = p.slot(im.Key); !ok {
+		return fmt.Errorf("impression %d needs more than %d distinct keys per campaign: raise -users or -ads", im.Ordinal, uint64(p.users)*uint64(p.ads))
+	}
+	return nil
+}
+
+// slot returns the user and ad numbers of a key inside its campaign, or
+// false if the key is beyond the campaign's users-by-ads slots.
+func (p *Plan) slot(key uint64) (user, ad uint64, ok bool) {
+	slot := key / uint64(p.campaigns)
 	slots := uint64(p.users) * uint64(p.ads)
 	if slot >= slots {
-		return fmt.Errorf("impression %d needs more than %d distinct keys per campaign: raise -users or -ads", im.Ordinal, slots)
+		return 0, 0, false
 	}
 	slot = mulmod(slot, p.slotMul, slots) + p.slotAdd
 	if slot >= slots {
 		slot -= slots
 	}
-	im.User, im.Ad = slot%uint64(p.users), slot/uint64(p.users)
-	return nil
+	return slot % uint64(p.users), slot / uint64(p.users), true
 }
+
+// adOf is the ad number of a key that Impression named without error.
+func (p *Plan) adOf(key uint64) uint64 {
+	_, ad, _ := p.slot(key)
+	return ad
+}
+
+// Ads is the number of distinct ads per campaign; the ad numbered n is
+// sent as "ad-<n>".
+func (p *Plan) Ads() int { return p.ads }
 
 // selected is how many of the first n positions a low-discrepancy sequence
 // of density share/1e6 selects: floor((n*share+phase)/1e6), with phase below

@@ -293,7 +293,11 @@ func withoutIndex(s string) string {
 }
 
 func statsPath(campaignID string) string {
-	return pathCampaigns + "/" + url.PathEscape(campaignID) + "/stats"
+	return campaignPath(campaignID) + "/stats"
+}
+
+func campaignPath(campaignID string) string {
+	return pathCampaigns + "/" + url.PathEscape(campaignID)
 }
 
 // adminHeader carries the admin key on the routes that will require it:
