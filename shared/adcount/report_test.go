@@ -238,3 +238,28 @@ func TestIntervals(t *testing.T) {
 	s.Add(adcount.Hour, -1, 7) // outside: dropped
 	assert.Equal(t, []int64{0, 5, 0}, []int64{s.Points[0].Count, s.Points[1].Count, s.Points[2].Count})
 }
+
+func TestDefaultFromIsAlwaysKept(t *testing.T) {
+	t.Parallel()
+	for _, now := range []time.Time{
+		time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC),           // on the hour
+		time.Date(2026, 6, 10, 12, 30, 15, 500, time.UTC),       // mid-hour
+		time.Date(2026, 6, 10, 23, 59, 59, 999999999, time.UTC), // a day's last instant
+	} {
+		for _, i := range []adcount.Interval{adcount.Minute, adcount.Hour, adcount.Day} {
+			for _, perAd := range []bool{false, true} {
+				ad := ""
+				if perAd {
+					ad = "a"
+				}
+				q := adcount.SeriesQuery{From: adcount.DefaultFrom(now, now, i, perAd), To: now, Interval: i, AdID: ad}
+				require.NoError(t, q.Check(now), "%v %s ad=%v", now, i, perAd)
+				assert.False(t, q.From.Before(now.Add(-adcount.DefaultSeriesSpan)), "never more than the default span")
+			}
+		}
+	}
+	now := time.Date(2026, 6, 10, 12, 30, 0, 0, time.UTC)
+	assert.Equal(t, now.Add(-24*time.Hour), adcount.DefaultFrom(now, now, adcount.Hour, false), "24 hours when they are kept")
+	assert.Equal(t, time.Date(2026, 6, 9, 13, 0, 0, 0, time.UTC), adcount.DefaultFrom(now, now, adcount.Hour, true), "one ad's oldest kept hour")
+	assert.Equal(t, time.Date(2026, 6, 10, 11, 31, 0, 0, time.UTC), adcount.DefaultFrom(now, now, adcount.Minute, true), "one ad's oldest kept minute")
+}

@@ -90,8 +90,24 @@ type SeriesQuery struct {
 }
 
 // DefaultSeriesSpan is how far back a series reaches when From is not
-// given.
+// given, unless the store keeps less of the interval; see DefaultFrom.
 const DefaultSeriesSpan = 24 * time.Hour
+
+// DefaultFrom returns the From of a series that does not give one, at
+// now: DefaultSeriesSpan before to, or the start of the oldest point kept
+// of the interval (see Retention), whichever is later. So a series asked
+// for without from is always one Check lets through, whatever the moment:
+// 24 hours of minutes, or of one ad's hours, would otherwise reach one
+// point past what is kept.
+func DefaultFrom(to, now time.Time, i Interval, perAd bool) time.Time {
+	from := to.Add(-DefaultSeriesSpan)
+	if keep := Retention(i, perAd); keep > 0 {
+		if oldest := i.Start(i.Index(now) - keep + 1); from.Before(oldest) {
+			return oldest
+		}
+	}
+	return from
+}
 
 // Range returns the first and last interval numbers of the series.
 func (q SeriesQuery) Range() (first, last int64) {

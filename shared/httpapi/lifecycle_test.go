@@ -262,6 +262,13 @@ func TestSeriesEchoesItsBounds(t *testing.T) {
 		{"Sent", "?from=2026-01-05T09:00:00%2B01:00&to=2026-01-05T10:00:00Z", "2026-01-05T08:00:00.000Z", "2026-01-05T10:00:00.000Z"},
 		// A nanosecond past an interval's start keeps that interval.
 		{"Nanoseconds", "?interval=minute&from=2026-01-05T10:00:00Z&to=2026-01-05T10:01:00.000000001Z", "2026-01-05T10:00:00.000Z", "2026-01-05T10:01:00.000000001Z"},
+		// Without from, a series starts no earlier than the oldest point
+		// kept, so that asking for the defaults never earns a 400 off
+		// the hour: a day of minutes starts at the oldest minute kept,
+		// an ad's hours at its oldest hour, its minutes an hour back.
+		{"DefaultMinutes", "?interval=minute", "2026-01-04T10:31:00.000Z", "2026-01-05T10:30:00.123Z"},
+		{"DefaultAdHours", "?ad_id=a", "2026-01-04T11:00:00.000Z", "2026-01-05T10:30:00.123Z"},
+		{"DefaultAdMinutes", "?ad_id=a&interval=minute", "2026-01-05T09:31:00.000Z", "2026-01-05T10:30:00.123Z"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

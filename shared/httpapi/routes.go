@@ -642,7 +642,8 @@ type pointResponse struct {
 // campaign's counted impressions, or one ad's, per minute, hour (the
 // default) or day, one point for each interval that holds a moment of
 // [from, to), zeros included. to defaults to now and from to 24 hours
-// before to. adcount.SeriesQuery.Check refuses, with a message naming the
+// before to, or the oldest point kept if that is later
+// (adcount.DefaultFrom). adcount.SeriesQuery.Check refuses, with a message naming the
 // limit, a series of more than adcount.MaxSeriesPoints points or one that
 // reaches back past what the store keeps of that interval.
 func (a *api) handleGetSeries() endpoint {
@@ -658,13 +659,13 @@ func (a *api) handleGetSeries() endpoint {
 		if sq.To, err = q.timeOr("to", now.Truncate(time.Millisecond)); err != nil {
 			return response{}, err
 		}
-		if sq.From, err = q.timeOr("from", sq.To.Add(-adcount.DefaultSeriesSpan)); err != nil {
-			return response{}, err
-		}
 		if v := q.get("interval"); v != "" {
 			if sq.Interval, err = adcount.ParseInterval(v); err != nil {
 				return response{}, err
 			}
+		}
+		if sq.From, err = q.timeOr("from", adcount.DefaultFrom(sq.To, now, sq.Interval, sq.AdID != "")); err != nil {
+			return response{}, err
 		}
 		if sq.AdID != "" {
 			// The same rule as an impression's ad_id, which names it.
