@@ -175,13 +175,13 @@ func (s *Store) UpdateCampaign(ctx context.Context, id string, p adcount.Campaig
 		if err != nil {
 			return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
 		}
-		if sameCampaign(c, next) {
-			s.campaigns.put(id, next, readAt)
-			return next, nil
-		}
 		version, err := versionOf(item)
 		if err != nil {
 			return adcount.Campaign{}, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
+		}
+		if sameCampaign(c, next) {
+			s.campaigns.put(id, next, version, readAt)
+			return next, nil
 		}
 		creator, _ := getString(item, attrCreator)
 		put := &types.Put{
@@ -208,7 +208,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, id string, p adcount.Campaig
 			ClientRequestToken: aws.String(newToken()),
 		})
 		if err == nil {
-			s.campaigns.put(id, next, readAt)
+			s.campaigns.put(id, next, version+1, readAt)
 			return next, nil
 		}
 		var tce *types.TransactionCanceledException
@@ -484,7 +484,11 @@ func (s *Store) readCampaign(ctx context.Context, id string) (adcount.Campaign, 
 		if err != nil {
 			return nil, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
 		}
-		s.campaigns.put(id, c, readAt)
+		version, err := versionOf(item)
+		if err != nil {
+			return nil, fmt.Errorf("dynamostore: %s %s: %w", op, id, err)
+		}
+		s.campaigns.put(id, c, version, readAt)
 		return c, nil
 	})
 	select {
@@ -510,8 +514,9 @@ type campaignCache struct {
 }
 
 type cachedCampaign struct {
-	c      adcount.Campaign
-	readAt time.Time
+	c       adcount.Campaign
+	version int64
+	readAt  time.Time
 }
 
 func newCampaignCache(max int) *campaignCache {
@@ -534,16 +539,20 @@ func (c *campaignCache) get(id string, now time.Time, refresh time.Duration) (ad
 	return e.c, true
 }
 
-// put keeps camp as read at readAt, unless the cache holds a copy read
-// later: a slow read must not undo an update this store made meanwhile.
-func (c *campaignCache) put(id string, camp adcount.Campaign, readAt time.Time) {
+// put keeps camp, at its item's version, as read at readAt, unless the
+// cache holds a later version, or the same one read later. Versions, not
+// read times, decide: a read that began before this store's update
+// committed, and ended after it, returns the older version, and must not
+// undo the update in the cache, or a pause would wait out a whole refresh
+// in the very process that made it.
+func (c *campaignCache) put(id string, camp adcount.Campaign, version int64, readAt time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.entries[id]; ok && e.readAt.After(readAt) {
+	if e, ok := c.entries[id]; ok && (e.version > version || e.version == version && e.readAt.After(readAt)) {
 		return
 	}
 	if len(c.entries) >= c.max {
 		clear(c.entries)
 	}
-	c.entries[id] = cachedCampaign{c: camp, readAt: readAt}
+	c.entries[id] = cachedCampaign{c: camp, version: version, readAt: readAt}
 }
