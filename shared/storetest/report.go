@@ -20,8 +20,9 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// settle waits, as allStats does, until a store that aggregates behind its
-// writes includes everything acknowledged so far.
+// settle waits until a store that aggregates behind its writes
+// (adcount.Settler) includes everything acknowledged so far: after its
+// watermark has passed the call, never after a sleep.
 func (f *fixture) settle(t *testing.T) {
 	t.Helper()
 	if s, ok := f.store.(adcount.Settler); ok {

@@ -310,11 +310,7 @@ func (f *fixture) batch(t *testing.T, imps []adcount.Impression) []adcount.Resul
 // compare counts whole.
 func (f *fixture) allStats(t *testing.T, id string) adcount.Stats {
 	t.Helper()
-	if s, ok := f.store.(adcount.Settler); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), SettleBound)
-		defer cancel()
-		require.NoError(t, s.Settle(ctx), "the store's counts must catch up within %v", SettleBound)
-	}
+	f.settle(t)
 	s, err := f.store.Stats(context.Background(), id)
 	require.NoError(t, err)
 	assert.Equal(t, id, s.CampaignID)
