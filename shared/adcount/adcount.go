@@ -140,7 +140,10 @@ type Stats struct {
 	LastDay    int64
 	Total      int64
 	Filtered   int64
-	AsOf       time.Time
+	// UniqueUsers are the distinct users behind the counted impressions
+	// of each window; see Reach. Stores answer them within UniqueUsers.Bound.
+	UniqueUsers UniqueUsers
+	AsOf        time.Time
 }
 
 // Store keeps campaigns and counts their impressions. Every implementation
@@ -184,7 +187,10 @@ type Store interface {
 	// costs far less than its impressions one by one.
 	RecordImpressions(ctx context.Context, imps []Impression) ([]Result, error)
 
-	// Stats returns the campaign's counts as of now, or ErrNotFound.
+	// Stats returns the campaign's counts as of now, or ErrNotFound. A
+	// user counts in UniqueUsers once one of their impressions is
+	// Counted; the figures are exact up to ExactReach users and within
+	// UniqueUsers.Bound.
 	Stats(ctx context.Context, campaignID string) (Stats, error)
 
 	// ListCampaigns returns one page of the campaigns, newest first (see
@@ -206,7 +212,9 @@ type Store interface {
 	// sum of the minute points of the buckets of LastHour equals
 	// Stats.LastHour, and likewise for LastDay, and the day points of
 	// every day since the start sum to Stats.Total, all read at the same
-	// moment.
+	// moment. Without q.AdID, the hour and day points that ReachKept
+	// carry their unique users (Series.SetUniqueUsers); the point holding
+	// now equals what Stats would merge for it.
 	Series(ctx context.Context, campaignID string, q SeriesQuery) (Series, error)
 
 	// AdStats returns one page of the campaign's per-ad breakdown, in

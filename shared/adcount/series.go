@@ -159,6 +159,12 @@ type Point struct {
 	Start time.Time
 	// Count is the impressions counted in the interval.
 	Count int64
+	// UniqueUsers are the distinct users behind Count, at most Count.
+	// HasUniqueUsers says whether the store keeps them for this point
+	// (see ReachKept); when it is false, UniqueUsers is 0 and means
+	// nothing.
+	UniqueUsers    int64
+	HasUniqueUsers bool
 }
 
 // Series is a time series answer: one point per interval of the query,
@@ -178,6 +184,21 @@ func NewSeries(q SeriesQuery) Series {
 		pts = append(pts, Point{Start: q.Interval.Start(n)})
 	}
 	return Series{Points: pts}
+}
+
+// SetUniqueUsers gives the point at interval number idx of interval i
+// its unique users, bounded by its count, if the series holds it. Call it
+// after the counts are added, for the points ReachKept.
+func (s Series) SetUniqueUsers(i Interval, idx, users int64) {
+	if len(s.Points) == 0 {
+		return
+	}
+	k := idx - i.Index(s.Points[0].Start)
+	if k >= 0 && k < int64(len(s.Points)) {
+		p := &s.Points[k]
+		p.UniqueUsers = min(users, p.Count)
+		p.HasUniqueUsers = true
+	}
 }
 
 // Add counts n impressions at interval number idx of interval i, if the
