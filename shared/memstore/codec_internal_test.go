@@ -107,7 +107,7 @@ func TestDayCountsTakeDaysInAnyOrder(t *testing.T) {
 	}
 	assert.Equal(t, []int32{3, 10, 11, 12, 20}, d.days)
 	assert.Equal(t, []int64{3, 20, 11, 24, 20}, d.counts)
-	assert.Equal(t, when{minute: -1, hour: -1, day: -1}, inBucket(-1), "the minute before 1970 is in the hour and day before")
+	assert.Equal(t, when{minute: -1, ten: -1, hour: -1, day: -1}, inBucket(-1), "the minute before 1970 is in the hour and day before")
 	assert.Equal(t, int32(1<<31-1), dayNumber(1<<40), "a day beyond what the type holds is the last one")
 }
 

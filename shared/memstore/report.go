@@ -107,6 +107,10 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 // adcount.MaxSeriesPoints is ErrInvalid all the same, since it would cost
 // what it asks for. Points the store no longer keeps are zero.
 //
+// Without q.AdID, the hour and day points that adcount.ReachKept carry
+// their unique users, from the same sets Stats merges; minute points and
+// an ad's series carry none.
+//
 // Minute points come from the same ring as Stats, so they agree with it
 // exactly when read at the same moment; the day points sum to Stats.Total,
 // but for impressions that a data directory of the former format had
@@ -139,6 +143,16 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 			i, _ := slices.BinarySearch(d.days, int32(min(max(first, math.MinInt32), math.MaxInt32)))
 			for ; i < len(d.days) && int64(d.days[i]) <= last; i++ {
 				out.Add(adcount.Day, int64(d.days[i]), d.counts[i])
+			}
+		}
+		if q.Interval != adcount.Minute {
+			// Only the points ReachKept: the last day's hours, the last
+			// week's days.
+			cur := q.Interval.Index(now)
+			for idx := max(first, cur-reachHours+1); idx <= min(last, cur); idx++ {
+				if adcount.ReachKept(q.Interval, idx, now) {
+					out.SetUniqueUsers(q.Interval, idx, cs.reach.point(q.Interval, idx))
+				}
 			}
 		}
 	} else if a := cs.byAd[q.AdID]; a != nil {
