@@ -498,7 +498,7 @@ func (b *batch) lockCampaigns() {
 	}
 }
 
-// encode appends the recImpressionsAds record of the batch's new
+// encode appends the recImpressionsReach record of the batch's new
 // impressions to dst, or returns dst unchanged if none is new.
 func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 	var campaigns, items uint16
@@ -527,7 +527,7 @@ func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 			b.adLog[j] = ads
 		}
 	}
-	dst = append(dst, recImpressionsAds)
+	dst = append(dst, recImpressionsReach)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(t))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(expiry))
 	dst = binary.LittleEndian.AppendUint16(dst, campaigns)
@@ -556,6 +556,9 @@ func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 		}
 		dst = append(dst, flags)
 		dst = append(dst, it.key[:]...)
+		if !it.filtered {
+			dst = appendUser(dst, it.user)
+		}
 	}
 	return dst
 }
