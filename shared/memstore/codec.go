@@ -151,9 +151,9 @@ const (
 	flagPaused   byte = 1
 )
 
-// Sizes of a recImpressionsAds record.
+// Sizes of a recImpressionsReach record.
 const (
-	impressionsHeader = 1 + 8 + 8 + 2 + 2 + 2 // type, t, expiry, c, a, n
+	impressionsHeader = 1 + 8 + 8 + 2 + 2 + 2      // type, t, expiry, c, a, n
 	impressionsItem   = 2 + 2 + 1 + 16 + userBytes // campaign, ad, flags, key, user
 	userBytes         = 6                          // the top 48 bits of reach.Hash
 	// maxOneImpressionPayload is the largest record of one impression,
@@ -427,7 +427,10 @@ type decoder struct {
 var errShort = errors.New("record is shorter than its fields")
 
 func (d *decoder) take(n int) []byte {
-	if d.err != nil || len(d.b) < n {
+	if d.err != nil {
+		return make([]byte, n) // the first error stands
+	}
+	if len(d.b) < n {
 		d.err = errShort
 		return make([]byte, n)
 	}
