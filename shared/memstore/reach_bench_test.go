@@ -1,0 +1,122 @@
+package memstore_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/memstore"
+	"github.com/adcount/impression-counter/shared/storetest"
+)
+
+// reachEnd is the moment the reach benchmarks read at: the last ten-minute
+// bucket of a day a week after storetest.Epoch.
+var reachEnd = storetest.Epoch.Truncate(24*time.Hour).AddDate(0, 0, 7).Add(23*time.Hour + 50*time.Minute)
+
+// reachTraffic is a worst case for a campaign's reach.
+type reachTraffic struct {
+	name string
+	// users is how many users each moment of memstore.ReachMoments sends.
+	users int
+	// same sends the same users at every moment of a day, so that every
+	// set of the rings holds exactly users of them; otherwise every
+	// moment's users are new.
+	same bool
+	// campaigns is how many campaigns BenchmarkReachMemory averages over:
+	// fewer for the dense case, which sends each 3.5 million impressions.
+	campaigns int
+}
+
+var reachWorstCases = []reachTraffic{
+	// Every set at ExactReach, the most an exact set holds: 6,000 bytes
+	// of fingerprints each, the largest a set is.
+	{"Exact1000", adcount.ExactReach, true, 32},
+	// Every set a sketch of 4 KiB, with far more users than it needs to
+	// be one.
+	{"Dense100k", 100_000, false, 2},
+}
+
+// userID returns the ID of user u of moment i of tr.
+func (tr reachTraffic) userID(i int, at time.Time, u int) string {
+	if tr.same {
+		return fmt.Sprint("day-", at.Truncate(24*time.Hour).Unix(), "-", u)
+	}
+	return fmt.Sprint("m", i, "-", u)
+}
+
+// fill sends tr to each campaign, moving the clock through
+// memstore.ReachMoments(end), and leaves the clock at end. The clock must not step
+// back: a dedup key made at a later time would outlive its TTL.
+func (r *memoryRig) fill(b *testing.B, tr reachTraffic, campaigns []string, end time.Time) {
+	b.Helper()
+	imps := make([]adcount.Impression, 0, adcount.MaxBatch)
+	for i, at := range memstore.ReachMoments(end) {
+		r.clock.Set(at)
+		for from := 0; from < tr.users; from += adcount.MaxBatch {
+			imps = imps[:0]
+			for u := from; u < min(from+adcount.MaxBatch, tr.users); u++ {
+				imps = append(imps, adcount.Impression{UserID: tr.userID(i, at, u), AdID: "a"})
+			}
+			for _, c := range campaigns {
+				for k := range imps {
+					imps[k].CampaignID = c
+				}
+				res, err := r.s.RecordImpressions(context.Background(), imps)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, x := range res {
+					if x.Outcome != adcount.Counted {
+						b.Fatalf("%+v", x)
+					}
+				}
+			}
+		}
+	}
+	r.clock.Set(end)
+}
+
+// BenchmarkReachMemory measures on the heap what a campaign's reach costs
+// at its worst (reachWorstCases), against a light campaign with one user
+// at each of the same moments, which has the same rings, day counts and
+// ad, and a reach of one user a set (under 3 KB). B/campaign is the heap
+// in use (HeapInuse) for a worst-case campaign, as BenchmarkCampaignMemory
+// measures, and so includes the spans the allocator keeps partly used;
+// B/reach is the live bytes (HeapAlloc) it holds beyond a light one. The
+// budget of docs/performance.md is 256 KiB of reach;
+// TestReachMemoryStaysInBudget holds the same traffic to it.
+func BenchmarkReachMemory(b *testing.B) {
+	for _, tr := range reachWorstCases {
+		campaigns := tr.campaigns
+		b.Run(tr.name, func(b *testing.B) {
+			for b.Loop() {
+				r := newMemoryRig(b)
+				full, light := make([]string, campaigns), make([]string, campaigns)
+				for i := range campaigns {
+					full[i], light[i] = fmt.Sprint("full-", i), fmt.Sprint("light-", i)
+				}
+				r.heap(b)
+				beforeLive := r.live
+				for _, id := range light {
+					createCampaign(b, r.s, id, storetest.Epoch)
+				}
+				r.fill(b, reachTraffic{users: 1, campaigns: campaigns}, light, reachEnd)
+				afterLight := r.heap(b)
+				lightLive := r.live
+				for _, id := range full {
+					createCampaign(b, r.s, id, storetest.Epoch)
+				}
+				// Four weeks on: the clock never steps back.
+				r.fill(b, tr, full, reachEnd.AddDate(0, 0, 28))
+				afterFull := r.heap(b)
+				n := float64(campaigns)
+				b.ReportMetric(float64(afterFull-afterLight)/n, "B/campaign")
+				b.ReportMetric((float64(r.live-lightLive)-float64(lightLive-beforeLive))/n, "B/reach")
+				runtime.KeepAlive(r.s)
+			}
+		})
+	}
+}
