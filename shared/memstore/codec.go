@@ -369,7 +369,7 @@ func appendSetRing[S setSlots](b []byte, r *setRing[S]) ([]byte, error) {
 	b = append(b, 0)
 	n := 0
 	for back := range r.size() {
-		set := &r.slots[r.slot(r.head-back)]
+		set := &r.slots[r.slot(r.head-back)].set
 		if set.Empty() {
 			continue
 		}
@@ -576,7 +576,7 @@ func decodeSetRing[S setSlots](d *decoder, r *setRing[S]) {
 			d.err = fmt.Errorf("reach set %d is outside a ring of %d", back, r.size())
 			return
 		}
-		set := &r.slots[r.slot(r.head-back)]
+		set := &r.slots[r.slot(r.head-back)].set
 		if !set.Empty() {
 			d.err = fmt.Errorf("reach set %d is listed twice", back)
 			return

@@ -1,13 +1,17 @@
 package memstore
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/reach"
@@ -98,7 +102,7 @@ func TestReachMemoryStaysInBudget(t *testing.T) {
 				cs.mu.Lock()
 				users := cs.reach.users(end)
 				cs.mu.Unlock()
-				assert.Positive(t, users.LastHour)
+				assert.Positive(t, users[0].count())
 			}
 			runtime.KeepAlive(states)
 		})
@@ -109,13 +113,13 @@ func TestReachMemoryStaysInBudget(t *testing.T) {
 func allSets(r *campaignReach) []*reach.Set {
 	var sets []*reach.Set
 	for i := range r.tens.slots {
-		sets = append(sets, &r.tens.slots[i])
+		sets = append(sets, &r.tens.slots[i].set)
 	}
 	for i := range r.hours.slots {
-		sets = append(sets, &r.hours.slots[i])
+		sets = append(sets, &r.hours.slots[i].set)
 	}
 	for i := range r.days.slots {
-		sets = append(sets, &r.days.slots[i])
+		sets = append(sets, &r.days.slots[i].set)
 	}
 	return append(sets, &r.total)
 }
@@ -132,4 +136,99 @@ func heapAlloc() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// coldUsers counts r's windows at now without any of the reads' caches:
+// what users would give on a campaign never read before.
+func coldUsers(r *campaignReach, now time.Time) adcount.UniqueUsers {
+	if r == nil {
+		return adcount.UniqueUsers{}
+	}
+	var hour, day reach.Set
+	tens, hours := adcount.ReachLastHour(now), adcount.ReachLastDay(now)
+	r.tens.union(&hour, tens.First, tens.Last)
+	r.hours.union(&day, hours.First, hours.Last)
+	return adcount.UniqueUsers{LastHour: hour.Count(), LastDay: day.Count(), Total: r.total.Count()}
+}
+
+// TestReachReadsNeverGoStale interleaves impressions, late ones among them
+// (a batch that read the clock before a boundary and counts after another
+// that read it after), clock moves and reads, on a fixed seed, and checks
+// every stats and series read against the same sets counted afresh: the
+// unions of past buckets, the last read's users and the points' counts
+// that reads keep are never stale. Users pass ExactReach, so sketches are
+// read too.
+func TestReachReadsNeverGoStale(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := epoch
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, err := New(WithClock(clock), WithDedupTTL(adcount.MinDedupTTL))
+	require.NoError(t, err)
+	c, err := adcount.NewCampaign("c", "stale", epoch)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateCampaign(ctx, c))
+	v, _ := s.campaigns.Load("c")
+	cs := v.(*campaignState)
+	rng := rand.New(rand.NewPCG(15, 15))
+	user := 0
+	for step := range 1200 {
+		switch op := rng.IntN(10); {
+		case op < 5: // impressions now, of new users and of old ones
+			var imps []adcount.Impression
+			for range 1 + rng.IntN(20) {
+				u := rng.IntN(user + 1)
+				if rng.IntN(2) == 0 {
+					user++
+					u = user
+				}
+				imps = append(imps, adcount.Impression{CampaignID: "c", UserID: fmt.Sprint("u", u), AdID: fmt.Sprint("a", step)})
+			}
+			_, err := s.RecordImpressions(ctx, imps)
+			require.NoError(t, err)
+		case op < 6: // a late impression, counted at a moment up to an hour back
+			user++
+			w := at(clock().Add(-time.Duration(rng.IntN(60)) * time.Minute))
+			cs.mu.Lock()
+			cs.add(w, 1, 0, 0)
+			cs.addUser(w, reach.Hash(fmt.Sprint("u", user)))
+			cs.mu.Unlock()
+		case op < 8: // the clock moves on, by up to a few ten-minute buckets
+			mu.Lock()
+			now = now.Add(time.Duration(rng.IntN(40)) * time.Minute)
+			mu.Unlock()
+		default: // a series read, whose points must count afresh
+			iv := []adcount.Interval{adcount.Hour, adcount.Day}[rng.IntN(2)]
+			n := clock()
+			to := iv.Start(iv.Index(n) + 1)
+			series, err := s.Series(ctx, "c", adcount.SeriesQuery{From: to.Add(-8 * iv.Duration()), To: to, Interval: iv})
+			require.NoError(t, err)
+			cs.mu.Lock()
+			for _, p := range series.Points {
+				if !p.HasUniqueUsers {
+					continue
+				}
+				var want int64
+				if iv == adcount.Hour {
+					if set := cs.reach.hours.at(iv.Index(p.Start)); set != nil {
+						want = set.set.Count()
+					}
+				} else if set := cs.reach.days.at(iv.Index(p.Start)); set != nil {
+					want = set.set.Count()
+				}
+				require.Equal(t, min(want, p.Count), p.UniqueUsers, "step %d: %s point %s", step, iv, p.Start)
+			}
+			cs.mu.Unlock()
+		}
+		st, err := s.Stats(ctx, "c")
+		require.NoError(t, err)
+		cs.mu.Lock()
+		want := coldUsers(cs.reach, clock()).Bound(st)
+		cs.mu.Unlock()
+		require.Equal(t, want, st.UniqueUsers, "step %d", step)
+	}
+	st, err := s.Stats(ctx, "c")
+	require.NoError(t, err)
+	require.Greater(t, st.UniqueUsers.Total, int64(adcount.ExactReach), "sketches were read")
 }

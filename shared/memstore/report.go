@@ -109,7 +109,8 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 //
 // Without q.AdID, the hour and day points that adcount.ReachKept carry
 // their unique users, from the same sets Stats merges; minute points and
-// an ad's series carry none.
+// an ad's series carry none. A past point's count is taken once and kept;
+// the current one's is estimated after the campaign's lock is let go.
 //
 // Minute points come from the same ring as Stats, so they agree with it
 // exactly when read at the same moment; the day points sum to Stats.Total,
@@ -127,6 +128,12 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 	out := adcount.NewSeries(q)
 	now := s.now()
 	pts := out.Points
+	// The points that carry unique users, counted once the lock is let go.
+	type reachPoint struct {
+		idx   int64
+		users pendingCount
+	}
+	var reachPoints []reachPoint
 	cs.mu.Lock()
 	if q.AdID == "" {
 		switch q.Interval {
@@ -151,7 +158,7 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 			cur := q.Interval.Index(now)
 			for idx := max(first, cur-reachHours+1); idx <= min(last, cur); idx++ {
 				if adcount.ReachKept(q.Interval, idx, now) {
-					out.SetUniqueUsers(q.Interval, idx, cs.reach.point(q.Interval, idx))
+					reachPoints = append(reachPoints, reachPoint{idx, cs.reach.point(q.Interval, idx)})
 				}
 			}
 		}
@@ -168,8 +175,27 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 			}
 		}
 	}
-	lsn := cs.lsn
+	lsn, total := cs.lsn, cs.total
 	cs.mu.Unlock()
+	estimated := false
+	for i := range reachPoints {
+		p := &reachPoints[i]
+		p.users.n = p.users.count()
+		estimated = estimated || p.users.set != nil
+		out.SetUniqueUsers(q.Interval, p.idx, p.users.n)
+	}
+	if estimated {
+		// Kept for the next read if no user has counted since.
+		cs.mu.Lock()
+		if cs.total == total {
+			for _, p := range reachPoints {
+				if p.users.set != nil {
+					cs.reach.keepPoint(q.Interval, p.idx, p.users.n)
+				}
+			}
+		}
+		cs.mu.Unlock()
+	}
 	if err := s.journal.durableThrough(ctx, lsn); err != nil {
 		return adcount.Series{}, fmt.Errorf("memstore: series %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
 	}
