@@ -149,9 +149,10 @@ func WithClock(now func() time.Time) Option {
 // WithMaxCampaigns says otherwise. A campaign that has counted nothing
 // takes about 400 bytes, so the default bounds what a flood of creates
 // can claim near 40 MB; enough for any one deployment's campaigns. Its
-// first impression adds its minute and hour rings, about 29 KiB, and
-// traffic about 1.7 KiB an ad and 12 bytes a day (docs/performance.md,
-// "Memory budgets").
+// first impression adds its minute and hour rings, about 29 KiB, and its
+// reach, 2 KiB; traffic about 1.7 KiB an ad and 12 bytes a day, and the
+// reach's sets up to 236 KiB more at worst (docs/performance.md, "Memory
+// budgets" and "Unique reach in the memory store").
 const DefaultMaxCampaigns = 100_000
 
 // WithMaxCampaigns sets how many campaigns the store holds; a create

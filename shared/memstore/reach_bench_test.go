@@ -222,3 +222,38 @@ func BenchmarkStatsReach(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecordImpressionReach measures the single record path with
+// the campaign's reach in each of its forms: Exact cycles through
+// ExactReach users, each impression on a new ad so that it counts, so
+// that every set the impression goes to is exact and full (a binary
+// search of 1,000 fingerprints, and no insert once warm); Sketch sends a
+// new user each time, so that every set is a sketch after its first
+// ExactReach users (one register each). The clock is fixed, as in
+// BenchmarkRecordImpression.
+func BenchmarkRecordImpressionReach(b *testing.B) {
+	const pool = 1 << 20
+	for _, tc := range []struct {
+		name string
+		user func(i int) string
+	}{
+		{"Exact", func(i int) string { return fmt.Sprintf("user-%09d", i%adcount.ExactReach) }},
+		{"Sketch", func(i int) string { return fmt.Sprintf("user-%09d", i) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := newStore(b, func() time.Time { return storetest.Epoch }, time.Hour)
+			createCampaign(b, s, "c", storetest.Epoch)
+			imps := make([]adcount.Impression, pool)
+			for i := range imps {
+				imps[i] = adcount.Impression{CampaignID: "c", UserID: tc.user(i), AdID: fmt.Sprint("ad-", i/adcount.ExactReach)}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if out, err := s.RecordImpression(ctx, imps[i%pool]); err != nil || (i < pool && out != adcount.Counted) {
+					b.Fatal(out, err)
+				}
+			}
+		})
+	}
+}
