@@ -238,7 +238,16 @@ func (r *campaignReach) keepPoint(i adcount.Interval, idx, n int64) {
 
 // add adds user h (reach.Hash) to the buckets of w. The caller holds the
 // campaign's mutex.
+//
+// Every user of a ten-minute bucket is in its hour's set, its day's and
+// the total, since each add goes to all four: so a user that the
+// ten-minute set holds already, exactly, is in all of them, and adding it
+// again would change nothing. A user's repeat impressions within ten
+// minutes then cost one search instead of four (BenchmarkRecordImpressionReach).
 func (r *campaignReach) add(w when, h uint64) {
+	if s := r.tens.at(w.ten); s != nil && s.set.Holds(h) {
+		return
+	}
 	r.tens.add(w.ten, h)
 	r.hours.add(w.hour, h)
 	r.days.add(w.day, h)
