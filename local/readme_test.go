@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -151,6 +152,17 @@ var hexRunRE = regexp.MustCompile(`[0-9a-f]+`)
 // every request or only restate the body.
 var ignoredHeaders = map[string]bool{"Date": true, "Content-Length": true}
 
+// updateREADME makes TestREADMEExamples write this run's response bodies
+// into the README instead of comparing them:
+//
+//	go test ./local -run TestREADMEExamples -update-readme
+//
+// A change to what the API answers, such as a new field, or to what a
+// store answers, such as reach once a store counts it, then needs only a
+// look at the diff. The README's IDs, cursors and times are kept, and its
+// statuses and headers are still checked, not rewritten.
+var updateREADME = flag.Bool("update-readme", false, "rewrite the README's example bodies with this run's responses")
+
 // TestREADMEExamples replays the README's API examples, in order, against
 // the real server, and checks that each shows the status, every header
 // (Date and Content-Length aside) and the exact body the server answers. The
@@ -158,7 +170,7 @@ var ignoredHeaders = map[string]bool{"Date": true, "Content-Length": true}
 // server makes: the first time one appears in a response it is bound to
 // the real one, and from then on replaced by it, in later commands too.
 // The times the server reads off its clock (see serverTimes) stand for
-// this run's.
+// this run's. With -update-readme it writes the bodies instead.
 func TestREADMEExamples(t *testing.T) {
 	t.Parallel()
 	examples := readmeExamples(t)
@@ -179,6 +191,14 @@ func TestREADMEExamples(t *testing.T) {
 		}
 		return s
 	}
+	// shownIDs is replaceIDs backwards, for a body written into the README.
+	shownIDs := func(s string) string {
+		for shown, real := range ids {
+			s = strings.ReplaceAll(s, real, shown)
+		}
+		return s
+	}
+	var bodies []rewrite
 	for _, ex := range examples {
 		base, ok := servers[ex.env]
 		if !ok {
@@ -211,7 +231,11 @@ func TestREADMEExamples(t *testing.T) {
 			bindIDs(t, ex, got, ids)
 			want := replaceIDs(ex.body)
 			got = serverTimes(t, ex.command, want, got)
-			assert.Equal(t, want, got, "the body of %s", ex.command)
+			if *updateREADME {
+				bodies = append(bodies, rewrite{old: ex.body, new: shownIDs(got)})
+			} else {
+				assert.Equal(t, want, got, "the body of %s", ex.command)
+			}
 		}
 		if ex.status == 0 {
 			assert.Less(t, resp.StatusCode, 300, "%s fails, though the README shows no status", ex.command)
@@ -231,6 +255,31 @@ func TestREADMEExamples(t *testing.T) {
 			assert.Equal(t, want, got, "header %s of %s", name, ex.command)
 		}
 	}
+	if *updateREADME {
+		rewriteREADME(t, bodies)
+	}
+}
+
+// rewrite is one example's body as the README shows it and as this run
+// answered it.
+type rewrite struct{ old, new string }
+
+// rewriteREADME replaces the bodies of the API section's examples, in
+// order, each at its first place after the one before.
+func rewriteREADME(t *testing.T, bodies []rewrite) {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	readme := string(raw)
+	at := strings.Index(readme, "\n## API\n")
+	require.GreaterOrEqual(t, at, 0, "the README has an API section")
+	for _, b := range bodies {
+		i := strings.Index(readme[at:], b.old)
+		require.GreaterOrEqual(t, i, 0, "the README shows %q", b.old)
+		readme = readme[:at+i] + b.new + readme[at+i+len(b.old):]
+		at += i + len(b.new)
+	}
+	require.NoError(t, os.WriteFile("../README.md", []byte(readme), 0o644))
 }
 
 // curlRequest builds the request the example's curl command sends, to the
