@@ -159,8 +159,9 @@ var ignoredHeaders = map[string]bool{"Date": true, "Content-Length": true}
 //
 // A change to what the API answers, such as a new field, or to what a
 // store answers, such as reach once a store counts it, then needs only a
-// look at the diff. The README's IDs, cursors and times are kept, and its
-// statuses and headers are still checked, not rewritten.
+// look at the diff. The README's IDs, cursors and times are kept, request
+// IDs take this run's counters, and statuses and other headers are still
+// checked, not rewritten.
 var updateREADME = flag.Bool("update-readme", false, "rewrite the README's example bodies with this run's responses")
 
 // TestREADMEExamples replays the README's API examples, in order, against
@@ -198,7 +199,7 @@ func TestREADMEExamples(t *testing.T) {
 		}
 		return s
 	}
-	var bodies []rewrite
+	var rewrites []rewrite
 	for _, ex := range examples {
 		base, ok := servers[ex.env]
 		if !ok {
@@ -225,6 +226,16 @@ func TestREADMEExamples(t *testing.T) {
 		require.NoError(t, resp.Body.Close())
 		got := strings.TrimSpace(string(body))
 
+		if shown := ex.header.Get("X-Request-Id"); *updateREADME && shown != "" {
+			// Keep the README's prefix; take this run's counter, which
+			// moves when examples are added before this one.
+			real := resp.Header.Get("X-Request-Id")
+			i, j := strings.LastIndexByte(shown, '-'), strings.LastIndexByte(real, '-')
+			require.True(t, i >= 0 && j >= 0, "request IDs %q and %q end in a counter", shown, real)
+			renumbered := shown[:i] + real[j:]
+			rewrites = append(rewrites, rewrite{old: "X-Request-Id: " + shown, new: "X-Request-Id: " + renumbered})
+			ex.header.Set("X-Request-Id", renumbered)
+		}
 		if ex.noBody {
 			assert.Empty(t, ex.body, "%s writes its body to /dev/null", ex.command)
 		} else {
@@ -232,7 +243,7 @@ func TestREADMEExamples(t *testing.T) {
 			want := replaceIDs(ex.body)
 			got = serverTimes(t, ex.command, want, got)
 			if *updateREADME {
-				bodies = append(bodies, rewrite{old: ex.body, new: shownIDs(got)})
+				rewrites = append(rewrites, rewrite{old: ex.body, new: shownIDs(got)})
 			} else {
 				assert.Equal(t, want, got, "the body of %s", ex.command)
 			}
@@ -256,24 +267,24 @@ func TestREADMEExamples(t *testing.T) {
 		}
 	}
 	if *updateREADME {
-		rewriteREADME(t, bodies)
+		rewriteREADME(t, rewrites)
 	}
 }
 
-// rewrite is one example's body as the README shows it and as this run
-// answered it.
+// rewrite is one example's body, or its request ID line, as the README
+// shows it and as this run answered it.
 type rewrite struct{ old, new string }
 
-// rewriteREADME replaces the bodies of the API section's examples, in
-// order, each at its first place after the one before.
-func rewriteREADME(t *testing.T, bodies []rewrite) {
+// rewriteREADME makes the rewrites in the API section, in order, each at
+// its first place after the one before.
+func rewriteREADME(t *testing.T, rewrites []rewrite) {
 	t.Helper()
 	raw, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	readme := string(raw)
 	at := strings.Index(readme, "\n## API\n")
 	require.GreaterOrEqual(t, at, 0, "the README has an API section")
-	for _, b := range bodies {
+	for _, b := range rewrites {
 		i := strings.Index(readme[at:], b.old)
 		require.GreaterOrEqual(t, i, 0, "the README shows %q", b.old)
 		readme = readme[:at+i] + b.new + readme[at+i+len(b.old):]
