@@ -152,7 +152,7 @@ func (a *Aggregator) mergeItem(ctx context.Context, k itemKey, add *reachAdd) (w
 		if bytes.Equal(before, after) {
 			return 0, conflicts, nil
 		}
-		in, err := a.setUpdate(k, after, ver, add.ttl)
+		in, err := a.setUpdate(k, after, set.Exact(), ver, add.ttl)
 		if err != nil {
 			return 0, conflicts, err
 		}
@@ -201,9 +201,10 @@ func conflictBackoff(ctx context.Context, attempt int) error {
 // setUpdate writes enc, a Set's canonical encoding, to the item k on the
 // condition that its version is still ver (0: the item has none, as
 // before its first write), and sets its expiry (ttl > 0) or leaves it
-// without one.
-func (a *Aggregator) setUpdate(k itemKey, enc []byte, ver, ttl int64) (*dynamodb.UpdateItemInput, error) {
-	attr, other, stored, err := storedSet(enc)
+// without one. exact says the Set is exact, so that enc is not worth
+// compressing (see storedSet).
+func (a *Aggregator) setUpdate(k itemKey, enc []byte, exact bool, ver, ttl int64) (*dynamodb.UpdateItemInput, error) {
+	attr, other, stored, err := storedSet(enc, exact)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +242,10 @@ const maxSetBytes = 8 << 10
 // are small numbers that Huffman coding alone packs into about a third of
 // their 4 KB, so its item costs 2 write units instead of 5; an exact
 // list of random fingerprints does not compress, and is stored as it is.
-func storedSet(enc []byte) (attr, other string, stored []byte, err error) {
+func storedSet(enc []byte, exact bool) (attr, other string, stored []byte, err error) {
+	if exact {
+		return attrSet, attrSetZ, enc, nil
+	}
 	var buf bytes.Buffer
 	w, err := flate.NewWriter(&buf, flate.HuffmanOnly)
 	if err != nil {
