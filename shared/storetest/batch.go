@@ -146,10 +146,10 @@ func testBatchMatchesSingles(t *testing.T, f *fixture) {
 
 	wantStats := adcount.Stats{LastHour: 4, LastDay: 4, Total: 4, Filtered: 2}
 	for _, w := range []way{viaBatch, viaSingles} {
-		got := f.allStats(t, w.live.ID)
+		got := f.countStats(t, w.live.ID)
 		got.CampaignID = ""
 		assert.Equal(t, wantStats, got, "the started campaign's counts")
-		got = f.allStats(t, w.future.ID)
+		got = f.countStats(t, w.future.ID)
 		got.CampaignID = ""
 		assert.Equal(t, adcount.Stats{}, got, "the campaign not started counts nothing")
 	}
@@ -348,7 +348,7 @@ func testConcurrentBatches(t *testing.T, f *fixture) {
 	counted.Range(func(any, any) bool { n++; return true })
 	const real, bots = keys * 3 / 4, keys / 4
 	assert.Equal(t, real, n, "one reply per real key says it counted")
-	got := f.allStats(t, c.ID)
+	got := f.countStats(t, c.ID)
 	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: real, LastDay: real, Total: real, Filtered: bots}, got)
 }
 
@@ -401,7 +401,7 @@ func testFilteredApart(t *testing.T, f *fixture) {
 			got = append(got, f.single(t, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a", Filtered: bot}))
 		}
 		assert.Equal(t, tc.want, got, tc.name)
-		assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, Filtered: 1}, f.allStats(t, c.ID), tc.name)
+		assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, Filtered: 1}, f.countStats(t, c.ID), tc.name)
 	}
 }
 
