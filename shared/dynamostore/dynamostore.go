@@ -2,10 +2,12 @@
 // every process and every Lambda instance shares.
 //
 // An impression costs one conditional write: the dedup marker, which
-// carries the campaign, the ad and the minute it counted in. The table's
-// stream carries each newly written marker to an Aggregator, which folds a
-// batch of them at a time into the campaign's counter items, exactly once,
-// so that no counter is written per impression and none is hot.
+// carries the campaign, the ad, the minute it counted in and the user's
+// fingerprint. The table's stream carries each newly written marker to an
+// Aggregator, which folds a batch of them at a time into the campaign's
+// counter items, exactly once, and its users into the campaign's reach
+// items, idempotently, so that no item is written per impression and none
+// is hot.
 // docs/dynamodb.md describes the data model, the failure modes, why
 // retries and redeliveries cannot double-count, and what it costs.
 package dynamostore
