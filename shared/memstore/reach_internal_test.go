@@ -241,3 +241,28 @@ func TestReachReadsNeverGoStale(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, st.UniqueUsers.Total, int64(adcount.ExactReach), "sketches were read")
 }
+
+// BenchmarkReachUnderLock measures what a stats read does under the
+// campaign's lock when an impression has counted since the last read
+// (BenchmarkStatsReach's Busy reads): the windows' unions of past buckets
+// are kept, so it copies them and merges each window's current bucket, and
+// copies the total; the estimates come after the lock. Every set is a
+// sketch.
+func BenchmarkReachUnderLock(b *testing.B) {
+	end := epoch.Truncate(24*time.Hour).AddDate(0, 0, 7).Add(23*time.Hour + 50*time.Minute)
+	r := new(campaignReach)
+	for i, m := range reachMoments(end) {
+		for u := range 2 * adcount.ExactReach {
+			r.add(at(m), reach.Hash(fmt.Sprint("m", i, "-", u)))
+		}
+	}
+	r.users(end) // the unions of past buckets
+	w := at(end)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.add(w, reach.Hash(fmt.Sprint("busy-", i)))
+		if p := r.users(end); p[0].set == nil {
+			b.Fatal("no window")
+		}
+	}
+}
