@@ -217,6 +217,26 @@ var cases = []suiteCase{
 	// A persisting store keeps lifecycle changes, series and the
 	// breakdown across a reopen.
 	{name: "ReopenKeepsReports", needs: needClock | needReopen, test: testReopenKeepsReports},
+
+	// Reach.
+
+	// Up to adcount.ExactReach users, every window is exact, and so is
+	// frequency.
+	{name: "ReachIsExactForSmallPopulations", test: testReachIsExactForSmallPopulations},
+	// Duplicates, filtered and refused impressions add no reach.
+	{name: "ReachCountsOnlyCountedImpressions", test: testReachCountsOnlyCountedImpressions},
+	// Every window's reach is the distinct users of the buckets it
+	// merges, as the clock crosses ten-minute, hour and day boundaries.
+	{name: "ReachWindowsSlide", needs: needClock, test: testReachWindowsSlide},
+	// Hour and day points carry the unique users of their interval for
+	// as long as reach is kept, and no others do.
+	{name: "SeriesCarryReach", needs: needClock, test: testSeriesCarryReach},
+	// Past the exact range, windows and points merged from several
+	// buckets stay within the sketch's error.
+	{name: "ReachLargePopulations", needs: needClock, test: testReachLargePopulations},
+	// A persisting store keeps reach across a reopen, and a user seen
+	// before the reopen adds none after it.
+	{name: "ReopenKeepsReach", needs: needClock | needReopen, test: testReopenKeepsReach},
 }
 
 // Run runs the conformance suite against the stores that newStore makes,
