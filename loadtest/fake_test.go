@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/adcount/impression-counter/loadtest/internal/reachcheck"
 )
 
 // fakeOptions make the fake API wrong in the ways a correct server cannot
@@ -27,8 +29,8 @@ type fakeOptions struct {
 	noReach      bool  // stats without unique_users and frequency, as before reach
 	reachSkew    int64 // added to every window's unique users
 	// reachScale multiplies the unique users of a campaign that reached
-	// more than exactReach, as an estimate off by that much would; 0 and
-	// 1 leave them exact.
+	// more than reachcheck.Exact, as an estimate off by that much would;
+	// 0 and 1 leave them exact.
 	reachScale float64
 	freqSkew   float64 // added to the total's frequency
 	botReach   bool    // count the users of filtered impressions in reach
@@ -168,13 +170,13 @@ func fakeAPI(t *testing.T, o fakeOptions) string {
 					n++
 				}
 			}
-			if n > exactReach && o.reachScale != 0 {
+			if n > reachcheck.Exact && o.reachScale != 0 {
 				n = int64(math.Round(float64(n) * o.reachScale))
 			}
 			// Bounded by the count, as the service bounds an estimate.
 			n = min(n+o.reachSkew, s.Total)
 			s.UniqueUsers = &Reach{LastHour: n, LastDay: n, Total: n}
-			f := frequencyOf(s.Total, n)
+			f := reachcheck.Frequency(s.Total, n)
 			s.Frequency = &Frequency{LastHour: f, LastDay: f, Total: f + o.freqSkew}
 		}
 		_ = json.NewEncoder(w).Encode(s)

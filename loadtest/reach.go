@@ -6,26 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/adcount/impression-counter/loadtest/internal/reachcheck"
 )
-
-// exactReach is the largest number of distinct users the service counts
-// exactly, as its API documents: a window with at most this many reports
-// exactly that many, and above it the count is a HyperLogLog estimate.
-const exactReach = 1000
-
-// defaultReachTolerance is how far an estimate of more than exactReach
-// users may lie from the users the harness knows were reached, as a
-// share of them. The service's sketch (HyperLogLog with 4,096 registers)
-// has a relative standard error of 1.04/√4096 ≈ 1.6%, and the 2% target
-// at one standard deviation is verified statistically, over many
-// populations on fixed seeds, by the service's own tests. A run sees one
-// estimate a window, so one check can only ask for a few standard
-// deviations: 5% is about 3σ of the sketch (2.5σ of the target), which a
-// correct service misses about 0.3% of the time. The estimate is a
-// function of the user IDs, which the seed fixes, so a seed that misses
-// misses every time rather than flakily, and another seed, or a wider
-// -reach-tolerance, tells a rare estimate from a broken one.
-const defaultReachTolerance = 0.05
 
 // The spans within which a run's impressions all fall in a reach window:
 // last_hour merges the ten-minute buckets ending with the current one,
@@ -65,31 +48,6 @@ type reachSummary struct {
 	Least, Most int64
 }
 
-// reachBounds returns the least and the most unique users a service may
-// report for a window whose true reach is between lo and hi distinct
-// users: exactly the reach when it is at most exactReach, and within tol
-// of it, as a share, when it is more. For a range that straddles
-// exactReach the answer is the union of both, which is one interval.
-func reachBounds(lo, hi int64, tol float64) (least, most int64) {
-	if hi <= exactReach {
-		return lo, hi
-	}
-	t := int64(math.Round(tol * ppm))
-	most = (hi*(ppm+t) + ppm - 1) / ppm
-	least = min(lo, max(lo, exactReach+1)*(ppm-t)/ppm)
-	return max(least, 0), most
-}
-
-// frequencyOf is the frequency the service must report for count
-// impressions by users unique users: their quotient rounded to two
-// decimals, and 0 without users.
-func frequencyOf(count, users int64) float64 {
-	if users <= 0 {
-		return 0
-	}
-	return math.Round(float64(count)/float64(users)*100) / 100
-}
-
 // distinctUsers counts the distinct users in users, entries as
 // campaignCheck.users holds them, which it sorts: all of them, and those
 // with a key that certainly counted.
@@ -113,7 +71,7 @@ func distinctUsers(users []uint64) (certain, all int64) {
 // stats, against the users of the keys the replies counted (after verify
 // has judged every key):
 //   - the total's unique users are the distinct users with a key the
-//     replies counted, exactly while they are at most exactReach, and
+//     replies counted, exactly while they are at most reachcheck.Exact, and
 //     within tol above (reachBounds); a key with no definite answer
 //     widens the range, as it does the total's;
 //   - last_day's and last_hour's are the same while the run is shorter
@@ -132,7 +90,7 @@ func (l *ledger) verifyReach(v *Verdict, elapsed time.Duration, tol float64) {
 		}
 		certain, all := distinctUsers(cc.users)
 		sum := &reachSummary{Users: certain, Unsure: all - certain}
-		sum.Least, sum.Most = reachBounds(certain, all, tol)
+		sum.Least, sum.Most = reachcheck.Bounds(certain, all, tol)
 		cc.Reach = sum
 		s := cc.Stats
 		if s.UniqueUsers == nil || s.Frequency == nil {
@@ -158,7 +116,7 @@ func (l *ledger) verifyReach(v *Verdict, elapsed time.Duration, tol float64) {
 			if w.users < 0 || w.users > w.count {
 				problem("unique_users %s is %d, but %s counted %d impressions, and each user counts by one of them", w.name, w.users, w.name, w.count)
 			}
-			if want := frequencyOf(w.count, w.users); math.Abs(w.freq-want) > 0.001 {
+			if want := reachcheck.Frequency(w.count, w.users); math.Abs(w.freq-want) > 0.001 {
 				problem("frequency %s is %v, but %s's %d impressions over its %d unique users make %.2f", w.name, w.freq, w.name, w.count, w.users, want)
 			}
 		}
@@ -176,8 +134,8 @@ func describeReach(certain, all int64, tol float64) string {
 	} else {
 		fmt.Fprintf(&b, "%d to %d distinct users (%d uncertain)", certain, all, all-certain)
 	}
-	if least, most := reachBounds(certain, all, tol); all > exactReach {
-		fmt.Fprintf(&b, "; above %d users the service estimates, and %d to %d is within %v%%", exactReach, least, most, tol*100)
+	if least, most := reachcheck.Bounds(certain, all, tol); all > reachcheck.Exact {
+		fmt.Fprintf(&b, "; above %d users the service estimates, and %d to %d is within %v%%", reachcheck.Exact, least, most, tol*100)
 	}
 	return b.String()
 }
