@@ -91,10 +91,12 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		want := map[string]func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse){
 			// A new marker, a filtered one, a recount, a legacy marker and
 			// a TTL deletion: two counted (in 2026, outside the last
-			// hour), one filtered.
+			// hour), by two users, and one filtered, whose user adds no
+			// reach.
 			"aggregate-stream-markers.json": func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse) {
 				assert.Empty(t, failures(resp))
 				assert.Equal(t, [3]int64{2, 0, 1}, counts(t, streamSampleCampaign))
+				assert.Equal(t, adcount.UniqueUsers{Total: 2}, users(t, streamSampleCampaign))
 			},
 			// The end of the window, with no records: answered cleanly.
 			"aggregate-stream-window-end.json": func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse) {
@@ -119,6 +121,7 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, failures(invoke(t, json.RawMessage(raw))))
 		assert.Equal(t, [3]int64{2, 0, 1}, counts(t, streamSampleCampaign))
+		assert.Equal(t, adcount.UniqueUsers{Total: 2}, users(t, streamSampleCampaign), "nor any user")
 	})
 
 	t.Run("WholeBatchRedeliveredCountsOnce", func(t *testing.T) {
