@@ -98,8 +98,9 @@ type Frequency struct {
 }
 
 // Frequency returns the stats' frequency per window. Each window's reach
-// covers at most its count's span (see Reach), so the last hour's
-// frequency can read up to a sixth high just after a ten-minute boundary.
+// covers at most its count's span (see Reach): just after a ten-minute
+// boundary the last hour's count spans 60 minutes and its users 50, so
+// its frequency can read up to a fifth high; the last day's, a 23rd.
 func (s Stats) Frequency() Frequency {
 	return Frequency{
 		LastHour: frequency(s.LastHour, s.UniqueUsers.LastHour),

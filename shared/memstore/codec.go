@@ -10,6 +10,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/memstore/wal"
+	"github.com/adcount/impression-counter/shared/reach"
 )
 
 // Record types. The first byte of every payload in the log and the
@@ -31,6 +32,12 @@ import (
 //     now; it names no ad (a dedup key is a hash, and holds none), so it
 //     counts under no ad: in the campaign's Stats and Series, in no
 //     AdStats, and in no ad's series;
+//   - no former record names the user of an impression, so the
+//     impressions they hold add no unique users: a campaign restored from
+//     them reports reach only for what it counts from then on, bounded by
+//     its counts (adcount.UniqueUsers.Bound). recImpressionsAds records
+//     and snapshots without recReach records, written before reach
+//     existed, restore the same way;
 //   - a former snapshot's counters hold the total and a day of minutes:
 //     those minutes make the campaign's hours and days too, and the
 //     impressions counted before that day keep no time at all. They stay
@@ -117,6 +124,24 @@ const (
 	//	filtered i64, 3 × (head i64, k u8, k × (back u8, count i64)))
 	//	(the rings: 60 minutes, 24 hours, 90 days)
 	recAds byte = 14
+	// recImpressionsReach (log): as recImpressionsAds, and each counted
+	// impression, one without the filtered flag, carries its user's
+	// fingerprint (reach.Hash, whose low 16 bits are zero) in its top 48
+	// bits, so that replay rebuilds the campaign's reach. A filtered
+	// impression carries none: it never adds reach.
+	//	t i64, expiry i64, c u16, c × campaign id str16,
+	//	a u16, a × ad id str16,
+	//	n u16, n × (campaign u16, ad u16, flags u8, key [16], [user u48])
+	recImpressionsReach byte = 15
+	// recReach (snapshot): the unique users of the campaign named, as of
+	// the lsn of the recCampaignState before it, which it follows. Each
+	// ring lists its non-empty sets by distance back from its head; a set
+	// is its reach.Set encoding, and an empty total is length 0.
+	//	campaign id str16,
+	//	3 × (head i64, k u8, k × (back u8, len u16, set [len]))
+	//	(the rings: 6 ten-minute buckets, 24 hours, 7 days),
+	//	total: len u16, set [len]
+	recReach byte = 16
 )
 
 // flagFiltered marks a filtered impression in an impressions record;
@@ -126,10 +151,11 @@ const (
 	flagPaused   byte = 1
 )
 
-// Sizes of a recImpressionsAds record.
+// Sizes of a recImpressionsReach record.
 const (
-	impressionsHeader = 1 + 8 + 8 + 2 + 2 + 2 // type, t, expiry, c, a, n
-	impressionsItem   = 2 + 2 + 1 + 16        // campaign, ad, flags, key
+	impressionsHeader = 1 + 8 + 8 + 2 + 2 + 2      // type, t, expiry, c, a, n
+	impressionsItem   = 2 + 2 + 1 + 16 + userBytes // campaign, ad, flags, key, user
+	userBytes         = 6                          // the top 48 bits of reach.Hash
 	// maxOneImpressionPayload is the largest record of one impression,
 	// which a batch of one builds on its stack.
 	maxOneImpressionPayload = impressionsHeader + 2*(2+adcount.MaxIDBytes) + impressionsItem
@@ -137,6 +163,16 @@ const (
 	// impression of another campaign and another ad, each with the longest
 	// ID.
 	maxImpressionsPayload = impressionsHeader + adcount.MaxBatch*(2*(2+adcount.MaxIDBytes)+impressionsItem)
+)
+
+// Sizes of a recReach record. A Set's encoding is one byte of form and
+// then at most reach.ExactLimit fingerprints of 6 bytes, or the sketch's
+// 8-byte header and its 2^reach.Precision registers;
+// TestReachRecordsRoundTrip holds the encodings to maxSetBytes.
+const (
+	maxSetBytes    = 1 + max(reach.ExactLimit*6, 8+1<<reach.Precision)
+	reachSets      = reachTens + reachHours + reachDays
+	maxReachRecord = 1 + 2 + adcount.MaxIDBytes + 3*(8+1) + reachSets*(1+2+maxSetBytes) + 2 + maxSetBytes
 )
 
 // Sizes of the snapshot's records.
@@ -163,6 +199,9 @@ var (
 	_ [wal.MaxPayload - maxCampaignState]struct{}
 	_ [wal.MaxPayload - maxDaysRecord]struct{}
 	_ [wal.MaxPayload - maxAdsRecord]struct{}
+	_ [wal.MaxPayload - maxReachRecord]struct{}
+	_ [math.MaxUint16 - maxSetBytes]struct{}
+	_ [math.MaxUint8 - reachHours]struct{}
 	_ [math.MaxUint16 - adcount.MaxBatch]struct{}
 	_ [math.MaxUint16 - adsPerRecord]struct{}
 	_ [math.MaxUint16 - campaignHours]struct{}
@@ -243,6 +282,7 @@ type campaignCopy struct {
 	filtered int64
 	series   campaignSeries
 	days     dayCounts
+	reach    []byte // its recReach record, empty for a campaign without reach
 }
 
 func appendCampaignState(b []byte, c *campaignCopy) []byte {
@@ -286,6 +326,80 @@ func appendAds(b []byte, id string, ads []adState) []byte {
 	return b
 }
 
+// appendUser appends the top 48 bits of fingerprint h, little-endian.
+func appendUser(b []byte, h uint64) []byte {
+	v := h >> 16
+	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40))
+}
+
+// user reads a fingerprint as appendUser wrote it.
+func (d *decoder) user() uint64 {
+	b := d.take(userBytes)
+	var v uint64
+	for i := userBytes - 1; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v << 16
+}
+
+// appendReach appends a recReach record of r, the reach of campaign id.
+// It is called under the campaign's lock, so that the sets are those of
+// the counters copied with them.
+func appendReach(b []byte, id string, r *campaignReach) ([]byte, error) {
+	b = append(b, recReach)
+	b = appendStr16(b, id)
+	var err error
+	if b, err = appendSetRing(b, &r.tens); err != nil {
+		return b, err
+	}
+	if b, err = appendSetRing(b, &r.hours); err != nil {
+		return b, err
+	}
+	if b, err = appendSetRing(b, &r.days); err != nil {
+		return b, err
+	}
+	return appendSet(b, &r.total)
+}
+
+// appendSetRing appends a ring's head, then its non-empty sets by distance
+// back from head.
+func appendSetRing[S setSlots](b []byte, r *setRing[S]) ([]byte, error) {
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.head))
+	nAt := len(b)
+	b = append(b, 0)
+	n := 0
+	for back := range r.size() {
+		set := &r.slots[r.slot(r.head-back)].set
+		if set.Empty() {
+			continue
+		}
+		b = append(b, byte(back))
+		var err error
+		if b, err = appendSet(b, set); err != nil {
+			return b, err
+		}
+		n++
+	}
+	b[nAt] = byte(n)
+	return b, nil
+}
+
+// appendSet appends a set's encoding after its length, or length 0 for an
+// empty set.
+func appendSet(b []byte, s *reach.Set) ([]byte, error) {
+	if s.Empty() {
+		return binary.LittleEndian.AppendUint16(b, 0), nil
+	}
+	lenAt := len(b)
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	b, err := s.AppendBinary(b)
+	if err != nil {
+		return b, err
+	}
+	binary.LittleEndian.PutUint16(b[lenAt:], uint16(len(b)-lenAt-2))
+	return b, nil
+}
+
 // dedupEntry is a live key and its expiry in Unix milliseconds.
 type dedupEntry struct {
 	key    adcount.DedupKey
@@ -313,7 +427,10 @@ type decoder struct {
 var errShort = errors.New("record is shorter than its fields")
 
 func (d *decoder) take(n int) []byte {
-	if d.err != nil || len(d.b) < n {
+	if d.err != nil {
+		return make([]byte, n) // the first error stands
+	}
+	if len(d.b) < n {
 		d.err = errShort
 		return make([]byte, n)
 	}
@@ -433,4 +550,59 @@ func decodeCampaignState(d *decoder) (*campaignCopy, error) {
 	decodeRing(d, &c.series.minutes, true)
 	decodeRing(d, &c.series.hours, true)
 	return c, d.done()
+}
+
+// decodeReach reads the body of a recReach record after its campaign ID.
+// Bytes that no reach.Set encodes to are an error, as any other damage.
+func decodeReach(d *decoder) (*campaignReach, error) {
+	r := new(campaignReach)
+	decodeSetRing(d, &r.tens)
+	decodeSetRing(d, &r.hours)
+	decodeSetRing(d, &r.days)
+	decodeSet(d, &r.total, true)
+	return r, d.done()
+}
+
+// decodeSetRing reads a ring as appendSetRing wrote it.
+func decodeSetRing[S setSlots](d *decoder, r *setRing[S]) {
+	r.head = d.i64()
+	n := int(d.u8())
+	for range n {
+		back := int64(d.u8())
+		if d.err != nil {
+			return
+		}
+		if back >= r.size() {
+			d.err = fmt.Errorf("reach set %d is outside a ring of %d", back, r.size())
+			return
+		}
+		set := &r.slots[r.slot(r.head-back)].set
+		if !set.Empty() {
+			d.err = fmt.Errorf("reach set %d is listed twice", back)
+			return
+		}
+		decodeSet(d, set, false)
+	}
+}
+
+// decodeSet reads a set as appendSet wrote it; length 0, an empty set, only
+// where empty allows it.
+func decodeSet(d *decoder, s *reach.Set, empty bool) {
+	n := int(d.u16())
+	if d.err != nil {
+		return
+	}
+	if n == 0 {
+		if !empty {
+			d.err = errors.New("an empty reach set is listed")
+		}
+		return
+	}
+	b := d.take(n)
+	if d.err != nil {
+		return
+	}
+	if err := s.UnmarshalBinary(b); err != nil {
+		d.err = err
+	}
 }

@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/memstore/wal"
+	"github.com/adcount/impression-counter/shared/reach"
 )
 
 var epoch = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
@@ -90,8 +92,10 @@ func TestTimeSeriesStateFitsTheBudget(t *testing.T) {
 		adOverhead = (int(unsafe.Sizeof(""))+ptr)*8/7 + 2*ptr + 16
 	)
 	perAd := int(unsafe.Sizeof(adState{})) + adOverhead
+	// The reach's sets are empty here: a campaign whose every set is full
+	// is TestReachMemoryStaysInBudget's.
 	campaign := int(unsafe.Sizeof(campaignState{})) + int(unsafe.Sizeof(campaignSeries{})) + int(unsafe.Sizeof(adcount.Campaign{})) +
-		365*yearDay + 10*perAd
+		int(unsafe.Sizeof(campaignReach{})) + 365*yearDay + 10*perAd
 	t.Logf("campaign with 10 ads and a year of days: %d B; each further ad: %d B", campaign, perAd)
 	assert.LessOrEqual(t, campaign, 64<<10)
 	assert.LessOrEqual(t, perAd, 2<<10)
@@ -107,7 +111,7 @@ func TestDayCountsTakeDaysInAnyOrder(t *testing.T) {
 	}
 	assert.Equal(t, []int32{3, 10, 11, 12, 20}, d.days)
 	assert.Equal(t, []int64{3, 20, 11, 24, 20}, d.counts)
-	assert.Equal(t, when{minute: -1, hour: -1, day: -1}, inBucket(-1), "the minute before 1970 is in the hour and day before")
+	assert.Equal(t, when{minute: -1, ten: -1, hour: -1, day: -1}, inBucket(-1), "the minute before 1970 is in the hour and day before")
 	assert.Equal(t, int32(1<<31-1), dayNumber(1<<40), "a day beyond what the type holds is the last one")
 }
 
@@ -239,4 +243,153 @@ func TestLargeCampaignsSnapshotInFrames(t *testing.T) {
 		gotAds[a.id] = *a
 	}
 	assert.Equal(t, wantAds, gotAds)
+}
+
+// reachOf returns a campaign's reach with users in every bucket of every
+// ring: ExactReach users in some, a sketch's worth in others, as
+// campaignReach.add puts them there.
+func reachOf(t *testing.T, now time.Time) *campaignReach {
+	t.Helper()
+	r := new(campaignReach)
+	user := uint64(0)
+	for b := range reachTens + reachHours + reachDays {
+		// Back in time, so that each ring's head stays at now.
+		w := at(now.Add(-time.Duration(b) * adcount.ReachBucketWidth))
+		n := []int{1, adcount.ExactReach, adcount.ExactReach + 1, 5000}[b%4]
+		for range n {
+			user++
+			r.add(w, reach.Hash(fmt.Sprint("u", user)))
+		}
+	}
+	return r
+}
+
+// TestReachRecordsRoundTrip encodes a campaign's reach as a snapshot
+// holds it and decodes it back, set for set; every set's encoding fits
+// maxSetBytes, and the whole record maxReachRecord.
+func TestReachRecordsRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, r := range []*campaignReach{new(campaignReach), reachOf(t, epoch)} {
+		rec, err := appendReach(nil, "c", r)
+		require.NoError(t, err)
+		require.Equal(t, recReach, rec[0])
+		require.LessOrEqual(t, int64(len(rec)), maxReachRecord)
+		d := &decoder{b: rec[1:]}
+		require.Equal(t, "c", d.str16())
+		got, err := decodeReach(d)
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+	}
+	for _, n := range []int{adcount.ExactReach, 100_000} {
+		var s reach.Set
+		for i := range n {
+			s.Add(reach.Hash(fmt.Sprint(i)))
+		}
+		b, err := s.MarshalBinary()
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(b), maxSetBytes, "%d users", n)
+	}
+}
+
+// TestDamagedReachRecordsAreErrors decodes a reach record cut short at
+// every length, and with each byte changed, and records that no Set
+// encodes to: none may panic, and what is not a reach record is an error.
+func TestDamagedReachRecordsAreErrors(t *testing.T) {
+	t.Parallel()
+	r := new(campaignReach)
+	for u := range 3 {
+		r.add(at(epoch), reach.Hash(fmt.Sprint(u)))
+	}
+	for u := range 2000 {
+		r.total.Add(reach.Hash(fmt.Sprint("more", u)))
+	}
+	rec, err := appendReach(nil, "c", r)
+	require.NoError(t, err)
+	body := rec[1+2+1:] // after the type and the ID
+	for n := range len(body) {
+		_, err := decodeReach(&decoder{b: body[:n]})
+		require.Error(t, err, "cut at %d of %d", n, len(body))
+	}
+	for i := range body {
+		damaged := bytes.Clone(body)
+		damaged[i] ^= 0xa5
+		assert.NotPanics(t, func() { _, _ = decodeReach(&decoder{b: damaged}) }, "byte %d", i)
+	}
+	cases := []struct {
+		name string
+		set  []byte
+	}{
+		// A form that no Set has.
+		{"UnknownForm", []byte{9, 1, 2, 3}},
+		// Fingerprints out of order.
+		{"ExactOutOfOrder", []byte{1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1}},
+		// Part of a fingerprint.
+		{"ExactTorn", []byte{1, 0, 0, 0}},
+		// A sketch of another precision.
+		{"SketchPrecision", []byte{2, 2, 14, 0, 0, 0, 0, 0x40, 0}},
+		// A sketch cut short.
+		{"SketchTorn", append([]byte{2, 2, reach.Precision, 0, 0, 0, 0, 0x10, 0}, make([]byte, 100)...)},
+	}
+	for _, tc := range cases {
+		b := binary.LittleEndian.AppendUint64(nil, 0) // tens: head
+		b = append(b, 1, 0)                           // one set, back 0
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(tc.set)))
+		b = append(b, tc.set...)
+		for range 2 { // hours and days: empty
+			b = binary.LittleEndian.AppendUint64(b, 0)
+			b = append(b, 0)
+		}
+		b = binary.LittleEndian.AppendUint16(b, 0) // no total
+		_, err := decodeReach(&decoder{b: b})
+		assert.ErrorIs(t, err, reach.ErrInvalidEncoding, tc.name)
+	}
+}
+
+// TestASnapshotWithDamagedReachIsRefused writes a snapshot whose frames
+// are whole but whose reach record holds bytes no Set encodes to, as a
+// bug or a bad disk behind a valid checksum would: Open refuses it with
+// an error, and does not start with less.
+func TestASnapshotWithDamagedReachIsRefused(t *testing.T) {
+	t.Parallel()
+	c := adcount.Campaign{ID: "c", Name: "damaged", StartTime: epoch}
+	good := reachOf(t, epoch)
+	for _, tc := range []struct {
+		name   string
+		damage func(rec []byte) []byte
+		want   string
+	}{
+		// The first set's form byte, after type, ID, head, count, back
+		// and length.
+		{"SetForm", func(rec []byte) []byte { rec[1+2+1+8+1+1+2] = 7; return rec }, "invalid encoding"},
+		// A second reach record for the campaign.
+		{"Twice", func(rec []byte) []byte { return rec }, "reach is listed twice"},
+		// A reach record of a campaign the snapshot does not list.
+		{"Unlisted", func(rec []byte) []byte { rec[3] = 'x'; return rec }, "does not list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			rec, err := appendReach(nil, c.ID, good)
+			require.NoError(t, err)
+			records := [][]byte{
+				binary.LittleEndian.AppendUint64([]byte{recSnapshotHeader}, 0),
+				appendCampaignState(nil, &campaignCopy{campaign: c, total: 1}),
+			}
+			if tc.name == "Twice" {
+				records = append(records, bytes.Clone(rec))
+			}
+			records = append(records, tc.damage(rec), binary.LittleEndian.AppendUint64([]byte{recSnapshotDurable}, 0))
+			require.NoError(t, wal.WriteSnapshot(nil, dir, func(w *wal.SnapshotWriter) error {
+				for _, rec := range records {
+					if err := w.Add(rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			_, err = Open(dir, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+			require.Error(t, err)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
 }

@@ -71,6 +71,7 @@ type campaignState struct {
 	total    int64
 	filtered int64
 	series   *campaignSeries // nil until the first counted impression
+	reach    *campaignReach  // likewise; and nil after a restore of the former formats
 	days     dayCounts
 	// ads are the campaign's ads in the order of their first impression,
 	// and byAd finds them. Impressions from before ads were kept (a data
@@ -92,11 +93,15 @@ func (cs *campaignState) get() adcount.Campaign { return *cs.campaign.Load() }
 
 // add applies counted impressions and filtered ones, all at w, logged in
 // record lsn (0 without a journal), to the campaign's own
-// counters; adState.add applies them to one ad's. The caller holds cs.mu.
+// counters; adState.add applies them to one ad's. The caller holds cs.mu,
+// and adds the counted impressions' users with addUser.
 func (cs *campaignState) add(w when, counted, filtered int64, lsn uint64) {
 	if counted > 0 {
 		if cs.series == nil {
 			cs.series = new(campaignSeries)
+		}
+		if cs.reach == nil {
+			cs.reach = new(campaignReach)
 		}
 		cs.total += counted
 		cs.series.minutes.add(w.minute, counted)
@@ -105,6 +110,13 @@ func (cs *campaignState) add(w when, counted, filtered int64, lsn uint64) {
 	}
 	cs.filtered += filtered
 	cs.lsn = lsn
+}
+
+// addUser adds user h (reach.Hash) of an impression counted at w to the
+// campaign's reach. The caller holds cs.mu and has counted the impression
+// with add.
+func (cs *campaignState) addUser(w when, h uint64) {
+	cs.reach.add(w, h)
 }
 
 // ad returns the state of the ad with the given ID, adding it if it has
@@ -137,9 +149,10 @@ func WithClock(now func() time.Time) Option {
 // WithMaxCampaigns says otherwise. A campaign that has counted nothing
 // takes about 400 bytes, so the default bounds what a flood of creates
 // can claim near 40 MB; enough for any one deployment's campaigns. Its
-// first impression adds its minute and hour rings, about 29 KiB, and
-// traffic about 1.7 KiB an ad and 12 bytes a day (docs/performance.md,
-// "Memory budgets").
+// first impression adds its minute and hour rings, about 29 KiB, and its
+// reach, 2 KiB; traffic about 1.7 KiB an ad and 12 bytes a day, and the
+// reach's sets up to 236 KiB more at worst (docs/performance.md, "Memory
+// budgets" and "Unique reach in the memory store").
 const DefaultMaxCampaigns = 100_000
 
 // WithMaxCampaigns sets how many campaigns the store holds; a create
@@ -269,8 +282,13 @@ func (s *Store) UpdateCampaign(ctx context.Context, id string, p adcount.Campaig
 	return c, nil
 }
 
-// Stats returns the campaign's counts as of the store's clock, or
-// ErrNotFound.
+// Stats returns the campaign's counts and unique users as of the store's
+// clock, or ErrNotFound. Unique users merge the reach buckets of each
+// window (see adcount.Reach): under the campaign's lock, the union of a
+// window's past buckets, kept from the last read, with its current one;
+// the estimates, which cost far more, after it (BenchmarkStatsReach). A
+// read finds the users of the read before it if no impression has counted
+// since and the windows' buckets are the same.
 //
 // A store made by Open counts an impression in memory when its record is
 // appended, before the record is durable. Stats answer only once every
@@ -293,8 +311,22 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 		Filtered:   cs.filtered,
 		AsOf:       now, // counted synchronously: exact as of the read
 	}
+	users, kept := cs.reach.lastUsers(cs.total, now)
+	var pending [3]pendingCount
+	if !kept {
+		pending = cs.reach.users(now)
+	}
 	lsn := cs.lsn
 	cs.mu.Unlock()
+	if !kept {
+		users = adcount.UniqueUsers{LastHour: pending[0].count(), LastDay: pending[1].count(), Total: pending[2].count()}
+		cs.mu.Lock()
+		if cs.total == st.Total { // no user since: the next read may reuse them
+			cs.reach.keepUsers(st.Total, now, users)
+		}
+		cs.mu.Unlock()
+	}
+	st.UniqueUsers = users.Bound(st)
 	if err := s.journal.durableThrough(ctx, lsn); err != nil {
 		return adcount.Stats{}, fmt.Errorf("memstore: stats %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
 	}

@@ -304,8 +304,9 @@ func (s *Store) Snapshot() error {
 }
 
 // snapshotCampaign adds one campaign's records to a snapshot: its own
-// counters, then its days, then its ads, some at a time. A campaign's
-// counters and lsn change together under its lock, as do each ad's, so
+// counters, then its reach, then its days, then its ads, some at a time.
+// A campaign's counters, reach and lsn change together under its lock, as
+// do each ad's, so
 // each copy says exactly which records it holds: the campaign's counters
 // and days are copied at one moment, and each group of ads at a later one,
 // each ad with its own lsn. So a campaign with 100,000 ads holds up its
@@ -321,10 +322,26 @@ func snapshotCampaign(w *wal.SnapshotWriter, buf []byte, cs *campaignState, c *c
 	}
 	c.days.days = append(c.days.days[:0], cs.days.days...)
 	c.days.counts = append(c.days.counts[:0], cs.days.counts...)
+	c.reach = c.reach[:0]
+	var err error
+	if cs.reach != nil {
+		// Encoded under the lock, into room kept from campaign to
+		// campaign: the sets are at most about 230 KB, and a copy of
+		// them would cost as much as this and allocate besides.
+		c.reach, err = appendReach(c.reach, cs.id, cs.reach)
+	}
 	cs.mu.Unlock()
+	if err != nil {
+		return buf, fmt.Errorf("campaign %s: reach: %w", cs.id, err)
+	}
 	buf = appendCampaignState(buf[:0], c)
 	if err := w.Add(buf); err != nil {
 		return buf, err
+	}
+	if len(c.reach) > 0 {
+		if err := w.Add(c.reach); err != nil {
+			return buf, err
+		}
 	}
 	for days, counts := range chunks2(c.days.days, c.days.counts, daysPerRecord) {
 		buf = appendDays(buf[:0], cs.id, days, counts)
@@ -462,6 +479,8 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 		}
 		r.campaigns++
 		return nil
+	case recReach:
+		return r.reachRecord(d)
 	case recDays:
 		return r.daysRecord(d)
 	case recAds:
@@ -474,6 +493,28 @@ func (r *restorer) snapshotRecord(payload []byte) error {
 		return d.done()
 	}
 	return fmt.Errorf("unknown snapshot record type %d", payload[0])
+}
+
+// reachRecord applies a recReach record to the campaign listed before
+// it, which has no reach yet.
+func (r *restorer) reachRecord(d *decoder) error {
+	id := d.str16()
+	if d.err != nil {
+		return d.err
+	}
+	cs, err := r.listed(id)
+	if err != nil {
+		return err
+	}
+	if cs.reach != nil {
+		return fmt.Errorf("campaign %s: reach is listed twice", id)
+	}
+	rc, err := decodeReach(d)
+	if err != nil {
+		return fmt.Errorf("campaign %s: reach: %w", id, err)
+	}
+	cs.reach = rc
+	return nil
 }
 
 // daysRecord applies a recDays record to the campaign listed before it.
@@ -536,7 +577,7 @@ func (r *restorer) adsRecord(d *decoder) error {
 func (r *restorer) listed(id string) (*campaignState, error) {
 	v, ok := r.s.campaigns.Load(id)
 	if !ok {
-		return nil, fmt.Errorf("days or ads of campaign %s, which the snapshot does not list before them", id)
+		return nil, fmt.Errorf("reach, days or ads of campaign %s, which the snapshot does not list before them", id)
 	}
 	return v.(*campaignState), nil
 }
@@ -611,20 +652,24 @@ func (r *restorer) logRecord(lsn uint64, payload []byte) error {
 		r.impressions++
 		return nil
 	case recImpressions:
-		return r.impressionsRecord(lsn, d, false)
+		return r.impressionsRecord(lsn, d, false, false)
 	case recImpressionsAds:
-		return r.impressionsRecord(lsn, d, true)
+		return r.impressionsRecord(lsn, d, true, false)
+	case recImpressionsReach:
+		return r.impressionsRecord(lsn, d, true, true)
 	}
 	return fmt.Errorf("unknown log record type %d", payload[0])
 }
 
-// impressionsRecord applies a recImpressionsAds record, or with withAds
-// false a recImpressions record, whose impressions are of no ad. A
-// snapshot holds all of a record's impressions of one campaign or none,
-// because a batch counts them together under the campaign's lock; so each
-// campaign's lsn decides for all of its impressions in the record, and
-// each ad's lsn for all of that ad's.
-func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error {
+// impressionsRecord applies a recImpressionsReach record, or with
+// withUsers false a recImpressionsAds record, whose impressions add no
+// reach, or with withAds false too a recImpressions record, whose
+// impressions are of no ad. A snapshot holds all of a record's impressions
+// of one campaign or none, because a batch counts them together under the
+// campaign's lock; so each campaign's lsn decides for all of its
+// impressions in the record, their users included, and each ad's lsn for
+// all of that ad's.
+func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds, withUsers bool) error {
 	type replay struct {
 		id                string
 		cs                *campaignState
@@ -647,6 +692,7 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 		campaign int
 		ad       int
 		filtered bool
+		user     uint64
 	}
 	keys := make([]key, d.u16())
 	for i := range keys {
@@ -655,6 +701,10 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 			ai = int(d.u16())
 		}
 		flags, k := d.u8(), d.key()
+		var user uint64
+		if withUsers && flags&flagFiltered == 0 {
+			user = d.user()
+		}
 		if d.err != nil {
 			break
 		}
@@ -673,7 +723,7 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 		} else {
 			campaigns[ci].counted++
 		}
-		keys[i] = key{k, ci, ai, filtered}
+		keys[i] = key{k, ci, ai, filtered, user}
 	}
 	if err := d.done(); err != nil {
 		return err
@@ -692,10 +742,18 @@ func (r *restorer) impressionsRecord(lsn uint64, d *decoder, withAds bool) error
 		r.restoreKey(k.key, expiry)
 	}
 	w := at(time.UnixMilli(t))
-	for _, c := range campaigns {
-		if lsn > c.cs.lsn {
+	apply := make([]bool, len(campaigns))
+	for i, c := range campaigns {
+		if apply[i] = lsn > c.cs.lsn; apply[i] {
 			c.cs.add(w, c.counted, c.filtered, lsn)
 			r.impressions += int(c.counted + c.filtered)
+		}
+	}
+	if withUsers {
+		for _, k := range keys {
+			if apply[k.campaign] && !k.filtered {
+				campaigns[k.campaign].cs.addUser(w, k.user)
+			}
 		}
 	}
 	if !withAds {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/memstore/wal"
+	"github.com/adcount/impression-counter/shared/reach"
 )
 
 // itemState is where one impression of a record call stands.
@@ -26,6 +27,7 @@ const (
 // item is one impression of a record call on its way through the path.
 type item struct {
 	key      adcount.DedupKey
+	user     uint64 // reach.Hash of its user; 0 for a filtered impression, which never adds reach
 	campaign uint16 // its campaign's place in batch.campaigns
 	ad       uint16 // its ad's place in batch.ads
 	next     uint16 // the next new item of its campaign, plus one; 0 ends the list
@@ -175,8 +177,8 @@ func (b *batch) adIndexOf(ad string) uint16 {
 }
 
 // apply counts the new impressions of c, all at w, logged in record lsn
-// (0 without a journal): in the campaign's counters, and in each one's
-// ad's. The caller holds c.cs.mu. Each ad of the batch is looked up in
+// (0 without a journal): in the campaign's counters and reach, and in
+// each one's ad's. The caller holds c.cs.mu. Each ad of the batch is looked up in
 // the campaign once, and remembered in b.adStates for the campaign.
 func (b *batch) apply(c *tally, w when, lsn uint64) {
 	c.cs.add(w, c.counted, c.filtered, lsn)
@@ -190,6 +192,7 @@ func (b *batch) apply(c *tally, w when, lsn uint64) {
 			ref.a.add(w, 0, 1, lsn)
 		} else {
 			ref.a.add(w, 1, 0, lsn)
+			c.cs.addUser(w, it.user)
 		}
 	}
 }
@@ -361,6 +364,12 @@ func (s *Store) accept(imps []adcount.Impression, res []adcount.Result, b *batch
 		it.key = imp.Key()
 		it.shard = it.key[0] % dedupShards
 		it.filtered = imp.Filtered
+		if !imp.Filtered {
+			// Hashed here, outside every lock, for the reach of an
+			// impression that counts: a repeat hashes for nothing, but
+			// costs no lock time.
+			it.user = reach.Hash(imp.UserID)
+		}
 		it.campaign = b.campaignIndex(cs)
 		it.ad = b.adIndexOf(imp.AdID)
 		it.state = itemRepeat // until decided
@@ -489,7 +498,7 @@ func (b *batch) lockCampaigns() {
 	}
 }
 
-// encode appends the recImpressionsAds record of the batch's new
+// encode appends the recImpressionsReach record of the batch's new
 // impressions to dst, or returns dst unchanged if none is new.
 func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 	var campaigns, items uint16
@@ -518,7 +527,7 @@ func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 			b.adLog[j] = ads
 		}
 	}
-	dst = append(dst, recImpressionsAds)
+	dst = append(dst, recImpressionsReach)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(t))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(expiry))
 	dst = binary.LittleEndian.AppendUint16(dst, campaigns)
@@ -547,6 +556,9 @@ func (b *batch) encode(dst []byte, t, expiry int64) []byte {
 		}
 		dst = append(dst, flags)
 		dst = append(dst, it.key[:]...)
+		if !it.filtered {
+			dst = appendUser(dst, it.user)
+		}
 	}
 	return dst
 }

@@ -107,6 +107,11 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 // adcount.MaxSeriesPoints is ErrInvalid all the same, since it would cost
 // what it asks for. Points the store no longer keeps are zero.
 //
+// Without q.AdID, the hour and day points that adcount.ReachKept carry
+// their unique users, from the same sets Stats merges; minute points and
+// an ad's series carry none. A past point's count is taken once and kept;
+// the current one's is estimated after the campaign's lock is let go.
+//
 // Minute points come from the same ring as Stats, so they agree with it
 // exactly when read at the same moment; the day points sum to Stats.Total,
 // but for impressions that a data directory of the former format had
@@ -123,6 +128,12 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 	out := adcount.NewSeries(q)
 	now := s.now()
 	pts := out.Points
+	// The points that carry unique users, counted once the lock is let go.
+	type reachPoint struct {
+		idx   int64
+		users pendingCount
+	}
+	var reachPoints []reachPoint
 	cs.mu.Lock()
 	if q.AdID == "" {
 		switch q.Interval {
@@ -141,6 +152,16 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 				out.Add(adcount.Day, int64(d.days[i]), d.counts[i])
 			}
 		}
+		if q.Interval != adcount.Minute {
+			// Only the points ReachKept: the last day's hours, the last
+			// week's days.
+			cur := q.Interval.Index(now)
+			for idx := max(first, cur-reachHours+1); idx <= min(last, cur); idx++ {
+				if adcount.ReachKept(q.Interval, idx, now) {
+					reachPoints = append(reachPoints, reachPoint{idx, cs.reach.point(q.Interval, idx)})
+				}
+			}
+		}
 	} else if a := cs.byAd[q.AdID]; a != nil {
 		for k := range pts {
 			idx := first + int64(k)
@@ -154,8 +175,27 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 			}
 		}
 	}
-	lsn := cs.lsn
+	lsn, total := cs.lsn, cs.total
 	cs.mu.Unlock()
+	estimated := false
+	for i := range reachPoints {
+		p := &reachPoints[i]
+		p.users.n = p.users.count()
+		estimated = estimated || p.users.set != nil
+		out.SetUniqueUsers(q.Interval, p.idx, p.users.n)
+	}
+	if estimated {
+		// Kept for the next read if no user has counted since.
+		cs.mu.Lock()
+		if cs.total == total {
+			for _, p := range reachPoints {
+				if p.users.set != nil {
+					cs.reach.keepPoint(q.Interval, p.idx, p.users.n)
+				}
+			}
+		}
+		cs.mu.Unlock()
+	}
 	if err := s.journal.durableThrough(ctx, lsn); err != nil {
 		return adcount.Series{}, fmt.Errorf("memstore: series %s: %w: %w", campaignID, adcount.ErrUnavailable, err)
 	}

@@ -23,7 +23,8 @@ import (
 type memoryRig struct {
 	s     *memstore.Store
 	clock *storetest.Clock
-	n     int // flushes so far
+	n     int    // flushes so far
+	live  uint64 // the heap's live bytes (HeapAlloc) at the last measurement
 }
 
 func newMemoryRig(b *testing.B) *memoryRig {
@@ -49,7 +50,11 @@ func (r *memoryRig) heap(b *testing.B) uint64 {
 		}
 	}
 	r.n++
-	return heapInUse()
+	inUse := heapInUse()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	r.live = m.HeapAlloc
+	return inUse
 }
 
 // record sends one impression per ad of each campaign, at the rig's clock.

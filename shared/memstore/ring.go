@@ -153,10 +153,11 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// when is the minute bucket an impression counts in, and the hour and day
-// that hold it, worked out once for all the impressions of a call.
+// when is the minute bucket an impression counts in, and the reach
+// bucket, hour and day that hold it, worked out once for all the
+// impressions of a call.
 type when struct {
-	minute, hour, day int64
+	minute, ten, hour, day int64
 }
 
 // at returns the when of an impression counted at t.
@@ -166,7 +167,7 @@ func at(t time.Time) when {
 
 // inBucket returns the when of minute bucket b.
 func inBucket(b int64) when {
-	return when{minute: b, hour: floorDiv(b, minutesPerHour), day: floorDiv(b, minutesPerDay)}
+	return when{minute: b, ten: floorDiv(b, minutesPerReach), hour: floorDiv(b, minutesPerHour), day: floorDiv(b, minutesPerDay)}
 }
 
 // dayCounts holds a campaign's counts per day for as long as the campaign

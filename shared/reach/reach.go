@@ -84,6 +84,19 @@ func (s *Set) Add(h uint64) {
 	putFP(s.exact[off:], h)
 }
 
+// Holds reports whether s is exact and holds the fingerprint h (see
+// Hash). A sketch cannot tell, and reports false. It costs what Add costs
+// to find h, so a caller that adds one user to several sets, each holding
+// all of a smaller one's users, can skip them all when the smallest holds
+// the user already.
+func (s *Set) Holds(h uint64) bool {
+	if s.sk != nil {
+		return false
+	}
+	_, found := s.search(h &^ 0xffff)
+	return found
+}
+
 // Merge adds every user of o to s. Merging a Set that s already holds,
 // wholly or in part, adds nothing for what it held.
 func (s *Set) Merge(o *Set) {

@@ -297,3 +297,23 @@ func BenchmarkHash(b *testing.B) {
 		_ = reach.Hash("user-1234567890")
 	}
 }
+
+// TestHolds checks that an exact set says which users it holds, and a
+// sketch none: Holds never claims a user a set might not hold.
+func TestHolds(t *testing.T) {
+	t.Parallel()
+	hs := users(21, reach.ExactLimit+1)
+	s := new(reach.Set)
+	assert.False(t, s.Holds(hs[0]), "an empty set holds no one")
+	for i, h := range hs[:reach.ExactLimit] {
+		s.Add(h)
+		require.True(t, s.Holds(h), "user %d", i)
+		require.True(t, s.Holds(h|0xffff), "a fingerprint ignores the low 16 bits")
+		require.False(t, s.Holds(hs[i+1]), "user %d is not yet in", i+1)
+	}
+	s.Add(hs[reach.ExactLimit])
+	require.False(t, s.Exact())
+	for _, h := range hs {
+		require.False(t, s.Holds(h), "a sketch cannot tell")
+	}
+}

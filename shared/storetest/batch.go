@@ -144,7 +144,9 @@ func testBatchMatchesSingles(t *testing.T, f *fixture) {
 	assert.Equal(t, gotSingles, gotBatch, "the batch answers what one by one answers")
 	assert.Equal(t, want, gotSingles, "one by one")
 
-	wantStats := adcount.Stats{LastHour: 4, LastDay: 4, Total: 4, Filtered: 2}
+	// Counted: u1 twice (two ads), u2 and u4.
+	wantStats := adcount.Stats{LastHour: 4, LastDay: 4, Total: 4, Filtered: 2,
+		UniqueUsers: adcount.UniqueUsers{LastHour: 3, LastDay: 3, Total: 3}}
 	for _, w := range []way{viaBatch, viaSingles} {
 		got := f.allStats(t, w.live.ID)
 		got.CampaignID = ""
@@ -349,7 +351,8 @@ func testConcurrentBatches(t *testing.T, f *fixture) {
 	const real, bots = keys * 3 / 4, keys / 4
 	assert.Equal(t, real, n, "one reply per real key says it counted")
 	got := f.allStats(t, c.ID)
-	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: real, LastDay: real, Total: real, Filtered: bots}, got)
+	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: real, LastDay: real, Total: real, Filtered: bots,
+		UniqueUsers: adcount.UniqueUsers{LastHour: real, LastDay: real, Total: real}}, got, "each real key its own user")
 }
 
 func testFilteredWindow(t *testing.T, f *fixture) {
@@ -401,7 +404,8 @@ func testFilteredApart(t *testing.T, f *fixture) {
 			got = append(got, f.single(t, adcount.Impression{CampaignID: c.ID, UserID: "u", AdID: "a", Filtered: bot}))
 		}
 		assert.Equal(t, tc.want, got, tc.name)
-		assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, Filtered: 1}, f.allStats(t, c.ID), tc.name)
+		assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, Filtered: 1,
+			UniqueUsers: adcount.UniqueUsers{LastHour: 1, LastDay: 1, Total: 1}}, f.allStats(t, c.ID), tc.name)
 	}
 }
 

@@ -261,7 +261,12 @@ func testReopenKeepsReach(t *testing.T, f *fixture) {
 	var m reachModel
 	f.users(t, c.ID, "a", userIDs(0, 40), &m)
 	f.clock.Advance(25 * time.Minute)
-	f.users(t, c.ID, "a", userIDs(30, 1500), &m)
+	// Other ads: users 30 to 39 on "a" again would be duplicates within
+	// the TTL. Two of them, so that the count is about twice the users
+	// and Bound, which caps users at the count, never clamps the
+	// estimate: the check below compares estimates.
+	f.users(t, c.ID, "c", userIDs(30, 1500), &m)
+	f.users(t, c.ID, "d", userIDs(30, 1500), &m)
 	qs := []adcount.SeriesQuery{lastN(f.now(), adcount.Hour, 3, ""), lastN(f.now(), adcount.Day, 2, "")}
 	before := f.allStats(t, c.ID)
 	var points [][]adcount.Point
