@@ -46,6 +46,8 @@ STRESS_TESTS := \
 	./shared/dynamostore:^TestBatchConcurrencyIsBounded$$ \
 	./shared/dynamostore:^TestBatchFailureIsWholeAndRetrySafe$$ \
 	./shared/dynamostore:^TestApplyExactlyOnce$$ \
+	./shared/dynamostore:^TestConcurrentAggregatorsLoseNoUser$$ \
+	./shared/dynamostore:^TestReachMergeRetriesAConflict$$ \
 	./shared/dynamostore:^TestCampaignReadsAreShared$$ \
 	./shared/dynamostore:^TestCampaignChangesReachEveryStoreWithinTheRefresh$$ \
 	./shared/memstore:^TestListIsStableUnderCreates$$ \

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +140,11 @@ func checkServerOverHTTP(t *testing.T, env map[string]string, pauseBound time.Du
 	assert.Equal(t, 400.0, bad["status"])
 
 	stats := settledStats(t, base, id, time.Now())
+	for _, reach := range []string{"unique_users", "frequency"} {
+		require.IsType(t, map[string]any{}, stats[reach], "stats carry %s", reach)
+		assert.ElementsMatch(t, []string{"last_hour", "last_day", "total"}, slices.Collect(maps.Keys(stats[reach].(map[string]any))), reach)
+		delete(stats, reach)
+	}
 	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 1.0, "last_day": 1.0, "total": 1.0, "filtered": 0.0}, stats)
 	checkReportsOverHTTP(t, base, id, counted, pauseBound)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -151,6 +152,18 @@ var hexRunRE = regexp.MustCompile(`[0-9a-f]+`)
 // every request or only restate the body.
 var ignoredHeaders = map[string]bool{"Date": true, "Content-Length": true}
 
+// updateREADME makes TestREADMEExamples write this run's response bodies
+// into the README instead of comparing them:
+//
+//	go test ./local -run TestREADMEExamples -update-readme
+//
+// A change to what the API answers, such as a new field, or to what a
+// store answers, such as reach once a store counts it, then needs only a
+// look at the diff. The README's IDs, cursors and times are kept, request
+// IDs take this run's counters, and statuses and other headers are still
+// checked, not rewritten.
+var updateREADME = flag.Bool("update-readme", false, "rewrite the README's example bodies with this run's responses")
+
 // TestREADMEExamples replays the README's API examples, in order, against
 // the real server, and checks that each shows the status, every header
 // (Date and Content-Length aside) and the exact body the server answers. The
@@ -158,7 +171,7 @@ var ignoredHeaders = map[string]bool{"Date": true, "Content-Length": true}
 // server makes: the first time one appears in a response it is bound to
 // the real one, and from then on replaced by it, in later commands too.
 // The times the server reads off its clock (see serverTimes) stand for
-// this run's.
+// this run's. With -update-readme it writes the bodies instead.
 func TestREADMEExamples(t *testing.T) {
 	t.Parallel()
 	examples := readmeExamples(t)
@@ -179,6 +192,14 @@ func TestREADMEExamples(t *testing.T) {
 		}
 		return s
 	}
+	// shownIDs is replaceIDs backwards, for a body written into the README.
+	shownIDs := func(s string) string {
+		for shown, real := range ids {
+			s = strings.ReplaceAll(s, real, shown)
+		}
+		return s
+	}
+	var rewrites []rewrite
 	for _, ex := range examples {
 		base, ok := servers[ex.env]
 		if !ok {
@@ -205,13 +226,27 @@ func TestREADMEExamples(t *testing.T) {
 		require.NoError(t, resp.Body.Close())
 		got := strings.TrimSpace(string(body))
 
+		if shown := ex.header.Get("X-Request-Id"); *updateREADME && shown != "" {
+			// Keep the README's prefix; take this run's counter, which
+			// moves when examples are added before this one.
+			real := resp.Header.Get("X-Request-Id")
+			i, j := strings.LastIndexByte(shown, '-'), strings.LastIndexByte(real, '-')
+			require.True(t, i >= 0 && j >= 0, "request IDs %q and %q end in a counter", shown, real)
+			renumbered := shown[:i] + real[j:]
+			rewrites = append(rewrites, rewrite{old: "X-Request-Id: " + shown, new: "X-Request-Id: " + renumbered})
+			ex.header.Set("X-Request-Id", renumbered)
+		}
 		if ex.noBody {
 			assert.Empty(t, ex.body, "%s writes its body to /dev/null", ex.command)
 		} else {
 			bindIDs(t, ex, got, ids)
 			want := replaceIDs(ex.body)
 			got = serverTimes(t, ex.command, want, got)
-			assert.Equal(t, want, got, "the body of %s", ex.command)
+			if *updateREADME {
+				rewrites = append(rewrites, rewrite{old: ex.body, new: shownIDs(got)})
+			} else {
+				assert.Equal(t, want, got, "the body of %s", ex.command)
+			}
 		}
 		if ex.status == 0 {
 			assert.Less(t, resp.StatusCode, 300, "%s fails, though the README shows no status", ex.command)
@@ -231,6 +266,31 @@ func TestREADMEExamples(t *testing.T) {
 			assert.Equal(t, want, got, "header %s of %s", name, ex.command)
 		}
 	}
+	if *updateREADME {
+		rewriteREADME(t, rewrites)
+	}
+}
+
+// rewrite is one example's body, or its request ID line, as the README
+// shows it and as this run answered it.
+type rewrite struct{ old, new string }
+
+// rewriteREADME makes the rewrites in the API section, in order, each at
+// its first place after the one before.
+func rewriteREADME(t *testing.T, rewrites []rewrite) {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	readme := string(raw)
+	at := strings.Index(readme, "\n## API\n")
+	require.GreaterOrEqual(t, at, 0, "the README has an API section")
+	for _, b := range rewrites {
+		i := strings.Index(readme[at:], b.old)
+		require.GreaterOrEqual(t, i, 0, "the README shows %q", b.old)
+		readme = readme[:at+i] + b.new + readme[at+i+len(b.old):]
+		at += i + len(b.new)
+	}
+	require.NoError(t, os.WriteFile("../README.md", []byte(readme), 0o644))
 }
 
 // curlRequest builds the request the example's curl command sends, to the

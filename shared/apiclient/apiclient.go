@@ -366,8 +366,10 @@ func isItemError(err error) bool {
 		errors.Is(err, adcount.ErrNotStarted) || errors.Is(err, adcount.ErrPaused) || errors.Is(err, adcount.ErrEnded)
 }
 
-// Stats returns the campaign's counts as the API read them, or an error
-// matching adcount.ErrNotFound.
+// Stats returns the campaign's counts and unique users as the API read
+// them, or an error matching adcount.ErrNotFound. The answer's frequency
+// is not kept: adcount.Stats.Frequency derives it from the same figures,
+// as the API does.
 func (c *Client) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
 	op := "stats " + campaignID
 	if err := checkID(op, campaignID); err != nil {
@@ -377,7 +379,8 @@ func (c *Client) Stats(ctx context.Context, campaignID string) (adcount.Stats, e
 	if err := c.do(ctx, op, http.MethodGet, "/api/v1/campaigns/"+url.PathEscape(campaignID)+"/stats", true, nil, &out, nil); err != nil {
 		return adcount.Stats{}, err
 	}
-	st := adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total, Filtered: out.Filtered}
+	st := adcount.Stats{CampaignID: out.CampaignID, LastHour: out.LastHour, LastDay: out.LastDay, Total: out.Total, Filtered: out.Filtered,
+		UniqueUsers: adcount.UniqueUsers{LastHour: out.UniqueUsers.LastHour, LastDay: out.UniqueUsers.LastDay, Total: out.UniqueUsers.Total}}
 	if out.AsOf != "" {
 		var err error
 		if st.AsOf, err = time.Parse(time.RFC3339Nano, out.AsOf); err != nil {
@@ -575,7 +578,14 @@ type (
 		LastDay    int64  `json:"last_day"`
 		Total      int64  `json:"total"`
 		Filtered   int64  `json:"filtered"`
-		AsOf       string `json:"as_of"`
+		// UniqueUsers is absent from an API older than reach, which
+		// leaves it zero.
+		UniqueUsers struct {
+			LastHour int64 `json:"last_hour"`
+			LastDay  int64 `json:"last_day"`
+			Total    int64 `json:"total"`
+		} `json:"unique_users"`
+		AsOf string `json:"as_of"`
 	}
 	errorResponse struct {
 		Error string `json:"error"`

@@ -85,7 +85,8 @@ func TestClientAgainstTheAPI(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, stats.AsOf.IsZero(), "as_of reads back")
 		stats.AsOf = time.Time{}
-		assert.Equal(t, adcount.Stats{CampaignID: camp.ID, LastHour: 1, LastDay: 1, Total: 1}, stats)
+		assert.Equal(t, adcount.Stats{CampaignID: camp.ID, LastHour: 1, LastDay: 1, Total: 1,
+			UniqueUsers: adcount.UniqueUsers{LastHour: 1, LastDay: 1, Total: 1}}, stats)
 	})
 	t.Run("UnknownCampaignIsNotFound", func(t *testing.T) {
 		// An ID that needs escaping stays one path segment: the API's

@@ -93,7 +93,8 @@ func (c *Client) UpdateCampaign(ctx context.Context, id string, p adcount.Campai
 }
 
 // Series returns the campaign's counted impressions per interval through
-// GET /api/v1/campaigns/{id}/timeseries, with q's bounds sent exactly. A
+// GET /api/v1/campaigns/{id}/timeseries, with q's bounds sent exactly, and
+// the unique users of the points that carry them (Point.HasUniqueUsers). A
 // query the API refuses (adcount.SeriesQuery.Check's limits) is an
 // *adcount.FieldError; an unknown campaign matches adcount.ErrNotFound.
 func (c *Client) Series(ctx context.Context, campaignID string, q adcount.SeriesQuery) (adcount.Series, error) {
@@ -123,6 +124,9 @@ func (c *Client) Series(ctx context.Context, campaignID string, q adcount.Series
 			return adcount.Series{}, fmt.Errorf("apiclient: %s: point %d: start %q: %w", op, i, p.Start, err)
 		}
 		s.Points[i] = adcount.Point{Start: start.UTC(), Count: p.Count}
+		if p.UniqueUsers != nil {
+			s.Points[i].UniqueUsers, s.Points[i].HasUniqueUsers = *p.UniqueUsers, true
+		}
 	}
 	var err error
 	if s.AsOf, err = parseAsOf(out.AsOf); err != nil {
@@ -194,6 +198,9 @@ type (
 		Points []struct {
 			Start string `json:"start"`
 			Count int64  `json:"count"`
+			// UniqueUsers is present only on the points whose reach
+			// the server keeps; 0 there means nobody.
+			UniqueUsers *int64 `json:"unique_users"`
 		} `json:"points"`
 		AsOf string `json:"as_of"`
 	}

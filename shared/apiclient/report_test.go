@@ -215,3 +215,45 @@ func TestClientSendsWhatTheAPIReads(t *testing.T) {
 		assert.Equal(t, tc.want, s, tc.name)
 	}
 }
+
+// TestClientReadsReach: the stats' unique users, and the unique users of
+// the points that carry them, read back into the domain's types; a point
+// without the field is one whose reach is not kept, and one with 0 is kept
+// and nobody; an answer from an API older than reach reads as no users.
+func TestClientReadsReach(t *testing.T) {
+	t.Parallel()
+	reply := map[string]string{
+		"/api/v1/campaigns/c/stats": `{"campaign_id":"c","last_hour":10,"last_day":20,"total":21,"filtered":5,` +
+			`"unique_users":{"last_hour":3,"last_day":3,"total":7},"frequency":{"last_hour":3.33,"last_day":6.67,"total":3},"as_of":"2026-01-05T10:00:00.000Z"}`,
+		"/api/v1/campaigns/c/timeseries": `{"campaign_id":"c","interval":"hour","from":"2026-01-05T08:00:00.000Z","to":"2026-01-05T10:00:00.000Z","points":[` +
+			`{"start":"2026-01-05T08:00:00.000Z","count":5},{"start":"2026-01-05T09:00:00.000Z","count":0,"unique_users":0},` +
+			`{"start":"2026-01-05T10:00:00.000Z","count":7,"unique_users":3}],"as_of":"2026-01-05T10:00:00.000Z"}`,
+		"/api/v1/campaigns/old/stats": `{"campaign_id":"old","last_hour":1,"last_day":1,"total":1,"filtered":0}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, reply[r.URL.Path])
+	}))
+	t.Cleanup(srv.Close)
+	c, err := apiclient.New(srv.URL, apiclient.WithHTTPClient(srv.Client()))
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	stats, err := c.Stats(ctx, "c")
+	require.NoError(t, err)
+	assert.Equal(t, adcount.Stats{CampaignID: "c", LastHour: 10, LastDay: 20, Total: 21, Filtered: 5,
+		UniqueUsers: adcount.UniqueUsers{LastHour: 3, LastDay: 3, Total: 7}, AsOf: storetest.Epoch}, stats)
+	assert.Equal(t, adcount.Frequency{LastHour: 3.33, LastDay: 6.67, Total: 3}, stats.Frequency(), "the frequency the API answered, derived alike")
+
+	start := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	series, err := c.Series(ctx, "c", adcount.SeriesQuery{From: start, To: start.Add(2 * time.Hour), Interval: adcount.Hour})
+	require.NoError(t, err)
+	assert.Equal(t, []adcount.Point{
+		{Start: start, Count: 5},
+		{Start: start.Add(time.Hour), HasUniqueUsers: true},
+		{Start: start.Add(2 * time.Hour), Count: 7, UniqueUsers: 3, HasUniqueUsers: true},
+	}, series.Points)
+
+	old, err := c.Stats(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, adcount.Stats{CampaignID: "old", LastHour: 1, LastDay: 1, Total: 1}, old)
+}

@@ -53,6 +53,10 @@ type Applied struct {
 	Counted, Filtered int64
 	// Transactions is how many writes it committed.
 	Transactions int
+	// Sketches is how many reach items it wrote, and SketchConflicts how
+	// many of those writes found the item changed by another aggregator
+	// since it was read, and were merged and written again.
+	Sketches, SketchConflicts int
 	// Through is the sequence number of the last record that is applied,
 	// by this call or before it; empty if none of the records is. After an
 	// error, every record after it must be delivered again.
@@ -158,7 +162,15 @@ func NewAggregator(db AggregatorClient, table string, opts ...AggregatorOption) 
 // skipped too.
 //
 // A marker of the store's format that lacks its campaign, ad, minute or
-// owner is passed over and listed in Applied.Malformed.
+// owner, or whose user fingerprint is not one, is passed over and listed
+// in Applied.Malformed.
+//
+// Before each transaction, the fingerprints of the impressions it counts
+// are merged into the campaign's reach items (see reach.go): a merge is
+// idempotent, so a batch delivered again, or a transaction that loses the
+// race for the checkpoint, merges again and changes nothing, while the
+// counts keep the checkpoint's exactly-once. Reach may therefore run a
+// little ahead of the counts, never behind them; Stats bounds it by them.
 //
 // It returns ErrUnavailable if DynamoDB throttled, failed or did not answer
 // in time, and ErrMalformedItem for a sequence number that is not decimal
@@ -235,6 +247,10 @@ func (a *Aggregator) Apply(ctx context.Context, shardID string, recs []StreamRec
 			cp.seq, i = seqs[j-1], j
 			continue
 		}
+		if err := a.mergeReach(ctx, g.reach, &res); err != nil {
+			res.Through = through(cp.applied())
+			return res, fmt.Errorf("dynamostore: %s shard %s through %s: %w", op, shardID, recs[j-1].Seq, err)
+		}
 		next, moved, err := a.commit(ctx, shardID, g, cp, seqs[j-1], recs[j-1].Created, &res)
 		if err != nil {
 			res.Through = through(next.applied())
@@ -276,13 +292,16 @@ func IsMarkerRecord(r StreamRecord) bool {
 const maxTransactItems = 100
 
 // markerCount is what one stream record adds to the counts: nothing, or
-// one impression of a campaign's ad in a minute, or one filtered one.
+// one impression of a campaign's ad in a minute, or one filtered one; and
+// to the campaign's reach, the user's fingerprint if the marker has one.
 type markerCount struct {
 	counted  bool
 	campaign string
 	ad       string
 	bucket   int64
 	filtered bool
+	user     uint64
+	hasUser  bool
 }
 
 // countOf reads what r adds to the counts. It counts a marker that the
@@ -292,7 +311,9 @@ type markerCount struct {
 // so is one whose epoch (the owner that wrote its campaign, ad and minute)
 // is not its owner, which the earlier path leaves when it rewrites a
 // marker of this one during a rolling deployment. Markers written before
-// the epoch existed have none and count by their owner alone.
+// the epoch existed have none and count by their owner alone; markers
+// written before reach have no user fingerprint, and count but add no
+// reach.
 func countOf(r StreamRecord) (markerCount, error) {
 	pk, _ := getString(r.New, PartitionKey)
 	if r.New == nil || !strings.HasPrefix(pk, markerPrefix) {
@@ -320,7 +341,40 @@ func countOf(r StreamRecord) (markerCount, error) {
 		}
 	}
 	_, filtered := r.New[attrFiltered]
-	return markerCount{counted: true, campaign: campaign, ad: ad, bucket: bucket, filtered: filtered}, nil
+	c := markerCount{counted: true, campaign: campaign, ad: ad, bucket: bucket, filtered: filtered}
+	if v, ok := r.New[attrUser]; ok {
+		if c.user, err = parseUserAttr(v); err != nil {
+			return markerCount{}, fmt.Errorf("%w: marker %s: %w", ErrMalformedItem, pk, err)
+		}
+		c.hasUser = true
+	}
+	return c, nil
+}
+
+// fpShift is how far a fingerprint's bits lie above the number a marker
+// stores: reach.Hash keeps 48 bits and zeroes the low 16.
+const fpShift = 16
+
+// userAttr is the marker attribute that stores the fingerprint fp: its 48
+// bits as a number of at most 15 digits, about 9 bytes, so the marker
+// stays one write unit. A number under 2^53 also survives every reader
+// that holds numbers as float64, as some tools (and minidyn) do; the
+// whole 64-bit value would not.
+func userAttr(fp uint64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatUint(fp>>fpShift, 10)}
+}
+
+// parseUserAttr reads what userAttr wrote.
+func parseUserAttr(v types.AttributeValue) (uint64, error) {
+	n, ok := v.(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("user fingerprint %s is %s, not a number", attrUser, attrType(v))
+	}
+	u, err := strconv.ParseUint(n.Value, 10, 64)
+	if err != nil || u >= 1<<(64-fpShift) {
+		return 0, fmt.Errorf("user fingerprint %s is %q, not a 48-bit number", attrUser, n.Value)
+	}
+	return u << fpShift, nil
 }
 
 // signedNumber reads a number attribute that may be negative, such as a
@@ -347,6 +401,7 @@ func compareKeys(x, y itemKey) int {
 // to each attribute, and what becomes of the item's expiry.
 type fold struct {
 	items             map[itemKey]*itemAdds
+	reach             reachAdds
 	size              int // the staged form's size, estimated (stagedSize)
 	maxItems, maxSize int // the most one stage holds
 	counted, filtered int64
@@ -359,7 +414,7 @@ type itemAdds struct {
 }
 
 func (a *Aggregator) newFold() *fold {
-	return &fold{items: make(map[itemKey]*itemAdds), maxItems: a.stageItems, maxSize: maxStageSize}
+	return &fold{items: make(map[itemKey]*itemAdds), reach: make(reachAdds), maxItems: a.stageItems, maxSize: maxStageSize}
 }
 
 // target is one counter that a marker adds one to.
@@ -428,6 +483,7 @@ func (g *fold) add(c markerCount) {
 		}
 		it.adds[t.attr]++
 	}
+	g.reach.add(c)
 	switch {
 	case c.counted && c.filtered:
 		g.filtered++

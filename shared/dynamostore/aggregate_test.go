@@ -34,7 +34,9 @@ func newRec(clock *storetest.Clock) *rec {
 }
 
 // next returns the next record: a marker of campaign and ad written by
-// owner over a marker written by oldOwner ("" for a new marker).
+// owner over a marker written by oldOwner ("" for a new marker). Its user
+// is named after owner, so that records of different owners are different
+// users (see user).
 func (r *rec) next(campaign, ad, owner, oldOwner string, filtered bool) dynamostore.StreamRecord {
 	r.n++
 	pk := &types.AttributeValueMemberS{Value: "DEDUP#" + uuid.NewString()}
@@ -46,6 +48,7 @@ func (r *rec) next(campaign, ad, owner, oldOwner string, filtered bool) dynamost
 			"a":     &types.AttributeValueMemberS{Value: ad},
 			"b":     &types.AttributeValueMemberN{Value: strconv.FormatInt(adcount.Bucket(r.clock.Now()), 10)},
 			"expMs": &types.AttributeValueMemberN{Value: "1"},
+			"u":     dynamostore.UserAttr("user-" + owner),
 		}
 		if filtered {
 			m["f"] = &types.AttributeValueMemberN{Value: "1"}
@@ -56,6 +59,14 @@ func (r *rec) next(campaign, ad, owner, oldOwner string, filtered bool) dynamost
 	if oldOwner != "" {
 		out.EventName, out.Old = "MODIFY", marker(oldOwner)
 	}
+	return out
+}
+
+// user returns the next record: a newly counted impression of campaign's
+// ad by the user userID.
+func (r *rec) user(campaign, ad, userID string) dynamostore.StreamRecord {
+	out := r.next(campaign, ad, uuid.NewString(), "", false)
+	out.New["u"] = dynamostore.UserAttr(userID)
 	return out
 }
 
@@ -141,6 +152,15 @@ func sumPoints(s adcount.Series) int64 {
 	return n
 }
 
+// users reads the campaign's unique users straight after Apply, as counts
+// does.
+func (a *aggTarget) users(t *testing.T, id string) adcount.UniqueUsers {
+	t.Helper()
+	st, err := a.store.Stats(context.Background(), id)
+	require.NoError(t, err)
+	return st.UniqueUsers
+}
+
 // counts reads the campaign's counts straight after Apply: the aggregator
 // has committed them, so no watermark needs waiting for.
 func (a *aggTarget) counts(t *testing.T, id string) [4]int64 {
@@ -223,6 +243,7 @@ func TestApplyExactlyOnce(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, len(recs), again.Skipped)
 			assert.Zero(t, again.Transactions, "nothing is written again")
+			assert.Zero(t, again.Sketches, "no reach either")
 			assert.Equal(t, first.Through, again.Through)
 		}, 2},
 		// A partial batch response or a bisected batch sends the tail
@@ -422,6 +443,9 @@ func TestApplyExactlyOnce(t *testing.T) {
 			for i, id := range ids {
 				got := a.counts(t, id)
 				assert.Equal(t, got[0], got[2], "every impression is in the last hour")
+				// Each record is a user of its own: a merge applied
+				// twice, or lost to a race, shows here.
+				assert.Equal(t, adcount.UniqueUsers{LastHour: got[2], LastDay: got[2], Total: got[2]}, a.users(t, id), "each user once")
 				total += got[2]
 				filtered += got[3]
 				if i < 3 {
@@ -457,6 +481,11 @@ func TestApplyPassesOverABadRecord(t *testing.T) {
 		{"SequenceNumberTooLong", func(r *dynamostore.StreamRecord) { r.Seq = fmt.Sprintf("%041d", 1) }, true},
 		{"MarkerWithoutMinute", func(r *dynamostore.StreamRecord) { delete(r.New, "b") }, false},
 		{"MarkerWithoutOwner", func(r *dynamostore.StreamRecord) { delete(r.New, "owner") }, false},
+		// A fingerprint that the store cannot have written.
+		{"FingerprintNotANumber", func(r *dynamostore.StreamRecord) { r.New["u"] = &types.AttributeValueMemberS{Value: "u"} }, false},
+		{"FingerprintPast48Bits", func(r *dynamostore.StreamRecord) {
+			r.New["u"] = &types.AttributeValueMemberN{Value: strconv.FormatUint(1<<48, 10)}
+		}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

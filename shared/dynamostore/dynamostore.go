@@ -2,10 +2,12 @@
 // every process and every Lambda instance shares.
 //
 // An impression costs one conditional write: the dedup marker, which
-// carries the campaign, the ad and the minute it counted in. The table's
-// stream carries each newly written marker to an Aggregator, which folds a
-// batch of them at a time into the campaign's counter items, exactly once,
-// so that no counter is written per impression and none is hot.
+// carries the campaign, the ad, the minute it counted in and the user's
+// fingerprint. The table's stream carries each newly written marker to an
+// Aggregator, which folds a batch of them at a time into the campaign's
+// counter items, exactly once, and its users into the campaign's reach
+// items, idempotently, so that no item is written per impression and none
+// is hot.
 // docs/dynamodb.md describes the data model, the failure modes, why
 // retries and redeliveries cannot double-count, and what it costs.
 package dynamostore
@@ -27,6 +29,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/adcount/impression-counter/shared/adcount"
+	"github.com/adcount/impression-counter/shared/reach"
 )
 
 // Defaults and limits of the options.
@@ -225,20 +228,22 @@ func (s *Store) write(ctx context.Context, imp adcount.Impression, now time.Time
 
 // markerWrite builds the one write that counts imp at now, and returns the
 // marker's expiry in Unix milliseconds. The marker carries what the
-// aggregator needs to count it (campaign, ad, minute, filtered) and a new
+// aggregator needs to count it (campaign, ad, minute, filtered), the
+// user's fingerprint for the campaign's reach (see userAttr), and a new
 // owner token, which is what tells the aggregator a recount from a marker
 // it has seen.
 func (s *Store) markerWrite(imp adcount.Impression, now time.Time, owner string) (*dynamodb.UpdateItemInput, int64) {
 	nowMs := now.UnixMilli()
 	expMs := nowMs + s.ttl.Milliseconds()
-	set := "SET #exp = :exp, #ttl = :ttl, #owner = :owner, #e = :owner, #c = :c, #a = :a, #b = :b"
+	set := "SET #exp = :exp, #ttl = :ttl, #owner = :owner, #e = :owner, #c = :c, #a = :a, #b = :b, #u = :u"
 	names := map[string]string{
 		"#exp": attrExpiresMs, "#ttl": TTLAttribute, "#owner": attrOwner, "#e": attrEpoch,
-		"#c": attrCampaign, "#a": attrAd, "#b": attrBucket,
+		"#c": attrCampaign, "#a": attrAd, "#b": attrBucket, "#u": attrUser,
 	}
 	values := map[string]types.AttributeValue{
 		":exp": num(expMs), ":ttl": num(ceilDiv(expMs, 1000)), ":owner": str(owner), ":now": num(nowMs),
 		":c": str(imp.CampaignID), ":a": str(imp.AdID), ":b": num(adcount.Bucket(now)),
+		":u": userAttr(reach.Hash(imp.UserID)),
 	}
 	if imp.Filtered {
 		set += ", #f = :one"
@@ -400,12 +405,47 @@ func backoff(ctx context.Context, attempt int) error {
 // there were, plus what the earlier write path left (see keys.go). A
 // second Query reads the aggregator's watermark, which Stats report as
 // AsOf: the counts include every impression acknowledged before it.
+//
+// The unique users come from the campaign's reach items, read at the same
+// time by two more Queries (see uniqueUsers), and are bounded by the
+// counts (adcount.UniqueUsers.Bound), which they may briefly run ahead
+// of. An item whose set does not decode is an ErrMalformedItem naming it.
 // docs/dynamodb.md states the read units.
 func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, error) {
 	const op = "stats"
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	now := s.now()
+	stats := adcount.Stats{CampaignID: campaignID}
+	found := false
+	var users adcount.UniqueUsers
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		found, err = s.counts(gctx, &stats, now)
+		return err
+	})
+	g.Go(func() (err error) {
+		users, err = s.uniqueUsers(gctx, campaignID, now)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return adcount.Stats{}, s.wrap(op, campaignID, err)
+	}
+	if !found {
+		return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: %w", op, campaignID, adcount.ErrNotFound)
+	}
+	stats.UniqueUsers = users.Bound(stats)
+	wm, err := s.watermark(ctx)
+	if err != nil {
+		return adcount.Stats{}, s.wrap(op, campaignID, err)
+	}
+	stats.AsOf = wm
+	return stats, nil
+}
+
+// counts adds the campaign's counts at now to stats from one Query of its
+// partition (see Stats), and reports whether the campaign exists.
+func (s *Store) counts(ctx context.Context, stats *adcount.Stats, now time.Time) (bool, error) {
 	lastHour, lastDay := adcount.LastHour(now), adcount.LastDay(now)
 	firstHour, _ := hourOf(lastDay.First)
 	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
@@ -413,17 +453,16 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 		KeyConditionExpression:   aws.String("#pk = :pk AND #sk >= :from"),
 		ExpressionAttributeNames: map[string]string{"#pk": PartitionKey, "#sk": SortKey},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk":   str(campaignPK(campaignID)),
+			":pk":   str(campaignPK(stats.CampaignID)),
 			":from": str(hourPrefix + hourKey(firstHour)),
 		},
 		ConsistentRead: aws.Bool(true),
 	})
-	stats := adcount.Stats{CampaignID: campaignID}
 	found := false
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return adcount.Stats{}, s.wrap(op, campaignID, err)
+			return false, err
 		}
 		for _, item := range page.Items {
 			sk, _ := getString(item, SortKey)
@@ -435,14 +474,14 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 				// write path's, which count what they counted for good.
 				n, f, err := totals(item)
 				if err != nil {
-					return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w", op, campaignID, sk, err)
+					return false, fmt.Errorf("item %s: %w", sk, err)
 				}
 				stats.Total += n
 				stats.Filtered += f
 			case strings.HasPrefix(sk, hourPrefix):
 				hour, ok := parseHourSK(sk)
 				if !ok {
-					return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w: the sort key names no hour", op, campaignID, sk, ErrMalformedItem)
+					return false, fmt.Errorf("item %s: %w: the sort key names no hour", sk, ErrMalformedItem)
 				}
 				for name := range item {
 					minute, ok := parseMinuteAttr(name)
@@ -451,7 +490,7 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 					}
 					n, err := counter(item, name)
 					if err != nil {
-						return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: item %s: %w", op, campaignID, sk, err)
+						return false, fmt.Errorf("item %s: %w", sk, err)
 					}
 					b := hour*adcount.HourBuckets + minute
 					if lastHour.Contains(b) {
@@ -464,15 +503,7 @@ func (s *Store) Stats(ctx context.Context, campaignID string) (adcount.Stats, er
 			}
 		}
 	}
-	if !found {
-		return adcount.Stats{}, fmt.Errorf("dynamostore: %s %s: %w", op, campaignID, adcount.ErrNotFound)
-	}
-	wm, err := s.watermark(ctx)
-	if err != nil {
-		return adcount.Stats{}, s.wrap(op, campaignID, err)
-	}
-	stats.AsOf = wm
-	return stats, nil
+	return found, nil
 }
 
 // totals reads a total shard's counts of impressions and of filtered

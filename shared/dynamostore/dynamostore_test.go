@@ -22,6 +22,7 @@ import (
 	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/httpapi"
+	"github.com/adcount/impression-counter/shared/reach"
 	"github.com/adcount/impression-counter/shared/storetest"
 )
 
@@ -161,8 +162,10 @@ func TestOneWritePerImpression(t *testing.T) {
 	assert.Equal(t, &types.AttributeValueMemberN{Value: strconv.FormatInt(adcount.Bucket(clock.Now()), 10)}, marker["b"])
 	assert.NotEmpty(t, marker["owner"])
 	assert.NotContains(t, marker, "f")
+	assert.Equal(t, &types.AttributeValueMemberN{Value: strconv.FormatUint(reach.Hash("u")>>16, 10)}, marker["u"], "the user's fingerprint's 48 bits, for reach")
 
-	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1}, stats(t, s, c.ID))
+	assert.Equal(t, adcount.Stats{CampaignID: c.ID, LastHour: 1, LastDay: 1, Total: 1, UniqueUsers: adcount.UniqueUsers{LastHour: 1, LastDay: 1, Total: 1}},
+		reachStats(t, s, c.ID))
 	var aggregated []string
 	campaignItems := tg.items(t, c.ID)
 	for _, sk := range sortKeys(campaignItems) {
@@ -178,6 +181,17 @@ func TestOneWritePerImpression(t *testing.T) {
 	require.Len(t, adItems, 2, "the ad's own day and hour")
 	for _, it := range adItems {
 		assert.Contains(t, it, "ttl", "an ad's points expire: %v", it["sk"])
+	}
+	reachItems := tg.reachItems(t, c.ID)
+	require.Len(t, reachItems, 4, "the campaign's reach: its ten-minute bucket, day, hour and total")
+	for i, prefix := range []string{"B#", "D#", "H#", "TOTAL"} {
+		sk := sortKeys(reachItems)[i]
+		assert.True(t, strings.HasPrefix(sk, prefix), "%s is a %s item", sk, prefix)
+		if prefix == "TOTAL" {
+			assert.NotContains(t, reachItems[i], "ttl", "the total reach is kept for good")
+		} else {
+			assert.Contains(t, reachItems[i], "ttl", "%s expires", sk)
+		}
 	}
 }
 
@@ -220,10 +234,19 @@ func record(t testing.TB, s adcount.Store, imp adcount.Impression) bool {
 	return out == adcount.Counted
 }
 
-// stats returns the campaign's stats once they include every impression
-// recorded so far, with AsOf checked and then cleared, so that tests can
-// compare counts whole.
+// stats returns the campaign's counts once they include every impression
+// recorded so far, with AsOf checked and then cleared, and the unique
+// users cleared (reachStats keeps them), so that tests can compare counts
+// whole.
 func stats(t testing.TB, s adcount.Store, id string) adcount.Stats {
+	t.Helper()
+	st := reachStats(t, s, id)
+	st.UniqueUsers = adcount.UniqueUsers{}
+	return st
+}
+
+// reachStats is stats with the unique users.
+func reachStats(t testing.TB, s adcount.Store, id string) adcount.Stats {
 	t.Helper()
 	if st, ok := s.(adcount.Settler); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), storetest.SettleBound)

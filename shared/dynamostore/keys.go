@@ -37,6 +37,19 @@ import (
 // the same range and Stats adds them in: HOUR#<hour>#<shard> until they
 // expire, TOTAL#<shard> for good (docs/dynamodb.md, "Migration").
 //
+// A campaign's reach, the sets of its users (package reach), has a
+// partition of its own, REACH#<campaign ID>, so that its items, a few KB
+// each, neither heat the campaign's partition nor lie in the range of the
+// campaign's Query, and so that each window is one Query of a short range:
+//
+//	B#<bucket>           the users of one ten-minute reach bucket
+//	D#<day>              the users of one day
+//	H#<hour>             the users of one hour       ("H#" < "TOTAL")
+//	TOTAL                every user
+//
+// Stats reads the last hour's buckets with one Query, and the last day's
+// hours with the total with another, from H#<first hour> to TOTAL.
+//
 // Dedup markers have a partition each, so that their writes spread over the
 // table instead of queueing behind one campaign's partition. The
 // aggregator's checkpoints and watermarks share the partition STREAM, so
@@ -63,7 +76,36 @@ const (
 	shardPrefix    = "SHARD#"
 	readerPrefix   = "READER#"
 	stagePrefix    = "STAGE#"
+	reachPrefix    = "REACH#"
+	reachBucketPre = "B#"
+	reachDayPre    = "D#"
+	reachHourPre   = "H#"
+	reachTotalSK   = "TOTAL"
 )
+
+func reachPK(campaign string) string { return reachPrefix + campaign }
+
+// reachBucketSK, reachHourSK and reachDaySK name a campaign's reach items
+// of one ten-minute bucket (adcount.ReachBucket), hour and day, with the
+// number written as hourKey writes it, so that sort keys order as time
+// does.
+func reachBucketSK(b int64) string { return reachBucketPre + hourKey(b) }
+func reachHourSK(h int64) string   { return reachHourPre + hourKey(h) }
+func reachDaySK(d int64) string    { return reachDayPre + hourKey(d) }
+
+// minutesPerReachBucket is how many window buckets (minutes) one reach
+// bucket holds.
+const minutesPerReachBucket = int64(adcount.ReachBucketWidth / adcount.BucketWidth)
+
+// reachBucketOf returns the reach bucket that holds a window bucket: what
+// adcount.ReachBucket answers for any moment of that minute.
+func reachBucketOf(minute int64) int64 {
+	b := minute / minutesPerReachBucket
+	if minute%minutesPerReachBucket < 0 {
+		b--
+	}
+	return b
+}
 
 func campaignPK(id string) string { return campaignPrefix + id }
 
@@ -201,6 +243,32 @@ func adHourItemTTL(hour int64) int64 {
 func adDayItemTTL(day int64) int64 {
 	end := (day + 1) * 24 * 3600
 	return end + int64((AdHourRetention + 48*time.Hour).Seconds())
+}
+
+// Retention of reach items: each is read for as long as a window or a
+// point that adcount.ReachKept keeps covers it, and goes by TTL a margin
+// after that, as the counters do:
+//   - a ten-minute bucket is in last_hour until an hour after it began:
+//     it goes two hours after it ends;
+//   - an hour is in last_day, and is an hour point with unique users,
+//     until 24 hours after it began: it goes as the campaign's hour items
+//     do, 25 hours after it ends (hourItemTTL);
+//   - a day is a day point with unique users until 7 days after it
+//     began: it goes 8 days after it ends;
+//   - the total never goes.
+const (
+	reachBucketKeep = 2 * time.Hour
+	reachDayKeep    = 8 * 24 * time.Hour
+)
+
+// reachBucketTTL is when a ten-minute reach item can go.
+func reachBucketTTL(b int64) int64 {
+	return (b+1)*int64(adcount.ReachBucketWidth/time.Second) + int64(reachBucketKeep/time.Second)
+}
+
+// reachDayTTL is when a day's reach item can go.
+func reachDayTTL(day int64) int64 {
+	return (day+1)*24*3600 + int64(reachDayKeep/time.Second)
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {

@@ -28,12 +28,17 @@ import (
 // hour items or 64 day items for its at most adcount.MaxSeriesPoints
 // points, or for day points as many day items as points.
 //
+// Without q.AdID, the hour and day points that adcount.ReachKept keeps
+// carry their unique users, from one more Query of the campaign's hour or
+// day reach items (see seriesReach): at most 24 or 7 items.
+//
 // The caller has checked q (adcount.SeriesQuery.Check); the store refuses
 // only what it cannot answer in bounded memory: an empty range, an unknown
 // interval or more than MaxSeriesPoints points (ErrInvalid). Points before
 // an item's retention read as zero.
 func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQuery) (adcount.Series, error) {
 	const op = "series"
+	now := s.now()
 	if _, err := adcount.ParseInterval(string(q.Interval)); err != nil {
 		return adcount.Series{}, fmt.Errorf("dynamostore: %s %s: %w", op, campaignID, err)
 	}
@@ -92,6 +97,11 @@ func (s *Store) Series(ctx context.Context, campaignID string, q adcount.SeriesQ
 	})
 	if err != nil {
 		return adcount.Series{}, s.wrap(op, campaignID, err)
+	}
+	if q.AdID == "" {
+		if err := s.seriesReach(ctx, campaignID, q, series, now); err != nil {
+			return adcount.Series{}, s.wrap(op, campaignID, err)
+		}
 	}
 	if series.AsOf, err = s.watermark(ctx); err != nil {
 		return adcount.Series{}, s.wrap(op, campaignID, err)

@@ -39,6 +39,7 @@ const (
 	attrCampaign  = "c"       // dedup marker: the campaign it counts for
 	attrAd        = "a"       // dedup marker: the ad
 	attrBucket    = "b"       // dedup marker: the minute (adcount.Bucket) it counted in
+	attrUser      = "u"       // dedup marker: the user's fingerprint (reach.Hash) >> 16; absent on markers older than reach
 	attrCount     = "n"       // total counter: impressions counted
 	attrFiltered  = "f"       // total counter: filtered impressions counted; dedup marker: 1 if filtered
 	attrSeq       = "seq"     // checkpoint: sequence number applied through, 40 digits
@@ -49,6 +50,8 @@ const (
 	attrDone      = "done"    // checkpoint: how many of them are applied
 	attrFrom      = "from"    // checkpoint: the sequence number before that batch
 	attrData      = "d"       // staged part: its counter additions, compressed JSON
+	attrSet       = "s"       // reach item: the users, reach.Set's canonical encoding
+	attrSetZ      = "z"       // reach item: the same, compressed (flate), where that is shorter
 )
 
 // TableSchema is the table the store needs: the key schema, the attribute

@@ -204,6 +204,20 @@ func (tg *target) adItems(t *testing.T, campaignID, ad string) []map[string]type
 	return out.Items
 }
 
+// reachItems returns every item of the campaign's reach partition, read
+// straight from the table.
+func (tg *target) reachItems(t *testing.T, campaignID string) []map[string]types.AttributeValue {
+	t.Helper()
+	out, err := tg.client(t, nil).Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 aws.String(tg.table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "REACH#" + campaignID}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	require.NoError(t, err)
+	return out.Items
+}
+
 // adTotalItems returns every ad's total in the table, by campaign and ad,
 // read straight from the table with one Scan.
 func (tg *target) adTotalItems(t *testing.T) map[string]map[string]int64 {

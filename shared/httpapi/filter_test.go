@@ -201,7 +201,9 @@ func TestSingleRouteJudgesUserAgent(t *testing.T) {
 	bot := s.doUA(t, "POST", "/api/v1/impressions", googlebotUA, impression("live", "u7", "a"))
 	assert.Equal(t, map[string]any{"message": "Impression filtered as invalid traffic: the User-Agent is a known bot or crawler, so it is not counted",
 		"counted": false, "outcome": "filtered"}, bot.body)
-	assert.Equal(t, map[string]any{"campaign_id": "live", "last_hour": 4.0, "last_day": 4.0, "total": 4.0, "filtered": 4.0}, s.stats(t, "live"))
+	noReach := map[string]any{"last_hour": 0.0, "last_day": 0.0, "total": 0.0} // this fake keeps no reach
+	assert.Equal(t, map[string]any{"campaign_id": "live", "last_hour": 4.0, "last_day": 4.0, "total": 4.0, "filtered": 4.0,
+		"unique_users": noReach, "frequency": noReach}, s.stats(t, "live"))
 
 	// Only valid impressions of a started campaign are ever judged.
 	missing := s.doUA(t, "POST", "/api/v1/impressions", googlebotUA, impression("nope", "u", "a"))

@@ -136,11 +136,16 @@ func TestImpressionsAndStats(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
 	asOf := func() string { return s.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z") }
-	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 2.0, "last_day": 2.0, "total": 2.0, "filtered": 0.0, "as_of": asOf()}, s.stats(t, id),
+	windows := func(hour, day, total float64) map[string]any {
+		return map[string]any{"last_hour": hour, "last_day": day, "total": total}
+	}
+	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 2.0, "last_day": 2.0, "total": 2.0, "filtered": 0.0,
+		"unique_users": windows(2, 2, 2), "frequency": windows(1, 1, 1), "as_of": asOf()}, s.stats(t, id),
 		"the memory store counts synchronously: its stats are as of the read")
 
 	s.clock.Advance(time.Hour)
-	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 2.0, "total": 2.0, "filtered": 0.0, "as_of": asOf()}, s.stats(t, id))
+	assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 2.0, "total": 2.0, "filtered": 0.0,
+		"unique_users": windows(0, 2, 2), "frequency": windows(0, 1, 1), "as_of": asOf()}, s.stats(t, id))
 	again := s.do(t, "POST", "/api/v1/impressions", impression(id, "u1", "a1"))
 	assert.Equal(t, true, again.body["counted"], "after the dedup window the same key counts again")
 }

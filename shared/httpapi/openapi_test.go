@@ -122,6 +122,18 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		"broken":      newServer(&failingStore{err: errors.New("bug")}),
 		"full":        newServer(&failingStore{err: adcount.ErrLimit}),
 		"unreachable": newServer(pingFailStore{mem}),
+		// A store answering reach in every form the contract allows:
+		// estimates, a frequency with decimals, and points with and
+		// without unique users.
+		"reach": newServer(&fixedStore{
+			stats: adcount.Stats{CampaignID: "live", LastHour: 10, LastDay: 2500, Total: 2_000_000, Filtered: 3,
+				UniqueUsers: adcount.UniqueUsers{LastHour: 3, LastDay: 1200, Total: 1_523_911}, AsOf: clock.Now()},
+			series: adcount.Series{Points: []adcount.Point{
+				{Start: mustTime(t, "2026-01-04T09:00:00Z"), Count: 4},
+				{Start: mustTime(t, "2026-01-04T10:00:00Z"), Count: 0, HasUniqueUsers: true},
+				{Start: mustTime(t, "2026-01-04T11:00:00Z"), Count: 9, UniqueUsers: 2, HasUniqueUsers: true},
+			}, AsOf: clock.Now()},
+		}),
 	}
 
 	admin := "Bearer k"
@@ -163,6 +175,7 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"broken", "PATCH", "/api/v1/campaigns/patched", `{"paused":true}`, admin, 500, false},
 		{"unavailable", "PATCH", "/api/v1/campaigns/patched", `{"paused":true}`, admin, 503, false},
 		{"memory", "GET", "/api/v1/campaigns/live/timeseries", "", admin, 200, false},
+		{"reach", "GET", "/api/v1/campaigns/live/timeseries", "", admin, 200, false},
 		{"memory", "GET", "/api/v1/campaigns/live/timeseries?interval=minute&from=2026-01-05T09:30:00Z&to=2026-01-05T10:00:00Z&ad_id=a", "", admin, 200, false},
 		{"memory", "GET", "/api/v1/campaigns/live/timeseries?interval=week", "", admin, 400, false},
 		{"memory", "GET", "/api/v1/campaigns/live/timeseries?interval=minute&from=2026-01-01T00:00:00Z", "", admin, 400, false},
@@ -186,6 +199,7 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"broken", "GET", "/api/v1/campaigns/live", "", admin, 500, false},
 		{"unavailable", "GET", "/api/v1/campaigns/live", "", admin, 503, false},
 		{"memory", "GET", "/api/v1/campaigns/live/stats", "", admin, 200, false},
+		{"reach", "GET", "/api/v1/campaigns/live/stats", "", admin, 200, false},
 		{"memory", "GET", "/api/v1/campaigns/live/stats", "", "", 401, false},
 		{"memory", "GET", "/api/v1/campaigns/live/stats", "", "Bearer x", 403, false},
 		{"memory", "GET", "/api/v1/campaigns/none/stats", "", admin, 404, false},
@@ -291,3 +305,67 @@ func mustTime(t *testing.T, s string) time.Time {
 	require.NoError(t, err)
 	return tm
 }
+
+// TestOpenAPIDescribesReach: the contract documents the reach fields as the
+// API writes them: unique users and frequency per window, always in the
+// stats; unique users optional on a point, and said when it is there; none
+// per ad; and the descriptions state the windows, the exactness and the
+// rounding a client must know to read them.
+func TestOpenAPIDescribesReach(t *testing.T) {
+	t.Parallel()
+	schemas := loadSpec(t).Components.Schemas
+	schema := func(name string) *openapi3.Schema {
+		t.Helper()
+		ref, ok := schemas[name]
+		require.True(t, ok, "the contract has a %s schema", name)
+		require.NotNil(t, ref.Value, name)
+		return ref.Value
+	}
+	prop := func(s *openapi3.Schema, name string) *openapi3.Schema {
+		t.Helper()
+		ref, ok := s.Properties[name]
+		require.True(t, ok, "a %s property", name)
+		require.NotNil(t, ref.Value, name)
+		return ref.Value
+	}
+	windows := []string{"last_hour", "last_day", "total"}
+
+	stats := schema("Stats")
+	assert.Subset(t, stats.Required, []string{"unique_users", "frequency"}, "every stats answer carries its reach")
+	users, freq := prop(stats, "unique_users"), prop(stats, "frequency")
+	assert.Equal(t, schema("UniqueUsers"), users)
+	assert.Equal(t, schema("Frequency"), freq)
+	for _, s := range []*openapi3.Schema{users, freq} {
+		assert.ElementsMatch(t, windows, s.Required)
+		assert.Len(t, s.Properties, len(windows))
+		require.NotNil(t, s.AdditionalProperties.Has)
+		assert.False(t, *s.AdditionalProperties.Has, "no field the API does not write")
+	}
+	for _, w := range windows {
+		assert.True(t, prop(users, w).Type.Is("integer"), "users are whole: %s", w)
+		assert.True(t, prop(freq, w).Type.Is("number"), "a frequency has decimals: %s", w)
+	}
+	for _, want := range []string{"1,000", "2%", "HyperLogLog", "duplicate", "filtered", "last_hour ≤ last_day ≤ total"} {
+		assert.Contains(t, oneLine(users.Description), want, "unique_users says how exact it is and what counts")
+	}
+	assert.Contains(t, oneLine(prop(users, "last_hour").Description), "50 to 60 minutes", "the edge of the hour's reach")
+	assert.Contains(t, oneLine(prop(users, "last_day").Description), "23 to 24 hours", "the edge of the day's reach")
+	for _, want := range []string{"two decimals", "0 for a window without users"} {
+		assert.Contains(t, oneLine(freq.Description), want, "frequency says how it is rounded")
+	}
+
+	point := prop(prop(schema("Series"), "points").Items.Value, "unique_users")
+	assert.True(t, point.Type.Is("integer"))
+	assert.NotContains(t, prop(schema("Series"), "points").Items.Value.Required, "unique_users", "only some points carry it")
+	for _, want := range []string{"hour points of the last 24 hours", "day points of the last 7 days", "minute points", "ad_id", "1,000", "2%"} {
+		assert.Contains(t, oneLine(point.Description), want, "a point's unique_users says where it is kept")
+	}
+
+	ad := schema("AdStats")
+	assert.NotContains(t, ad.Properties, "unique_users", "the per-ad breakdown carries no reach")
+	assert.Contains(t, oneLine(ad.Description), "No unique users", "and says so")
+}
+
+// oneLine joins a folded description's lines, so that a phrase can be
+// found whatever the line breaks in the YAML.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -586,9 +586,26 @@ type statsResponse struct {
 	LastDay    int64  `json:"last_day"`
 	Total      int64  `json:"total"`
 	Filtered   int64  `json:"filtered"`
+	// UniqueUsers and Frequency are the campaign's reach per window
+	// (adcount.Reach), always present: 0 users, and a frequency of 0,
+	// for a window nobody was counted in.
+	UniqueUsers uniqueUsersResponse `json:"unique_users"`
+	Frequency   frequencyResponse   `json:"frequency"`
 	// AsOf is absent when the store cannot tell, such as a DynamoDB
 	// table whose aggregator has not run yet.
 	AsOf string `json:"as_of,omitempty"`
+}
+
+type uniqueUsersResponse struct {
+	LastHour int64 `json:"last_hour"`
+	LastDay  int64 `json:"last_day"`
+	Total    int64 `json:"total"`
+}
+
+type frequencyResponse struct {
+	LastHour float64 `json:"last_hour"`
+	LastDay  float64 `json:"last_day"`
+	Total    float64 `json:"total"`
 }
 
 // millis formats a time the server reads off a clock (as_of, created_at,
@@ -611,14 +628,21 @@ func exactMillis(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// handleGetStats serves GET /api/v1/campaigns/{id}/stats.
+// handleGetStats serves GET /api/v1/campaigns/{id}/stats: the counts per
+// window, then the unique users per window and the frequency the API
+// derives from the two (adcount.Stats.Frequency), so that every client
+// rounds it alike.
 func (a *api) handleGetStats() endpoint {
 	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		s, err := a.store.Stats(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return response{}, err
 		}
-		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered, AsOf: millis(s.AsOf)}}, nil
+		f := s.Frequency()
+		return response{status: http.StatusOK, body: statsResponse{CampaignID: s.CampaignID, LastHour: s.LastHour, LastDay: s.LastDay, Total: s.Total, Filtered: s.Filtered,
+			UniqueUsers: uniqueUsersResponse{LastHour: s.UniqueUsers.LastHour, LastDay: s.UniqueUsers.LastDay, Total: s.UniqueUsers.Total},
+			Frequency:   frequencyResponse{LastHour: f.LastHour, LastDay: f.LastDay, Total: f.Total},
+			AsOf:        millis(s.AsOf)}}, nil
 	}
 }
 
@@ -635,6 +659,12 @@ type seriesResponse struct {
 type pointResponse struct {
 	Start string `json:"start"`
 	Count int64  `json:"count"`
+	// UniqueUsers is present only on the points whose reach the store
+	// keeps (adcount.ReachKept), where 0 means nobody: a point without it
+	// is one whose reach is not known, not one without users. It points
+	// into the store's answer, so that a series costs no allocation per
+	// point.
+	UniqueUsers *int64 `json:"unique_users,omitempty"`
 }
 
 // handleGetSeries serves GET
@@ -645,7 +675,9 @@ type pointResponse struct {
 // before to, or the oldest point kept if that is later
 // (adcount.DefaultFrom). adcount.SeriesQuery.Check refuses, with a message naming the
 // limit, a series of more than adcount.MaxSeriesPoints points or one that
-// reaches back past what the store keeps of that interval.
+// reaches back past what the store keeps of that interval. A campaign's
+// hour and day points carry unique_users where the store keeps their reach
+// (adcount.ReachKept): minute points and one ad's points never do.
 func (a *api) handleGetSeries() endpoint {
 	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		q, err := readQuery(r.URL.RawQuery, seriesQuery)
@@ -683,8 +715,12 @@ func (a *api) handleGetSeries() endpoint {
 		}
 		out := seriesResponse{CampaignID: id, Interval: sq.Interval, From: exactMillis(sq.From), To: exactMillis(sq.To), AdID: sq.AdID,
 			Points: make([]pointResponse, len(series.Points)), AsOf: millis(series.AsOf)}
-		for i, p := range series.Points {
+		for i := range series.Points {
+			p := &series.Points[i]
 			out.Points[i] = pointResponse{Start: millis(p.Start), Count: p.Count}
+			if p.HasUniqueUsers {
+				out.Points[i].UniqueUsers = &p.UniqueUsers
+			}
 		}
 		return response{status: http.StatusOK, body: out}, nil
 	}
