@@ -74,6 +74,13 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		require.NoError(t, err)
 		return [3]int64{s.Total, s.LastHour, s.Filtered}
 	}
+	// users returns the unique users Stats report in each window.
+	users := func(t *testing.T, id string) adcount.UniqueUsers {
+		t.Helper()
+		s, err := store.Stats(ctx, id)
+		require.NoError(t, err)
+		return s.UniqueUsers
+	}
 	seqOf := func(r events.DynamoDBEventRecord) string { return r.Change.SequenceNumber }
 
 	// The emulator runs one invocation at a time, so the cases run in
@@ -84,10 +91,12 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		want := map[string]func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse){
 			// A new marker, a filtered one, a recount, a legacy marker and
 			// a TTL deletion: two counted (in 2026, outside the last
-			// hour), one filtered.
+			// hour), by two users, and one filtered, whose user adds no
+			// reach.
 			"aggregate-stream-markers.json": func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse) {
 				assert.Empty(t, failures(resp))
 				assert.Equal(t, [3]int64{2, 0, 1}, counts(t, streamSampleCampaign))
+				assert.Equal(t, adcount.UniqueUsers{Total: 2}, users(t, streamSampleCampaign))
 			},
 			// The end of the window, with no records: answered cleanly.
 			"aggregate-stream-window-end.json": func(t *testing.T, resp events.DynamoDBTimeWindowEventResponse) {
@@ -112,11 +121,14 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, failures(invoke(t, json.RawMessage(raw))))
 		assert.Equal(t, [3]int64{2, 0, 1}, counts(t, streamSampleCampaign))
+		assert.Equal(t, adcount.UniqueUsers{Total: 2}, users(t, streamSampleCampaign), "nor any user")
 	})
 
 	t.Run("WholeBatchRedeliveredCountsOnce", func(t *testing.T) {
 		campaign(t, "whole")
-		gen := &markers{campaign: "whole", now: time.Now()}
+		// Eight impressions count, by four users; two are filtered, by
+		// two users no counted impression has, who add no reach.
+		gen := &markers{campaign: "whole", now: time.Now(), users: 4}
 		var recs []events.DynamoDBEventRecord
 		for i := range 10 {
 			recs = append(recs, gen.next(i%5 == 4))
@@ -125,6 +137,7 @@ func TestAggregateUnderEmulator(t *testing.T) {
 			assert.Empty(t, failures(invoke(t, streamEvent("shardId-whole", recs...))))
 		}
 		assert.Equal(t, [3]int64{8, 8, 2}, counts(t, "whole"))
+		assert.Equal(t, adcount.UniqueUsers{LastHour: 4, LastDay: 4, Total: 4}, users(t, "whole"), "merging the users again adds none")
 	})
 
 	t.Run("PartialRedeliveryCountsOnce", func(t *testing.T) {
@@ -139,6 +152,7 @@ func TestAggregateUnderEmulator(t *testing.T) {
 		assert.Empty(t, failures(invoke(t, streamEvent("shardId-partial", recs[:6]...))))
 		assert.Empty(t, failures(invoke(t, streamEvent("shardId-partial", recs[3:]...))))
 		assert.Equal(t, [3]int64{10, 10, 0}, counts(t, "partial"))
+		assert.Equal(t, adcount.UniqueUsers{LastHour: 10, LastDay: 10, Total: 10}, users(t, "partial"), "ten users, each once")
 	})
 
 	t.Run("MalformedMarkerIsPassedOver", func(t *testing.T) {

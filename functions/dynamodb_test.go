@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adcount/impression-counter/functions/internal/serve"
+	"github.com/adcount/impression-counter/shared/adcount"
 	"github.com/adcount/impression-counter/shared/apigwtest"
 	"github.com/adcount/impression-counter/shared/dynamostore"
 	"github.com/adcount/impression-counter/shared/dynamotest"
@@ -28,7 +29,8 @@ import (
 // in-process DynamoDB server: a campaign created through one admin
 // instance is counted by two concurrent ingest instances, aggregated from
 // the table's stream by the aggregate function, and read through another
-// admin instance, and every count agrees exactly.
+// admin instance, and every count, and the campaign's reach, agrees
+// exactly.
 func TestDynamoDBUnderEmulator(t *testing.T) {
 	t.Parallel()
 	gw := apigwtest.NewGateway(httpapi.Routes())
@@ -84,7 +86,7 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 			}
 			// The second admin instance sees the campaign another process
 			// created: the table is shared, not a memory store.
-			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": 0.0, "last_day": 0.0, "total": 0.0, "filtered": 0.0}, readStats(t))
+			assert.Equal(t, statsWith(id, 0, 0, 0, 0), readStats(t))
 
 			// Ten distinct (user, ad) pairs, each sent twice to each of the
 			// two instances, which run at the same time: forty requests
@@ -173,22 +175,26 @@ func TestDynamoDBUnderEmulator(t *testing.T) {
 				assert.True(t, strings.HasPrefix(r.Body, "GIF89a"), "the gateway decodes the binary body: %q", r.Body)
 			}
 
-			want := float64(len(keys) + 3)
-			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 2.0}, readStats(t),
-				"admin reports exactly what ingest counted")
+			// 13 impressions by 8 users (user-0 to user-4, batch-0,
+			// batch-1, pixel-0): 1.63 each. The repeats and the crawlers
+			// add no user.
+			want, users := float64(len(keys)+3), 8.0
+			assert.Equal(t, statsWith(id, want, 2, users, 1.63), readStats(t), "admin reports exactly what ingest counted, and who")
 
 			// The list, the series and the breakdown, through the admin
 			// instance that did not create the campaigns, agree with the
 			// stats and with what ingest counted, ad by ad.
-			t.Run("Reports", func(t *testing.T) { dynamoReports(t, stats, gw, p, id, began, startTime) })
+			t.Run("Reports", func(t *testing.T) { dynamoReports(t, stats, gw, p, id, began, startTime, users) })
 
 			// A pause, a resume and an end reach both ingest instances
 			// within the store's bound; the stats still count exactly
 			// what was acknowledged.
 			var more int
 			t.Run("LifecycleReachesEveryInstance", func(t *testing.T) { more = lifecycleReachesIngest(t, campaigns, trackers, gw, p, id) })
-			want += float64(more)
-			assert.Equal(t, map[string]any{"campaign_id": id, "last_hour": want, "last_day": want, "total": want, "filtered": 2.0}, readStats(t),
+			// Each impression counted then was a new user's.
+			want, users = want+float64(more), users+float64(more)
+			frequency := adcount.Stats{Total: int64(want), UniqueUsers: adcount.UniqueUsers{Total: int64(users)}}.Frequency().Total
+			assert.Equal(t, statsWith(id, want, 2, users, frequency), readStats(t),
 				"what counted while a change was on its way, and nothing after it")
 		})
 	}

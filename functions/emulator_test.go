@@ -108,6 +108,9 @@ func rie(tb testing.TB) string {
 type function struct {
 	invocations string
 	output      *syncbuf.Buffer
+	// stop kills the emulator and the bootstrap it started, and waits for
+	// both to exit; it runs once, at the test's end or when a test asks.
+	stop func()
 }
 
 // startFunction runs the function fn under the emulator with env on
@@ -144,13 +147,14 @@ func startFunction(tb testing.TB, fn serve.Function, env ...string) *function {
 		// Both the invoke endpoint and the Runtime API must listen; the
 		// emulator exits if either port is taken.
 		if waitListening([]string{addr, apiAddr}, exited, 10*time.Second) {
+			stopOnce := sync.OnceFunc(stop)
 			tb.Cleanup(func() {
-				stop()
+				stopOnce()
 				if tb.Failed() {
 					tb.Logf("%s under the emulator wrote:\n%s", fn, out.String())
 				}
 			})
-			return &function{invocations: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out}
+			return &function{invocations: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out, stop: stopOnce}
 		}
 		stop()
 		lastOutput = out.String()

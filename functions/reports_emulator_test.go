@@ -218,6 +218,15 @@ func campaignLifecycle(t *testing.T, f *function, gw *apigwtest.Gateway, p lambd
 		assert.Equal(t, "ad-1", ad["ad_id"])
 		assert.Zero(t, sum(seriesPoints(t, ad, id, "minute")))
 
+		// Nobody has seen it: no users, and a frequency of 0 rather than
+		// a division by zero; no point has more users than impressions.
+		st := adminCall(t, f, gw, p, http.StatusOK, apigwtest.Request{Method: "GET", Target: campaign + "/stats"})
+		assert.NotEmpty(t, st["as_of"])
+		delete(st, "as_of")
+		assert.Equal(t, statsWith(id, 0, 0, 0, 0), st)
+		seriesReach(t, def, 0)
+		seriesReach(t, ad, 0)
+
 		// No ad has been seen: an empty last page.
 		ads := adminCall(t, f, gw, p, http.StatusOK, apigwtest.Request{Method: "GET", Target: campaign + "/ads?limit=10"})
 		assert.Equal(t, id, ads["campaign_id"])
@@ -235,11 +244,12 @@ const campaignRefresh = dynamostore.CampaignRefresh
 
 // dynamoReports reads, through an admin instance other than the one that
 // created them, the list of the two campaigns of TestDynamoDBUnderEmulator
-// and the reports of the one that counted: 13 impressions, 8 of ad-0 and
-// 5 of ad-1, and 2 filtered, of ad-0, all since began. The stats are
-// settled already. No scheduled reader runs here, so no answer carries
-// as_of, as the stats do not (TestConformanceUnderEmulator runs one).
-func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambdaproxy.Payload, id string, began, start time.Time) {
+// and the reports of the one that counted: 13 impressions by users
+// distinct users, 8 of ad-0 and 5 of ad-1, and 2 filtered, of ad-0, all
+// since began. The stats are settled already. No scheduled reader runs
+// here, so no answer carries as_of, as the stats do not
+// (TestConformanceUnderEmulator runs one).
+func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambdaproxy.Payload, id string, began, start time.Time, users float64) {
 	t.Run("List", func(t *testing.T) {
 		assert.Equal(t, []string{"Next week", "Launch"}, listAll(t, admin, gw, p, url.Values{"limit": {"1"}}), "newest first, through the cursor")
 		assert.Equal(t, []string{"Next week"}, listAll(t, admin, gw, p, url.Values{"status": {"scheduled"}}))
@@ -266,6 +276,9 @@ func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambd
 		for _, tc := range cases {
 			s := adminCall(t, admin, gw, p, http.StatusOK, apigwtest.Request{Method: "GET", Target: campaign + "/timeseries?" + tc.query})
 			assert.Equal(t, tc.want, sum(seriesPoints(t, s, id, tc.interval)), tc.name)
+			// The campaign's hours and days carry its reach; its minutes
+			// and an ad's points do not.
+			seriesReach(t, s, users)
 		}
 	})
 	t.Run("AdsPageByPage", func(t *testing.T) {
@@ -287,7 +300,7 @@ func dynamoReports(t *testing.T, admin *function, gw *apigwtest.Gateway, p lambd
 		assert.Equal(t, []any{
 			map[string]any{"ad_id": "ad-0", "last_hour": 8.0, "last_day": 8.0, "total": 8.0, "filtered": 2.0},
 			map[string]any{"ad_id": "ad-1", "last_hour": 5.0, "last_day": 5.0, "total": 5.0, "filtered": 0.0},
-		}, ads, "most impressions first, each ad's counts exact")
+		}, ads, "most impressions first, each ad's counts exact, and no reach: the per-ad breakdown carries none")
 	})
 }
 

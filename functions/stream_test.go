@@ -136,11 +136,15 @@ func (a *recordingApplier) Apply(_ context.Context, _ string, recs []dynamostore
 }
 
 // markers generates stream records of a shard: counted dedup markers of a
-// campaign, as the store writes them, written now.
+// campaign, as the store writes them, written now. Each carries its user's
+// fingerprint: a browser's markers cycle through users users (each its
+// own user when users is 0), and a filtered marker's user is one no
+// browser's marker has.
 type markers struct {
 	campaign string
 	now      time.Time
 	seq      int64
+	users    int64
 }
 
 // next returns the record of one more marker; filtered marks a filtered
@@ -159,9 +163,16 @@ func (m *markers) next(filtered bool) events.DynamoDBEventRecord {
 		"a":                      events.NewStringAttribute("ad-1"),
 		"b":                      events.NewNumberAttribute(fmt.Sprint(adcount.Bucket(m.now))),
 	}
+	// The fingerprint is stored as a number below 2^48.
+	user := m.seq
+	if m.users > 0 {
+		user = m.seq % m.users
+	}
 	if filtered {
 		img["f"] = events.NewNumberAttribute("1")
+		user = 1<<40 + m.seq
 	}
+	img["u"] = events.NewNumberAttribute(fmt.Sprint(user))
 	return streamRecord("INSERT", m.seq, m.now, nil, img)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/adcount/impression-counter/loadtest/internal/reachcheck"
 )
 
 // fakeOptions make the fake API wrong in the ways a correct server cannot
@@ -23,6 +26,14 @@ type fakeOptions struct {
 	adShift      bool  // move one count from the first ad listed to the last
 	repeatAd     bool  // start each page of ads with the last ad of the page before
 	noReports    bool  // serve no campaign, time series or per-ad route, as before them
+	noReach      bool  // stats without unique_users and frequency, as before reach
+	reachSkew    int64 // added to every window's unique users
+	// reachScale multiplies the unique users of a campaign that reached
+	// more than reachcheck.Exact, as an estimate off by that much would;
+	// 0 and 1 leave them exact.
+	reachScale float64
+	freqSkew   float64 // added to the total's frequency
+	botReach   bool    // count the users of filtered impressions in reach
 }
 
 // fakeKey is a dedup key as the service keeps it: a bot's impression is a
@@ -35,8 +46,8 @@ type fakeKey struct {
 // fakeAPI is the API of the brief in a few lines: the single route, the
 // batch route and the pixel, each impression deduplicated in order, the
 // bot filter judging User-Agents like the service's list does for the
-// ones the harness sends (Googlebot, and Go's default), stats with total
-// and filtered, and the reports: a campaign, its time series and its
+// ones the harness sends (Googlebot, and Go's default), stats with total,
+// filtered, unique users (exact) and frequency, and the reports: a campaign, its time series and its
 // per-ad breakdown, paginated. It returns the base URL.
 func fakeAPI(t *testing.T, o fakeOptions) string {
 	t.Helper()
@@ -138,17 +149,36 @@ func fakeAPI(t *testing.T, o fakeOptions) string {
 		id := r.PathValue("id")
 		mu.Lock()
 		s := Stats{Total: o.skew, Filtered: o.filteredSkew}
+		users := map[string]bool{}
 		for k := range seen {
 			switch {
 			case k.campaign != id:
 			case k.bot:
 				s.Filtered++
+				users[k.user] = users[k.user] || o.botReach
 			default:
 				s.Total++
+				users[k.user] = true
 			}
 		}
 		mu.Unlock()
 		s.LastHour, s.LastDay = s.Total, s.Total
+		if !o.noReach {
+			var n int64
+			for _, reached := range users {
+				if reached {
+					n++
+				}
+			}
+			if n > reachcheck.Exact && o.reachScale != 0 {
+				n = int64(math.Round(float64(n) * o.reachScale))
+			}
+			// Bounded by the count, as the service bounds an estimate.
+			n = min(n+o.reachSkew, s.Total)
+			s.UniqueUsers = &Reach{LastHour: n, LastDay: n, Total: n}
+			f := reachcheck.Frequency(s.Total, n)
+			s.Frequency = &Frequency{LastHour: f, LastDay: f, Total: f + o.freqSkew}
+		}
 		_ = json.NewEncoder(w).Encode(s)
 	})
 	if !o.noReports {

@@ -196,13 +196,17 @@ func (l *ledger) impressions() int {
 // Stats is what GET /api/v1/campaigns/{id}/stats answers. A service that
 // does not filter bots has no "filtered" field, which reads as 0; one that
 // cannot say how fresh its counts are has no "as_of", which reads as the
-// zero time.
+// zero time; one before reach has no "unique_users" or "frequency".
 type Stats struct {
-	LastHour int64     `json:"last_hour"`
-	LastDay  int64     `json:"last_day"`
-	Total    int64     `json:"total"`
-	Filtered int64     `json:"filtered"`
-	AsOf     time.Time `json:"as_of"`
+	LastHour int64 `json:"last_hour"`
+	LastDay  int64 `json:"last_day"`
+	Total    int64 `json:"total"`
+	Filtered int64 `json:"filtered"`
+	// UniqueUsers and Frequency are the campaign's reach and impressions
+	// per user in each window; nil from a service before reach.
+	UniqueUsers *Reach     `json:"unique_users"`
+	Frequency   *Frequency `json:"frequency"`
+	AsOf        time.Time  `json:"as_of"`
 }
 
 // campaignCheck is the verdict on one campaign.
@@ -223,6 +227,22 @@ type campaignCheck struct {
 	// Reports is what the campaign's time series and per-ad breakdown
 	// said, once checked; nil if they were not read.
 	Reports *reportSummary
+	// Reach is what the check of the stats' unique users and frequency
+	// found; nil if they were not checked.
+	Reach *reachSummary
+	// users holds the user of every key that adds to Counted (user<<1|1)
+	// or to Uncertain (user<<1), one entry a key, for verifyReach: a
+	// slice, appended to in the pass over the keys and sorted once, costs
+	// less than a set at a million keys.
+	users []uint64
+}
+
+// counted adds a key of ad, sent for user, that the service certainly
+// recorded once.
+func (cc *campaignCheck) counted(ad *adCheck, user uint64) {
+	cc.Counted++
+	ad.Counted++
+	cc.users = append(cc.users, user<<1|1)
 }
 
 // adCheck is the ledger of one ad of a campaign: its keys' counts as in
@@ -299,6 +319,11 @@ func (l *ledger) verify(stats []Stats, elapsed time.Duration) Verdict {
 func (l *ledger) verifyAttempts(atts []attempt, stats []Stats, elapsed time.Duration) Verdict {
 	v := Verdict{Campaigns: make([]campaignCheck, l.plan.Campaigns())}
 	v.Problems = append(v.Problems, l.problems...)
+	for c := range v.Campaigns {
+		// Keys are dealt to campaigns in turn, so each holds about its
+		// share of the attempts' keys, and its users are seldom copied.
+		v.Campaigns[c].users = make([]uint64, 0, len(atts)/len(v.Campaigns)+1)
+	}
 	slices.SortFunc(atts, func(a, b attempt) int {
 		ra, rb := &l.records[a.rec], &l.records[b.rec]
 		return cmp.Or(cmp.Compare(a.key, b.key), compareBool(a.bot, b.bot), cmp.Compare(ra.start, rb.start),
@@ -355,7 +380,8 @@ func compareBool(a, b bool) int {
 // request and item.
 func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 	cc := &v.Campaigns[l.plan.campaignOf(atts[0].key)]
-	ad := cc.ad(l.plan.adOf(atts[0].key))
+	user, adN, _ := l.plan.slot(atts[0].key)
+	ad := cc.ad(adN)
 	cc.Keys++
 	var (
 		recorded  []attempt
@@ -385,8 +411,7 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 	switch {
 	case len(recorded) > 1:
 		v.Problems = append(v.Problems, fmt.Sprintf("%s was counted %d times: %s", l.describe(atts[0]), len(recorded), l.names(recorded)))
-		cc.Counted++
-		ad.Counted++
+		cc.counted(ad, user)
 	case len(recorded) == 1:
 		rec := recorded[0]
 		sent := l.records[rec.rec].start
@@ -400,8 +425,7 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 					l.name(d), l.describe(d), l.name(rec)))
 			}
 		}
-		cc.Counted++
-		ad.Counted++
+		cc.counted(ad, user)
 	case len(dups) > 0:
 		// Nothing said counted, so an uncertain request must have been
 		// recorded before the first duplicate answer.
@@ -409,11 +433,11 @@ func (l *ledger) verifyKey(atts []attempt, v *Verdict) {
 			v.Problems = append(v.Problems, fmt.Sprintf("%s was answered duplicate by %s, but no request for it was counted or could have been before",
 				l.describe(atts[0]), l.names(dups)))
 		}
-		cc.Counted++
-		ad.Counted++
+		cc.counted(ad, user)
 	case len(unsure) > 0:
 		cc.Uncertain++
 		ad.Uncertain++
+		cc.users = append(cc.users, user<<1)
 	}
 }
 
@@ -569,12 +593,16 @@ func (v Verdict) WriteTo(w io.Writer) (int64, error) {
 			cc.BotKeys, cc.Filtered, cc.BotUnsure, cc.Stats.Filtered)
 	}
 	v.writeReports(&b)
+	v.writeReach(&b)
 	fmt.Fprintf(&b, "  impressions without a definite answer: %d; impressions rejected with 4xx: %d\n", v.Uncertain, v.Rejected)
 	fmt.Fprintf(&b, "  stats reads during the attack: %d checked, %d failed\n", v.Reads, v.ReadsFailed)
 	if v.OK() {
 		b.WriteString("verification passed: every campaign's stats match the impressions the service acknowledged\n")
 		if len(v.Campaigns) > 0 && v.Campaigns[0].Reports != nil {
 			b.WriteString("  and so do its time series and its per-ad breakdown, ad by ad\n")
+		}
+		if len(v.Campaigns) > 0 && v.Campaigns[0].Reach != nil {
+			b.WriteString("  and its unique users and frequency match the users whose impressions counted\n")
 		}
 	} else {
 		fmt.Fprintf(&b, "verification FAILED: %d problems\n", len(v.Problems))

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/adcount/impression-counter/loadtest/internal/reachcheck"
 )
 
 // adminKeyEnv is the environment variable that may hold the admin key, so
@@ -78,6 +80,8 @@ type options struct {
 	campaignIDs string
 	verify      bool
 	reports     bool
+	reach       bool
+	reachTol    float64
 	adPage      int
 	settle      time.Duration
 	out         string
@@ -120,6 +124,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.dedupTTL, "dedup-ttl", time.Hour, "the service's DEDUP_TTL; a verified run must be shorter, or repeats would rightly count again")
 	fs.BoolVar(&o.verify, "verify", true, "read the stats after the attack and check them against the replies")
 	fs.BoolVar(&o.reports, "verify-reports", true, "with -verify, also check each campaign's time series and per-ad breakdown against its stats and the replies; turn it off against a service without the reporting routes")
+	fs.BoolVar(&o.reach, "verify-reach", true, "with -verify, also check each campaign's unique_users and frequency against the distinct users whose impressions the replies counted; turn it off against a service without reach")
+	fs.Float64Var(&o.reachTol, "reach-tolerance", reachcheck.DefaultTolerance, fmt.Sprintf("with -verify-reach, how far (a share) unique_users may lie from the users reached when they are more than %d, which the service estimates; within %d it must be exact", reachcheck.Exact, reachcheck.Exact))
 	fs.IntVar(&o.adPage, "ad-page", 0, fmt.Sprintf("with -verify-reports, the page size the per-ad breakdown is read in (1 to %d); 0 reads it in about three pages, so that the cursor is checked", maxPageLimit))
 	fs.DurationVar(&o.settle, "settle", 30*time.Second, "with -verify, how long to wait for a service that aggregates behind its writes to report counts (as_of) past the end of the attack")
 	fs.StringVar(&o.out, "out", "", "directory to write report.json, histogram.hdr and plot.html to")
@@ -167,6 +173,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.itemUA && o.batch == 0 {
 		errs = append(errs, errors.New("-item-ua sets batch items' user_agent: it needs -batch"))
+	}
+	if !(o.reachTol >= 0 && o.reachTol < 1) {
+		errs = append(errs, fmt.Errorf("-reach-tolerance must be in [0, 1), got %v", o.reachTol))
 	}
 	if o.adPage < 0 || o.adPage > maxPageLimit {
 		errs = append(errs, fmt.Errorf("-ad-page must be 0 (about three pages) or 1 to %d, the API's limit, got %d", maxPageLimit, o.adPage))
@@ -276,6 +285,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	v := res.ledger.verify(stats, elapsed)
 	if reports != nil {
 		res.ledger.verifyReports(&v, reports, elapsed)
+	}
+	if o.reach {
+		res.ledger.verifyReach(&v, elapsed, o.reachTol)
 	}
 	fmt.Fprintln(stdout)
 	if _, err := v.WriteTo(stdout); err != nil {

@@ -161,6 +161,11 @@ func TestHarnessFailsOnWrongCounts(t *testing.T) {
 		{"CountOnTheWrongAdFails", fakeOptions{adShift: true}, "0.2", "'s total is"},
 		// A cursor that hands back the last ad of the page before.
 		{"AdRepeatedAcrossPagesFails", fakeOptions{repeatAd: true}, "0", "twice"},
+		// One user fewer than the replies counted impressions of, where
+		// the service must count exactly.
+		{"ReachOneShortFails", fakeOptions{reachSkew: -1}, "0", "unique_users total is"},
+		// A frequency a cent off the count over the unique users.
+		{"FrequencyOffByACentFails", fakeOptions{freqSkew: 0.01}, "0", "frequency total is"},
 	}
 	for _, route := range routes {
 		for _, tc := range cases {
@@ -222,4 +227,86 @@ func TestVerifyReportsCanBeTurnedOff(t *testing.T) {
 	require.NoError(t, err, stdout.String())
 	assert.Contains(t, stdout.String(), "verification passed")
 	assert.NotContains(t, stdout.String(), "per-ad breakdown")
+}
+
+// TestVerifyReachCanBeTurnedOff: against a service without reach, the
+// run fails naming the flag, unless -verify-reach=false, which checks the
+// rest.
+func TestVerifyReachCanBeTurnedOff(t *testing.T) {
+	t.Parallel()
+	args := []string{"-target", fakeAPI(t, fakeOptions{noReach: true}), "-rate", "50", "-duration", "1s", "-campaigns", "1", "-users", "1000", "-progress", "0"}
+	var stdout bytes.Buffer
+	err := run(context.Background(), args, func(string) string { return "" }, &stdout, &bytes.Buffer{})
+	require.ErrorIs(t, err, errVerification)
+	assert.Contains(t, stdout.String(), "-verify-reach=false")
+
+	stdout.Reset()
+	err = run(context.Background(), append(args, "-verify-reach=false"), func(string) string { return "" }, &stdout, &bytes.Buffer{})
+	require.NoError(t, err, stdout.String())
+	assert.Contains(t, stdout.String(), "verification passed")
+	assert.NotContains(t, stdout.String(), "unique users")
+}
+
+// TestFilteredUsersAddNoReach: a service that counts the users of
+// filtered impressions in reach fails. The run has fewer users than
+// impressions (100 users by 100 ads), so that reach is below the count
+// and the service's bound by the count cannot hide the extra users.
+func TestFilteredUsersAddNoReach(t *testing.T) {
+	t.Parallel()
+	for _, botReach := range []bool{false, true} {
+		var stdout bytes.Buffer
+		err := run(context.Background(), []string{
+			"-target", fakeAPI(t, fakeOptions{botReach: botReach}), "-rate", "0", "-workers", "1", "-max-workers", "1", "-requests", "2",
+			"-batch", "100", "-item-ua", "-duration", "1m", "-campaigns", "1", "-users", "100", "-ads", "100", "-dup", "0", "-bot-share", "0.3", "-progress", "0",
+		}, func(string) string { return "" }, &stdout, &bytes.Buffer{})
+		if !botReach {
+			require.NoError(t, err, "the control: %s", stdout.String())
+			continue
+		}
+		require.ErrorIs(t, err, errVerification)
+		assert.Contains(t, stdout.String(), "unique_users total is")
+	}
+}
+
+// TestReachAboveTheExactRangeIsAnEstimate sends 3,000 users to one
+// campaign, more than the service counts exactly, two ads each (6,000
+// impressions: every slot of 3,000 users by 2 ads), and checks that an
+// estimate passes within the tolerance and fails outside it.
+func TestReachAboveTheExactRangeIsAnEstimate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		scale float64 // the fake's estimate over the true reach
+		extra []string
+		want  string // "" passes; otherwise a problem the report names
+	}{
+		// The control: exact above the range is within any tolerance.
+		{"ExactPasses", 1, nil, ""},
+		// 3% high and low: within 5%, about 2σ of the sketch.
+		{"ThreePercentHighPasses", 1.03, nil, ""},
+		{"ThreePercentLowPasses", 0.97, nil, ""},
+		// 6% off is beyond 3σ: a broken estimate.
+		{"SixPercentHighFails", 1.06, nil, "2850 to 3150 is within 5%"},
+		{"SixPercentLowFails", 0.94, nil, "unique_users total is 2820"},
+		// ...unless the tolerance is widened for it.
+		{"SixPercentWithinWiderTolerance", 1.06, []string{"-reach-tolerance", "0.1"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout bytes.Buffer
+			err := run(context.Background(), append([]string{
+				"-target", fakeAPI(t, fakeOptions{reachScale: tc.scale}), "-rate", "0", "-workers", "1", "-max-workers", "1", "-requests", "6",
+				"-batch", "1000", "-item-ua", "-duration", "1m", "-campaigns", "1", "-users", "3000", "-ads", "2", "-dup", "0", "-progress", "0",
+			}, tc.extra...), func(string) string { return "" }, &stdout, &bytes.Buffer{})
+			assert.Contains(t, stdout.String(), "3000         0       ", "3,000 users reached, none uncertain")
+			if tc.want == "" {
+				require.NoError(t, err, stdout.String())
+				assert.Contains(t, stdout.String(), "unique users and frequency match")
+				return
+			}
+			require.ErrorIs(t, err, errVerification)
+			assert.Contains(t, stdout.String(), tc.want)
+		})
+	}
 }

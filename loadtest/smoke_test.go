@@ -106,6 +106,18 @@ func TestSmokeSingleRouteFiltersBots(t *testing.T) {
 	assert.Regexp(t, `Impressions\s+\[answered.*\]\s+[1-9]\d*, [\d.]+, [1-9]\d*, [1-9]\d*, [1-9]\d*, 0, 0\n`, report)
 }
 
+// TestSmokeReachAboveTheExactRange reaches thousands of users of one
+// campaign, more than the service counts exactly, in batches with
+// repeats and bots, and checks the estimate within the harness's
+// tolerance; the runs above reach fewer than 1,000 users a campaign, and
+// check reach exactly.
+func TestSmokeReachAboveTheExactRange(t *testing.T) {
+	t.Parallel()
+	report := smoke(t, "-batch", "1000", "-item-ua", "-bot-share", "0.05", "-rate", "0", "-workers", "2", "-max-workers", "2",
+		"-requests", "8", "-duration", "1m", "-campaigns", "1", "-users", "5000", "-ads", "2", "-dup", "0.2", "-seed", "11")
+	assert.Contains(t, report, "unique users and frequency match")
+}
+
 // smoke runs the harness with args against the real local server, which
 // must verify exactly with every request answered, and returns the report.
 func smoke(t *testing.T, args ...string) string {

@@ -101,25 +101,46 @@ func (c *client) campaignExists(ctx context.Context, id string) (bool, error) {
 // errCampaignGone is a 404 for a campaign that was created.
 var errCampaignGone = errors.New("the campaign is gone")
 
+// stats is what the checks read of a campaign's stats: its total, and
+// its reach over all time; UniqueUsers is nil from a service without
+// reach.
+type stats struct {
+	Total       int64
+	UniqueUsers *int64
+}
+
 // total reads a campaign's total; errCampaignGone if it does not exist.
 func (c *client) total(ctx context.Context, id string) (int64, error) {
+	s, err := c.stats(ctx, id)
+	return s.Total, err
+}
+
+// stats reads a campaign's stats; errCampaignGone if it does not exist.
+func (c *client) stats(ctx context.Context, id string) (stats, error) {
 	status, raw, err := c.do(ctx, http.MethodGet, "/api/v1/campaigns/"+id+"/stats", nil, true)
 	if err != nil {
-		return 0, err
+		return stats{}, err
 	}
 	if status == http.StatusNotFound {
-		return 0, fmt.Errorf("stats of campaign %s: %w", id, errCampaignGone)
+		return stats{}, fmt.Errorf("stats of campaign %s: %w", id, errCampaignGone)
 	}
 	if status != http.StatusOK {
-		return 0, fmt.Errorf("stats of campaign %s: status %d: %s", id, status, raw)
+		return stats{}, fmt.Errorf("stats of campaign %s: status %d: %s", id, status, raw)
 	}
 	var s struct {
-		Total *int64 `json:"total"`
+		Total       *int64 `json:"total"`
+		UniqueUsers *struct {
+			Total int64 `json:"total"`
+		} `json:"unique_users"`
 	}
 	if err := json.Unmarshal(raw, &s); err != nil || s.Total == nil {
-		return 0, fmt.Errorf("stats of campaign %s: no total in %s", id, raw)
+		return stats{}, fmt.Errorf("stats of campaign %s: no total in %s", id, raw)
 	}
-	return *s.Total, nil
+	out := stats{Total: *s.Total}
+	if s.UniqueUsers != nil {
+		out.UniqueUsers = &s.UniqueUsers.Total
+	}
+	return out, nil
 }
 
 // browserUA is Chrome's User-Agent on Windows.

@@ -48,9 +48,9 @@ measure() {
 	shift 2
 	local dir="$root/$name" extra=()
 	if [ "$url" = "$floor_url" ]; then extra=(-campaign-ids floor -verify=false); fi
-	# A baseline may predate the reporting routes; its stats are still
-	# verified.
-	if [ -n "$baseline_url" ] && [ "$url" = "$baseline_url" ]; then extra=(-verify-reports=false); fi
+	# A baseline may predate the reporting routes and reach; its counts
+	# are still verified.
+	if [ -n "$baseline_url" ] && [ "$url" = "$baseline_url" ]; then extra=(-verify-reports=false -verify-reach=false); fi
 	LOADTEST_ADMIN_KEY="$key" bin/loadtest -target "$url" "${common[@]}" "${extra[@]}" -out "$dir" "$@" >"$dir.txt" 2>&1 ||
 		{ cat "$dir.txt" >&2; exit 1; }
 	local j="$dir/report.json"
