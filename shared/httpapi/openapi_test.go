@@ -160,6 +160,8 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"memory", "GET", "/api/v1/campaigns?limit=2&status=active", "", admin, 200, false},
 		{"memory", "GET", "/api/v1/campaigns?limit=0", "", admin, 400, false},
 		{"memory", "GET", "/api/v1/campaigns?status=done", "", admin, 400, false},
+		{"memory", "GET", "/api/v1/campaigns?limit=2&status=active&name=LIV", "", admin, 200, false},
+		{"memory", "GET", "/api/v1/campaigns?name=" + strings.Repeat("n", adcount.MaxNameRunes+1), "", admin, 400, false},
 		{"memory", "GET", "/api/v1/campaigns", "", "", 401, false},
 		{"memory", "GET", "/api/v1/campaigns", "", "Bearer x", 403, false},
 		{"broken", "GET", "/api/v1/campaigns", "", admin, 500, false},

@@ -267,10 +267,13 @@ func parseEndTime(raw json.RawMessage) (*time.Time, error) {
 	return &end, nil
 }
 
-// handleListCampaigns serves GET /api/v1/campaigns?limit=&cursor=&status=:
-// one page of the campaigns, newest first, each with its status now, and
-// the cursor of the next page. The status filter is evaluated at the same
-// now.
+// handleListCampaigns serves GET
+// /api/v1/campaigns?limit=&cursor=&status=&name=: one page of the
+// campaigns, newest first, each with its status now, and the cursor of
+// the next page. The status filter is evaluated at the same now; name
+// keeps the campaigns whose name holds it, whatever the case
+// (adcount.NameMatches). A filtered page may be short, or empty, with a
+// next_cursor, when the store bounds what one call reads.
 func (a *api) handleListCampaigns() endpoint {
 	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		q, err := readQuery(r.URL.RawQuery, listCampaignsQuery)
@@ -288,6 +291,12 @@ func (a *api) handleListCampaigns() endpoint {
 			if cq.Status, err = adcount.ParseStatus(v); err != nil {
 				return response{}, err
 			}
+		}
+		if v := q.get("name"); v != "" {
+			if err := adcount.CheckNameSearch(v); err != nil {
+				return response{}, err
+			}
+			cq.Name = v
 		}
 		page, err := a.store.ListCampaigns(r.Context(), cq)
 		if err != nil {
