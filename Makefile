@@ -23,10 +23,14 @@ BENCH_OUT   ?= out/bench.txt
 .PHONY: test bench lint run fuzz vulncheck dynamodb-table
 
 ## test: vet, then every test with the race detector. The Lambda tests run
-## the functions under the emulator that `rie` installs.
+## the functions under the emulator that `rie` installs. The DynamoDB
+## store's package runs its conformance suite, reach included, against a
+## protocol server under the race detector, which on two cores takes
+## longer than go test's default 10 minutes can allow when it shares them
+## with the other packages.
 test: rie
 	$(GO) vet ./...
-	$(RIE_ENV) $(GO) test -race -count=1 ./...
+	$(RIE_ENV) $(GO) test -race -count=1 -timeout 30m ./...
 
 # The concurrency tests: every test whose outcome depends on how goroutines,
 # processes or DynamoDB instances interleave, as package:pattern for -run.
