@@ -177,3 +177,62 @@ func TestDashboardIsRootedAtTheFolder(t *testing.T) {
 		})
 	}
 }
+
+// TestPageHoldsTheDOMContract checks, without a browser, that index.html
+// has the elements the browser tests and the brief's DOM contract name, so
+// that a rename fails here first. The rows, cells and values the scripts
+// write are the browser tests' to check.
+func TestPageHoldsTheDOMContract(t *testing.T) {
+	t.Parallel()
+	page, err := fs.ReadFile(web.Dashboard(), "index.html")
+	require.NoError(t, err)
+	tests := []struct {
+		markup string
+		why    string
+	}{
+		{`<body data-refreshes="0">`, "tests count completed refreshes"},
+		{`id="status-line" role="status" aria-live="polite"`, "the status line is announced"},
+		{`<form id="key-form"`, "the key prompt"},
+		{`<input id="admin-key" name="admin-key" type="password"`, "the key is typed unseen"},
+		{`<p id="key-message" role="alert">`, "why the prompt is back"},
+		{`<a id="home" href="#/">`, "the way home"},
+		{`<section id="list-view"`, "the list view"},
+		{`<label for="search">Search by name</label>`, "the search is labelled"},
+		{`<input id="search" type="search"`, "the search"},
+		{`<select id="status-filter">`, "the status filter"},
+		{`<table id="campaign-table">`, "the campaign table"},
+		{`<button type="button" data-sort="unique_users">`, "sorting by reach"},
+		{`<button id="prev-page" type="button"`, "paging back"},
+		{`<button id="next-page" type="button"`, "paging on"},
+		{`<form id="create-form"`, "creating"},
+		{`<input id="create-start" name="start" type="datetime-local"`, "the start"},
+		{`<input id="create-end" name="end" type="datetime-local"`, "the end"},
+		{`<p id="create-error" class="error" role="alert">`, "create errors in place"},
+		{`<section id="campaign-view"`, "the campaign view"},
+		{`<h1 id="campaign-name">`, "the campaign's name"},
+		{`<span id="campaign-status"`, "the campaign's status"},
+		{`data-stat="frequency.total"`, "the stats"},
+		{`<time id="as-of">`, "freshness"},
+		{`data-interval="minute" aria-pressed="false"`, "the interval switches"},
+		{`<div id="series-chart" class="chart" role="img">`, "the series chart"},
+		{`<table id="series-table">`, "the series' numbers"},
+		{`<div id="ads-chart" class="chart" role="img">`, "the ads chart"},
+		{`<table id="ads-table">`, "the ads' numbers"},
+		{`<button id="ads-next" type="button"`, "paging ads"},
+		{`<button id="pause-button" type="button"`, "pausing"},
+		{`<button id="resume-button" type="button"`, "resuming"},
+		{`<form id="rename-form"`, "renaming"},
+		{`<form id="end-form"`, "ending"},
+		{`<input id="end-time" name="end" type="datetime-local"`, "the end time"},
+		{`<button id="end-now" type="button">`, "ending now"},
+		{`<p id="action-error" class="error" role="alert">`, "action errors in place"},
+	}
+	for _, tt := range tests {
+		assert.Contains(t, string(page), tt.markup, tt.why)
+	}
+	// The series' numbers are in a details element, after the chart.
+	chart := strings.Index(string(page), `id="series-chart"`)
+	details := strings.Index(string(page), "<details>")
+	table := strings.Index(string(page), `id="series-table"`)
+	assert.True(t, chart < details && details < table, "the series table follows the chart inside details")
+}

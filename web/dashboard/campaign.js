@@ -97,6 +97,8 @@ export async function refresh(id, signal) {
       loadSeries(id, campaign, interval, signal),
       api.getAds(id, { cursor, limit: ADS_PAGE_SIZE }, signal),
     ]);
+    // A refresh abandoned for another campaign or interval draws nothing.
+    signal.throwIfAborted();
     draw(c, stats, points, interval, ads);
   } catch (err) {
     if (err.name !== 'AbortError' && !api.isAuthError(err)) {

@@ -39,6 +39,7 @@ export async function refresh(signal) {
   }
   const campaigns = Array.isArray(page.campaigns) ? page.campaigns : [];
   const settled = await Promise.allSettled(campaigns.map((c) => api.getStats(c.id, signal)));
+  signal.throwIfAborted();
   let failure = null;
   rows = campaigns.map((campaign, i) => {
     const s = settled[i];
