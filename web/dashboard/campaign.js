@@ -80,7 +80,8 @@ async function loadSeries(id, campaign, interval, signal) {
   const now = api.serverNow().getTime();
   // A campaign that started less than a day ago, or is still to start,
   // shows yesterday and today.
-  const from = Math.max(Math.min(Date.parse(c.start_time), now - DAY), floorTo(now, DAY) - 1498 * DAY);
+  const start = Date.parse(c.start_time);
+  const from = Math.max(Math.min(Number.isNaN(start) ? now : start, now - DAY), floorTo(now, DAY) - 1498 * DAY);
   return (await api.getSeries(id, { interval, from: iso(from) }, signal)).points;
 }
 
