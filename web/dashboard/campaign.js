@@ -30,6 +30,7 @@ export function reset() {
   const view = $('#campaign-view');
   delete view.dataset.campaignId;
   $('#campaign-name').textContent = 'Campaign';
+  document.title = 'Campaign · Ad impressions';
   const status = $('#campaign-status');
   delete status.dataset.value;
   status.textContent = '';
