@@ -22,12 +22,13 @@ import (
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/lambdaproxy"
 	"github.com/adcount/impression-counter/shared/memstore"
+	"github.com/adcount/impression-counter/web"
 )
 
 // TestSampleEvents checks the events/ files that `sam local invoke -e`
 // takes, apart from the stream's (TestStreamSampleEvents) and the
-// schedule's (TestScheduleSampleEvent): every route has
-// a payload 2.0 and a 1.0 sample, each sample
+// schedule's (TestScheduleSampleEvent): every route, the dashboard's too,
+// has a payload 2.0 and a 1.0 sample, each sample
 // reaches the route it names, and its file is named
 // <function>-<route>-v2.json or -v1.json after the function the template
 // routes it to, so `sam local invoke AdminFunction -e events/admin-…` reads
@@ -37,7 +38,7 @@ func TestSampleEvents(t *testing.T) {
 	t.Parallel()
 	store, err := memstore.New()
 	require.NoError(t, err)
-	handler := httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler)))
+	handler := httpapi.NewHandler(store, httpapi.WithLogger(slog.New(slog.DiscardHandler)), httpapi.WithDashboard(web.Dashboard()))
 	v2, v1 := lambdaproxy.NewV2(handler), lambdaproxy.NewV1(handler)
 
 	routedTo := map[string]serve.Function{}
@@ -66,10 +67,10 @@ func TestSampleEvents(t *testing.T) {
 		switch {
 		case strings.HasSuffix(file, "-v2.json"):
 			ev, r := replay(t, file, raw, v2, apigwtest.FromV2)
-			route, resp = ev.RouteKey, r
+			route, resp = apigwtest.Pattern(ev.RouteKey), r
 		case strings.HasSuffix(file, "-v1.json"):
 			ev, r := replay(t, file, raw, v1, apigwtest.FromV1)
-			route, resp = ev.HTTPMethod+" "+ev.Resource, r
+			route, resp = apigwtest.Pattern(ev.HTTPMethod+" "+ev.Resource), r
 		default:
 			t.Errorf("%s: name a sample event *-v2.json or *-v1.json", file)
 			continue
@@ -91,6 +92,12 @@ func TestSampleEvents(t *testing.T) {
 			continue
 		}
 		assert.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, resp.Status, "%s: %s", file, resp.Body)
+		if route == httpapi.RouteDashboard || route == httpapi.RouteDashboardFile {
+			// The page or a file of it, whole, in the type the browser
+			// needs.
+			assert.Regexp(t, `^text/(html|javascript); charset=utf-8$`, resp.Header.Get("Content-Type"), file)
+			assert.NotEmpty(t, resp.Body, file)
+		}
 	}
 	for _, route := range httpapi.Routes() {
 		assert.Equal(t, 2, sampled[route], "%s needs one payload 2.0 and one 1.0 sample", route)

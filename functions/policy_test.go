@@ -26,6 +26,7 @@ import (
 	"github.com/adcount/impression-counter/shared/httpapi"
 	"github.com/adcount/impression-counter/shared/stores"
 	"github.com/adcount/impression-counter/shared/streampoll"
+	"github.com/adcount/impression-counter/web"
 )
 
 // actionRecorder is a dynamostore.Client and AggregatorClient over a real
@@ -266,6 +267,7 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 			{"GET", "/api/v1/campaigns", "", http.StatusOK},
 			{"GET", "/api/v1/campaigns?limit=1&cursor=" + listCursor, "", http.StatusOK},
 			{"GET", "/api/v1/campaigns?limit=1&status=scheduled", "", http.StatusOK},
+			{"GET", "/api/v1/campaigns?limit=1&name=LAUNCH&status=active", "", http.StatusOK},
 		},
 		httpapi.RouteUpdateCampaign: {
 			// A change, a change that changes nothing, an end removed, a
@@ -294,6 +296,16 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 			{"GET", "/api/v1/campaigns/future/ads", "", http.StatusOK},
 			{"GET", "/api/v1/campaigns/missing/ads", "", http.StatusNotFound},
 		},
+		// The dashboard's files call no store: its page calls the routes
+		// above.
+		httpapi.RouteDashboard: {
+			{"GET", "/dashboard", "", http.StatusOK},
+		},
+		httpapi.RouteDashboardFile: {
+			{"GET", "/dashboard/app.js", "", http.StatusOK},
+			{"GET", "/dashboard/vendor/uPlot.esm.js", "", http.StatusOK},
+			{"GET", "/dashboard/missing.js", "", http.StatusNotFound},
+		},
 	}
 
 	for fn, fnRoutes := range routes {
@@ -304,7 +316,8 @@ func TestTemplatePoliciesAllowExactlyWhatEachFunctionCalls(t *testing.T) {
 			h := httpapi.NewHandler(store,
 				httpapi.WithLogger(slog.New(slog.DiscardHandler)),
 				httpapi.WithBotFilter(func(ua string) bool { return ua == testBot }),
-				httpapi.WithIDGenerator(func() string { return "fixed-" + fn }))
+				httpapi.WithIDGenerator(func() string { return "fixed-" + fn }),
+				httpapi.WithDashboard(web.Dashboard()))
 			for _, route := range fnRoutes {
 				require.Contains(t, exercises, route, "no requests exercise %s: add them, so that its store calls are known", route)
 				for _, ex := range exercises[route] {

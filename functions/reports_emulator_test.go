@@ -197,6 +197,10 @@ func campaignLifecycle(t *testing.T, f *function, gw *apigwtest.Gateway, p lambd
 		assert.NotContains(t, resumed, "end_time", "a campaign without an end has no end_time")
 		assert.Equal(t, created["created_at"], resumed["created_at"], "a patch never moves a campaign in the list")
 		assert.Equal(t, []string{"Renamed", "Launch", "Encoded"}, listAll(t, f, gw, p, url.Values{"status": {"active"}, "limit": {"2"}}))
+		// The name search, whatever the case, alone and with a status.
+		assert.Equal(t, []string{"Renamed"}, listAll(t, f, gw, p, url.Values{"name": {"rENAMED"}}))
+		assert.Equal(t, []string{"Launch"}, listAll(t, f, gw, p, url.Values{"name": {"aun"}, "status": {"active"}, "limit": {"1"}}))
+		assert.Empty(t, listAll(t, f, gw, p, url.Values{"name": {"Renamed"}, "status": {"paused"}}))
 
 		// The default series: hours over the last day, zeros filled in.
 		def := adminCall(t, f, gw, p, http.StatusOK, apigwtest.Request{Method: "GET", Target: campaign + "/timeseries"})

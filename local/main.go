@@ -31,6 +31,7 @@ import (
 	"github.com/adcount/impression-counter/shared/prommetrics"
 	"github.com/adcount/impression-counter/shared/stores"
 	"github.com/adcount/impression-counter/shared/streampoll"
+	"github.com/adcount/impression-counter/web"
 
 	"golang.org/x/net/netutil"
 )
@@ -298,7 +299,8 @@ func closeAfterChunked(next http.Handler) http.Handler {
 
 // newHandler is the API over store, reading the store's clock now, with
 // the routes a long-running server adds: health, readiness, Prometheus
-// metrics and the OpenAPI contract. The request line goes to logs at
+// metrics and the OpenAPI contract, and with the dashboard at /dashboard,
+// embedded in the binary. The request line goes to logs at
 // LOG_LEVEL, written by httpapi.JSONLogSink: the line slog would write, at
 // a fraction of the cost. The metrics count the log lines that logs had
 // to drop.
@@ -318,7 +320,8 @@ func newHandler(store adcount.Store, now func() time.Time, cfg config.Config, lo
 		httpapi.WithAdminKeys(cfg.AdminKeys),
 		httpapi.WithBotFilter(isBot),
 		httpapi.WithMetrics(metrics),
-		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI)), metrics, nil
+		httpapi.WithOperations(metrics.Handler(), docs.OpenAPI),
+		httpapi.WithDashboard(web.Dashboard())), metrics, nil
 }
 
 // startAggregator starts, with STORE=dynamodb and DYNAMODB_AGGREGATOR=true,

@@ -70,8 +70,46 @@ type CampaignQuery struct {
 	After *CampaignCursor
 	// Status, if set, keeps only campaigns with that status at Now.
 	Status Status
+	// Name, if set, keeps only campaigns whose name holds it, whatever
+	// the case (see NameMatches). CheckNameSearch says which are valid.
+	Name string
 	// Now is the moment statuses are computed at.
 	Now time.Time
+}
+
+// Check returns an ErrInvalid FieldError for a limit CheckPageLimit
+// refuses, a status that is none of Statuses, or a name search that
+// CheckNameSearch refuses. Every store checks a query with it, so that
+// all refuse the same ones.
+func (q CampaignQuery) Check() error {
+	if err := CheckPageLimit(q.Limit); err != nil {
+		return err
+	}
+	if q.Status != "" {
+		if _, err := ParseStatus(string(q.Status)); err != nil {
+			return err
+		}
+	}
+	if q.Name != "" {
+		return CheckNameSearch(q.Name)
+	}
+	return nil
+}
+
+// Filtered reports whether the query keeps only some campaigns, so that
+// a store may have to read past a page's worth to fill it.
+func (q CampaignQuery) Filtered() bool {
+	return q.Status != "" || q.Name != ""
+}
+
+// Keeps reports whether c belongs in the query's list: it has q.Status at
+// q.Now, if set, and its name holds q.Name, if set. It is the one place
+// that decides, so that every store lists the same campaigns.
+func (q CampaignQuery) Keeps(c Campaign) bool {
+	if q.Status != "" && c.Status(q.Now) != q.Status {
+		return false
+	}
+	return q.Name == "" || NameMatches(c.Name, q.Name)
 }
 
 // CampaignPage is one page of the campaign list.

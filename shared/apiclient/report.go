@@ -21,8 +21,9 @@ func (c *Client) CreateUntil(ctx context.Context, name string, start, end time.T
 
 // ListCampaigns returns one page of the campaigns, newest first, through
 // GET /api/v1/campaigns. q.Now is not sent: the API computes statuses,
-// and evaluates q.Status, at its own clock. A limit the API refuses is an
-// *adcount.FieldError on limit, as adcount.CheckPageLimit's.
+// and evaluates q.Status, at its own clock; q.Name is sent as the name
+// search. A limit or a search the API refuses is an *adcount.FieldError on
+// limit or name, as adcount.CampaignQuery.Check's.
 func (c *Client) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adcount.CampaignPage, error) {
 	const op = "list campaigns"
 	v := url.Values{"limit": {strconv.Itoa(q.Limit)}}
@@ -31,6 +32,9 @@ func (c *Client) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (ad
 	}
 	if q.Status != "" {
 		v.Set("status", string(q.Status))
+	}
+	if q.Name != "" {
+		v.Set("name", q.Name)
 	}
 	var out campaignListResponse
 	if err := c.do(ctx, op, http.MethodGet, "/api/v1/campaigns?"+v.Encode(), true, nil, &out, nil); err != nil {

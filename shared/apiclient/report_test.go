@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,10 +110,16 @@ func TestClientReports(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Campaigns, 1)
 	assert.Equal(t, made[1].ID, page.Campaigns[0].ID)
+	page, err = c.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 10, Name: "THIRD"})
+	require.NoError(t, err)
+	assert.Equal(t, []adcount.Campaign{made[2]}, page.Campaigns, "the name search, whatever the case")
 	_, err = c.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 0})
 	var fe *adcount.FieldError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "limit", fe.Field)
+	_, err = c.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 1, Name: strings.Repeat("n", adcount.MaxNameRunes+1)})
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "name", fe.Field)
 
 	id := made[0].ID
 	for _, ad := range []string{"a", "a", "b"} {
@@ -187,6 +194,10 @@ func TestClientSendsWhatTheAPIReads(t *testing.T) {
 			_, err := c.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 7, After: &after, Status: adcount.StatusEnded, Now: storetest.Epoch})
 			return err
 		}, seen{"GET", "/api/v1/campaigns", "cursor=" + adcount.EncodeCursor(after) + "&limit=7&status=ended", ""}},
+		{"ListByName", func() error {
+			_, err := c.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 7, Name: "Crème & co", Now: storetest.Epoch})
+			return err
+		}, seen{"GET", "/api/v1/campaigns", "limit=7&name=Cr%C3%A8me+%26+co", ""}},
 		{"Patch", func() error {
 			_, err := c.UpdateCampaign(ctx, "c", adcount.CampaignPatch{EndTime: ptr(time.Time{}), Paused: ptr(false)})
 			return err

@@ -35,8 +35,19 @@ type Gateway struct {
 	mux *http.ServeMux
 }
 
+// RouteKey is the API Gateway route key, as SAM's template writes it, of a
+// ServeMux pattern: the same text, but for a greedy path variable, which
+// ServeMux writes {name...} and API Gateway {name+}.
+func RouteKey(pattern string) string { return strings.ReplaceAll(pattern, "...}", "+}") }
+
+// Pattern is the ServeMux pattern of an API Gateway route key: RouteKey
+// undone.
+func Pattern(routeKey string) string { return strings.ReplaceAll(routeKey, "+}", "...}") }
+
 // NewGateway returns a gateway with routes in ServeMux pattern syntax, such
-// as "GET /api/v1/campaigns/{id}", which is also SAM's route key syntax.
+// as "GET /api/v1/campaigns/{id}", which is also SAM's route key syntax
+// but for a greedy variable (see RouteKey): the events carry route keys
+// and resources as API Gateway writes them.
 func NewGateway(routes []string) *Gateway {
 	mux := http.NewServeMux()
 	for _, route := range routes {
@@ -50,13 +61,15 @@ func NewGateway(routes []string) *Gateway {
 func (g *Gateway) route(method string, u *url.URL) (key, template string, params map[string]string) {
 	r := &http.Request{Method: method, URL: u, Host: "gateway"}
 	if _, pattern := g.mux.Handler(r); pattern != "" {
-		_, template, _ = strings.Cut(pattern, " ")
-		return pattern, template, pathParams(template, u)
+		key = RouteKey(pattern)
+		_, template, _ = strings.Cut(key, " ")
+		return key, template, pathParams(template, u)
 	}
 	return "$default", "", nil
 }
 
-// pathParams reads the {name} segments of template from u's path.
+// pathParams reads the {name} segments of template from u's path; a
+// greedy {name+}, the last, takes the rest of the path, slashes and all.
 func pathParams(template string, u *url.URL) map[string]string {
 	params := map[string]string{}
 	names := strings.Split(template, "/")
@@ -66,11 +79,16 @@ func pathParams(template string, u *url.URL) map[string]string {
 		if !ok || i >= len(values) {
 			continue
 		}
-		v, err := url.PathUnescape(values[i])
-		if err != nil {
-			v = values[i]
+		name = strings.TrimSuffix(name, "}")
+		raw := values[i]
+		if greedy, ok := strings.CutSuffix(name, "+"); ok {
+			name, raw = greedy, strings.Join(values[i:], "/")
 		}
-		params[strings.TrimSuffix(name, "}")] = v
+		v, err := url.PathUnescape(raw)
+		if err != nil {
+			v = raw
+		}
+		params[name] = v
 	}
 	if len(params) == 0 {
 		return nil

@@ -239,39 +239,37 @@ func sameCampaign(a, b adcount.Campaign) bool {
 }
 
 // maxListScan bounds the list entries one ListCampaigns call reads, so
-// that a status filter that few campaigns pass cannot turn one request
-// into a read of the whole list: about 5,000 × 200 bytes, some 250 RRU.
+// that a status filter or a name search that few campaigns pass cannot
+// turn one request into a read of the whole list: about 5,000 × 200
+// bytes, some 250 RRU.
 const maxListScan = 5000
 
 // ListCampaigns returns one page of the campaigns, newest first: one
 // strongly consistent Query of the list partition, read backwards from
-// the cursor, and more only while a status filter leaves the page short.
-// It returns ErrInvalid for a limit adcount.CheckPageLimit refuses or an
-// unknown status, and ErrUnavailable if DynamoDB throttled, failed or did
-// not answer in time.
+// the cursor, and more only while a filter (a status, a name search, or
+// both) leaves the page short. It returns ErrInvalid for a query that
+// adcount.CampaignQuery.Check refuses, and ErrUnavailable if DynamoDB
+// throttled, failed or did not answer in time.
 //
-// Statuses are computed at q.Now from each entry, a copy of its campaign
-// that CreateCampaign and UpdateCampaign write with it. With a filter the
-// call reads at most maxListScan entries; if it finds no match among them,
-// it returns an empty page whose Next is the last entry it read, so that
-// the caller goes on from there instead of the call reading without
-// bound.
+// q.Keeps judges each entry, a copy of its campaign that CreateCampaign
+// and UpdateCampaign write with it, with its status computed at q.Now.
+// With a filter the call reads at most maxListScan entries; if it has not
+// filled the page by then, it returns what it found, possibly nothing,
+// with Next at the last entry it read, so that the caller goes on from
+// there instead of the call reading without bound. DynamoDB cannot match
+// case-insensitive substrings in a query, so the name is matched here,
+// not in a filter expression, which would cost the same reads anyway.
 func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adcount.CampaignPage, error) {
 	const op = "list campaigns"
-	if err := adcount.CheckPageLimit(q.Limit); err != nil {
+	if err := q.Check(); err != nil {
 		return adcount.CampaignPage{}, fmt.Errorf("dynamostore: %s: %w", op, err)
-	}
-	if q.Status != "" {
-		if _, err := adcount.ParseStatus(string(q.Status)); err != nil {
-			return adcount.CampaignPage{}, fmt.Errorf("dynamostore: %s: %w", op, err)
-		}
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	// One more than the page, to know whether another follows; with a
 	// filter, more, since some will not pass.
 	pageSize := q.Limit + 1
-	if q.Status != "" {
+	if q.Filtered() {
 		pageSize = min(max(pageSize, 100), 1000)
 	}
 	in := &dynamodb.QueryInput{
@@ -281,7 +279,6 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(listPK)},
 		ScanIndexForward:          aws.Bool(false),
 		ConsistentRead:            aws.Bool(true),
-		Limit:                     aws.Int32(int32(pageSize)),
 	}
 	if q.After != nil {
 		in.KeyConditionExpression = aws.String("#pk = :pk AND #sk < :after")
@@ -294,6 +291,11 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 		examined int
 	)
 	for {
+		n := pageSize
+		if q.Filtered() {
+			n = min(n, s.listScan-examined) // never past the bound
+		}
+		in.Limit = aws.Int32(int32(n))
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
 			return adcount.CampaignPage{}, s.wrap(op, "", err)
@@ -310,7 +312,7 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 				return adcount.CampaignPage{}, fmt.Errorf("dynamostore: %s: list entry %q: %w", op, sk, err)
 			}
 			last = c
-			if q.Status != "" && c.Status(q.Now) != q.Status {
+			if !q.Keeps(c) {
 				continue
 			}
 			if len(page.Campaigns) == q.Limit {
@@ -324,7 +326,7 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 		if out.LastEvaluatedKey == nil {
 			return page, nil
 		}
-		if examined >= maxListScan {
+		if q.Filtered() && examined >= s.listScan {
 			next := adcount.CursorAfter(last)
 			page.Next = &next
 			return page, nil

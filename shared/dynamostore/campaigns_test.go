@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,4 +233,85 @@ func putEarlierCampaign(t *testing.T, tg *target, id string) {
 		},
 	})
 	require.NoError(t, err)
+}
+
+// TestFilteredListReadsAtMostTheBound lists a table of campaigns of which
+// only the oldest passes the filter, with each kind of filter, under a
+// bound of 50 list entries a call (the store's is 5,000; the in-process
+// server writes thousands of campaigns too slowly). Each call reads no
+// more than the bound and answers a page with a cursor, short or empty;
+// following the cursors finds the campaign and reads each entry once,
+// so that a filter few campaigns pass costs bounded reads per request and
+// loses nothing.
+func TestFilteredListReadsAtMostTheBound(t *testing.T) {
+	t.Parallel()
+	const (
+		bound     = 50
+		campaigns = 2*bound + 30
+	)
+	srv := dynamotest.StartServer(t)
+	ctx := context.Background()
+	_, err := dynamostore.CreateTable(ctx, dynamotest.Client(t, srv.URL, nil), "impressions")
+	require.NoError(t, err)
+	clock := storetest.NewClock(storetest.Epoch)
+	writer, err := dynamostore.New(dynamotest.Client(t, srv.URL, nil), "impressions")
+	require.NoError(t, err)
+	for i := range campaigns {
+		name := fmt.Sprint("Hay ", i)
+		if i == 0 || i == campaigns-bound/2 {
+			name = fmt.Sprint("The Needle ", i)
+		}
+		c, err := adcount.NewCampaign(uuid.NewString(), name, storetest.Epoch)
+		require.NoError(t, err)
+		c.CreatedAt = storetest.Epoch.Add(time.Duration(i) * time.Millisecond)
+		c.Paused = strings.HasPrefix(name, "The Needle")
+		require.NoError(t, writer.CreateCampaign(ctx, c))
+	}
+
+	cases := []struct {
+		name string
+		q    adcount.CampaignQuery
+	}{
+		{"Name", adcount.CampaignQuery{Limit: 10, Name: "NEEDLE"}},
+		{"Status", adcount.CampaignQuery{Limit: 10, Status: adcount.StatusPaused}},
+		{"Both", adcount.CampaignQuery{Limit: adcount.MaxPageLimit, Name: "needle", Status: adcount.StatusPaused}},
+		// A page of one is full at the first match: its cursor is that
+		// campaign's, and the next call starts after it.
+		{"PageOfOne", adcount.CampaignQuery{Limit: 1, Name: "needle"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			caller := "list-" + tc.name
+			s, err := dynamostore.New(dynamotest.Client(t, srv.URL, dynamotest.Label(caller)), "impressions", dynamostore.WithListScan(bound))
+			require.NoError(t, err)
+			read := func() int64 { return srv.CallerUsage(caller).Operations["Query"].ItemsRead }
+			q := tc.q
+			q.Now = clock.Now()
+			var found []string
+			for calls := 1; ; calls++ {
+				require.LessOrEqual(t, calls, campaigns, "the list must end")
+				before := read()
+				p, err := s.ListCampaigns(ctx, q)
+				require.NoError(t, err)
+				assert.LessOrEqual(t, read()-before, int64(bound), "call %d reads at most the bound", calls)
+				for _, c := range p.Campaigns {
+					found = append(found, c.Name)
+				}
+				if p.Next == nil {
+					break
+				}
+				q.After = p.Next
+			}
+			assert.Equal(t, []string{fmt.Sprint("The Needle ", campaigns-bound/2), "The Needle 0"}, found)
+			assert.LessOrEqual(t, read(), int64(campaigns+1), "each entry read once over all the calls, but the one that tells a full page")
+		})
+	}
+	// Unfiltered, the bound does not apply: a page is full.
+	s, err := dynamostore.New(dynamotest.Client(t, srv.URL, nil), "impressions", dynamostore.WithListScan(bound))
+	require.NoError(t, err)
+	p, err := s.ListCampaigns(ctx, adcount.CampaignQuery{Limit: 2 * bound, Now: clock.Now()})
+	require.NoError(t, err)
+	assert.Len(t, p.Campaigns, 2*bound)
+	assert.NotNil(t, p.Next)
 }

@@ -82,6 +82,7 @@ type Store struct {
 	inFlight  int // marker writes in flight per batch
 	refresh   time.Duration
 	campaigns *campaignCache
+	listScan  int // list entries one filtered ListCampaigns reads at most
 
 	// ping holds one token: the Ping that holds it reads and refreshes
 	// the cached answer, so concurrent probes make one call between them.
@@ -131,6 +132,7 @@ func New(db Client, table string, opts ...Option) (*Store, error) {
 		timeout: DefaultTimeout, pingCache: DefaultPingCache,
 		inFlight: DefaultBatchConcurrency, ping: make(chan struct{}, 1),
 		refresh: CampaignRefresh, campaigns: newCampaignCache(campaignCacheSize),
+		listScan: maxListScan,
 	}
 	for _, opt := range opts {
 		opt(s)

@@ -9,6 +9,7 @@ package httpapi
 
 import (
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"path"
@@ -75,7 +76,8 @@ type operations struct {
 // Each Lambda function serves one class, so that a request routed to the
 // wrong function by mistake is refused rather than served with a role that
 // lacks its permissions. By default every class is served. It does not
-// add the operations routes; WithOperations does.
+// add the operations routes, nor the dashboard's; WithOperations and
+// WithDashboard do.
 func WithOnly(classes ...Access) Option {
 	return func(a *api) { a.only = classes }
 }
@@ -122,6 +124,7 @@ type api struct {
 	requestLog     Sink
 	sinks          []Sink
 	ops            *operations
+	dashboard      fs.FS    // nil serves no dashboard
 	only           []Access // nil serves every class
 	mux            *http.ServeMux
 	// access is each registered pattern's access class, for the catch-all
@@ -157,8 +160,11 @@ func NewHandler(store adcount.Store, opts ...Option) http.Handler {
 
 // serves reports whether the handler registers routes of class c.
 func (a *api) serves(c Access) bool {
-	if c == Operations {
+	switch c {
+	case Operations:
 		return a.ops != nil
+	case Dashboard:
+		return a.dashboard != nil
 	}
 	return a.only == nil || slices.Contains(a.only, c)
 }

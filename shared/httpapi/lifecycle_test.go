@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,9 @@ func TestQueryParametersRefused(t *testing.T) {
 		{"CursorGarbage", list + "?cursor=not-a-cursor!", "cursor: is not a cursor this API handed out; start again without it", "invalid"},
 		{"AdCursorGarbage", ads + "?cursor=@@", "cursor: is not a cursor this API handed out; start again without it", "invalid"},
 		{"Status", list + "?status=running", `status: must be one of scheduled, active, paused or ended, got "running"`, "invalid"},
+		// A name search is no longer than a name, and valid UTF-8.
+		{"NameTooLong", list + "?name=" + strings.Repeat("a", 201), "name: must be from 1 to 200 characters, got 201", "invalid"},
+		{"NameNotUTF8", list + "?name=sale%FF", "name: must be valid UTF-8", "invalid"},
 		// A parameter sent twice, as a JSON field sent twice.
 		{"SentTwice", list + "?limit=1&limit=2", "limit: is sent more than once; send each parameter once", "invalid"},
 		{"SentTwiceOnceEmpty", series + "?interval=&interval=day", "interval: is sent more than once; send each parameter once", "invalid"},
@@ -276,6 +280,51 @@ func TestSeriesEchoesItsBounds(t *testing.T) {
 			require.Equal(t, http.StatusOK, r.status, r.body)
 			assert.Equal(t, tc.from, r.body["from"])
 			assert.Equal(t, tc.to, r.body["to"])
+		})
+	}
+}
+
+// TestListSearchesByName: name keeps the campaigns whose name holds it,
+// whatever the case, together with status; the text is URL-decoded, so a
+// space or a non-ASCII letter arrives as sent, and a search as long as a
+// name may be is taken.
+func TestListSearchesByName(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	ids := map[string]string{}
+	for _, name := range []string{"Summer sale", "WINTER SALE", "Crème brûlée", "Launch"} {
+		r := s.do(t, "POST", "/api/v1/campaigns", `{"name":"`+name+`","start_time":"2026-01-01T00:00:00Z"}`)
+		require.Equal(t, http.StatusCreated, r.status, r.body)
+		ids[name] = r.body["id"].(string)
+		s.clock.Advance(time.Millisecond)
+	}
+	r := s.do(t, "PATCH", "/api/v1/campaigns/"+ids["Summer sale"], `{"paused":true}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	cases := []struct {
+		name, query string
+		want        []string
+	}{
+		{"AnyCase", "?name=Sale", []string{"WINTER SALE", "Summer sale"}},
+		{"EscapedSpace", "?name=r%20s", []string{"WINTER SALE", "Summer sale"}},
+		{"PlusIsASpace", "?name=r+SALE", []string{"WINTER SALE", "Summer sale"}},
+		{"NonASCII", "?name=" + url.QueryEscape("CRÈME"), []string{"Crème brûlée"}},
+		{"WithStatus", "?name=sale&status=active", []string{"WINTER SALE"}},
+		{"NoMatch", "?name=autumn", []string{}},
+		// Empty is no search, as every parameter sent empty.
+		{"Empty", "?name=", []string{"Launch", "Crème brûlée", "WINTER SALE", "Summer sale"}},
+		{"AsLongAsAName", "?name=" + strings.Repeat("%C3%A9", adcount.MaxNameRunes), []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := s.do(t, "GET", "/api/v1/campaigns"+tc.query, "")
+			require.Equal(t, http.StatusOK, r.status, r.body)
+			got := []string{}
+			for _, c := range r.body["campaigns"].([]any) {
+				got = append(got, c.(map[string]any)["name"].(string))
+			}
+			assert.Equal(t, tc.want, got)
+			assert.Nil(t, r.body["next_cursor"])
 		})
 	}
 }

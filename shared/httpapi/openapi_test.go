@@ -32,7 +32,15 @@ func init() {
 	// The pixel's body is an image, which the contract describes but the
 	// validator cannot read as JSON.
 	openapi3filter.RegisterBodyDecoder("image/gif", openapi3filter.FileBodyDecoder)
+	// Nor can it read the dashboard's files, which are text.
+	for _, t := range []string{"text/html", "text/javascript", "text/css"} {
+		openapi3filter.RegisterBodyDecoder(t, openapi3filter.FileBodyDecoder)
+	}
 }
+
+// specPattern is a route table pattern as the contract writes its path:
+// OpenAPI has no greedy {file...}, only {file}.
+func specPattern(pattern string) string { return strings.ReplaceAll(pattern, "...}", "}") }
 
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
@@ -69,9 +77,10 @@ func TestOpenAPIRoutesMatchRouter(t *testing.T) {
 	}
 	var served []string
 	for _, rt := range httpapi.Table() {
-		served = append(served, rt.Pattern)
-		assert.Equal(t, rt.Access == httpapi.Admin, guarded[rt.Pattern], "%s (%s): the contract's security", rt.Pattern, rt.Access)
-		assert.ElementsMatch(t, rt.Query, query[rt.Pattern], "%s: the query parameters the route reads and the contract's", rt.Pattern)
+		pattern := specPattern(rt.Pattern)
+		served = append(served, pattern)
+		assert.Equal(t, rt.Access == httpapi.Admin, guarded[pattern], "%s (%s): the contract's security", rt.Pattern, rt.Access)
+		assert.ElementsMatch(t, rt.Query, query[pattern], "%s: the query parameters the route reads and the contract's", rt.Pattern)
 	}
 	sort.Strings(inSpec)
 	sort.Strings(served)
@@ -109,15 +118,26 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_, _ = io.WriteString(w, "adcount_campaigns 2\n")
 	})
+	newHandler := func(store adcount.Store) http.Handler {
+		return httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{"k"}), httpapi.WithClock(clock.Now),
+			httpapi.WithOperations(metrics, docs.OpenAPI), httpapi.WithDashboard(testDashboard),
+			httpapi.WithLogger(slog.New(slog.DiscardHandler)))
+	}
 	newServer := func(store adcount.Store) *httptest.Server {
-		h := httpapi.NewHandler(store, httpapi.WithAdminKeys([]string{"k"}), httpapi.WithClock(clock.Now),
-			httpapi.WithOperations(metrics, docs.OpenAPI), httpapi.WithLogger(slog.New(slog.DiscardHandler)))
-		srv := httptest.NewServer(h)
+		srv := httptest.NewServer(newHandler(store))
 		t.Cleanup(srv.Close)
 		return srv
 	}
+	// A browser that has every dashboard file cached: its requests carry
+	// If-None-Match: *, which any ETag matches.
+	cached := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("If-None-Match", "*")
+		newHandler(mem).ServeHTTP(w, r)
+	}))
+	t.Cleanup(cached.Close)
 	servers := map[string]*httptest.Server{
 		"memory":      newServer(mem),
+		"cached":      cached,
 		"unavailable": newServer(&failingStore{err: adcount.ErrUnavailable}),
 		"broken":      newServer(&failingStore{err: errors.New("bug")}),
 		"full":        newServer(&failingStore{err: adcount.ErrLimit}),
@@ -160,6 +180,8 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"memory", "GET", "/api/v1/campaigns?limit=2&status=active", "", admin, 200, false},
 		{"memory", "GET", "/api/v1/campaigns?limit=0", "", admin, 400, false},
 		{"memory", "GET", "/api/v1/campaigns?status=done", "", admin, 400, false},
+		{"memory", "GET", "/api/v1/campaigns?limit=2&status=active&name=LIV", "", admin, 200, false},
+		{"memory", "GET", "/api/v1/campaigns?name=" + strings.Repeat("n", adcount.MaxNameRunes+1), "", admin, 400, false},
 		{"memory", "GET", "/api/v1/campaigns", "", "", 401, false},
 		{"memory", "GET", "/api/v1/campaigns", "", "Bearer x", 403, false},
 		{"broken", "GET", "/api/v1/campaigns", "", admin, 500, false},
@@ -235,6 +257,13 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		{"unreachable", "GET", "/readyz", "", "", 503, false},
 		{"memory", "GET", "/metrics", "", "", 200, false},
 		{"memory", "GET", "/api/v1/openapi.yaml", "", "", 200, false},
+		{"memory", "GET", "/dashboard", "", "", 200, false},
+		{"cached", "GET", "/dashboard", "", "", 304, false},
+		{"memory", "GET", "/dashboard/app.js", "", "", 200, false},
+		{"memory", "GET", "/dashboard/style.css", "", "", 200, false},
+		{"memory", "GET", "/dashboard/index.html", "", "", 302, false},
+		{"cached", "GET", "/dashboard/app.js", "", "", 304, false},
+		{"memory", "GET", "/dashboard/nothing.js", "", "", 404, false},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -245,7 +274,10 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		if tc.auth != "" {
 			req.Header.Set("Authorization", tc.auth)
 		}
-		resp, err := srv.Client().Do(req)
+		// The redirect is the answer under test, not where it leads.
+		client := *srv.Client()
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := client.Do(req)
 		require.NoError(t, err)
 		body, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)

@@ -16,7 +16,7 @@ import (
 // the three cannot drift apart.
 var (
 	pixelQuery         = []string{"campaign_id", "user_id", "ad_id"}
-	listCampaignsQuery = []string{"limit", "cursor", "status"}
+	listCampaignsQuery = []string{"limit", "cursor", "status", "name"}
 	seriesQuery        = []string{"from", "to", "interval", "ad_id"}
 	adStatsQuery       = []string{"limit", "cursor"}
 )

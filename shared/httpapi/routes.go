@@ -40,6 +40,13 @@ const (
 	RouteOpenAPI = "GET /api/v1/openapi.yaml"
 )
 
+// Dashboard routes, served only with WithDashboard: the page and the
+// files it loads.
+const (
+	RouteDashboard     = "GET /dashboard"
+	RouteDashboardFile = "GET /dashboard/{file...}"
+)
+
 // routeUnmatched is the router's catch-all: every request that no route
 // takes, answered with a JSON 404 or 405.
 const routeUnmatched = "/"
@@ -60,6 +67,12 @@ const (
 	// Operations routes serve the people and systems that run a long-lived
 	// server; only WithOperations adds them.
 	Operations
+	// Dashboard routes serve the dashboard's page and files to anyone,
+	// with no admin key and no CORS headers: the files are the same for
+	// everyone and hold no data. The page asks for the admin key and
+	// sends it with each API call it makes, which the admin routes check
+	// as any client's. Only WithDashboard adds them.
+	Dashboard
 )
 
 // String names the access class.
@@ -71,6 +84,8 @@ func (c Access) String() string {
 		return "ingest"
 	case Operations:
 		return "operations"
+	case Dashboard:
+		return "dashboard"
 	}
 	return "Access(" + strconv.Itoa(int(c)) + ")"
 }
@@ -121,6 +136,8 @@ var routeTable = []route{
 	{Route: Route{Pattern: RouteReady, Access: Operations}, handler: (*api).handleReady},
 	{Route: Route{Pattern: RouteMetrics, Access: Operations}, handler: (*api).handleMetrics},
 	{Route: Route{Pattern: RouteOpenAPI, Access: Operations}, handler: (*api).handleOpenAPI},
+	{Route: Route{Pattern: RouteDashboard, Access: Dashboard}, handler: (*api).handleDashboard},
+	{Route: Route{Pattern: RouteDashboardFile, Access: Dashboard}, handler: (*api).handleDashboardFile},
 }
 
 // Table returns every route of the table, operations routes included, in
@@ -146,8 +163,8 @@ func patterns(keep func(Access) bool) []string {
 	return ps
 }
 
-// Routes returns every API route pattern the handler serves: all but the
-// operations routes.
+// Routes returns every route pattern that a Lambda function serves behind
+// API Gateway: all but the operations routes, so the dashboard's too.
 func Routes() []string {
 	return patterns(func(c Access) bool { return c != Operations })
 }
@@ -267,10 +284,13 @@ func parseEndTime(raw json.RawMessage) (*time.Time, error) {
 	return &end, nil
 }
 
-// handleListCampaigns serves GET /api/v1/campaigns?limit=&cursor=&status=:
-// one page of the campaigns, newest first, each with its status now, and
-// the cursor of the next page. The status filter is evaluated at the same
-// now.
+// handleListCampaigns serves GET
+// /api/v1/campaigns?limit=&cursor=&status=&name=: one page of the
+// campaigns, newest first, each with its status now, and the cursor of
+// the next page. The status filter is evaluated at the same now; name
+// keeps the campaigns whose name holds it, whatever the case
+// (adcount.NameMatches). A filtered page may be short, or empty, with a
+// next_cursor, when the store bounds what one call reads.
 func (a *api) handleListCampaigns() endpoint {
 	return func(_ http.ResponseWriter, r *http.Request) (response, error) {
 		q, err := readQuery(r.URL.RawQuery, listCampaignsQuery)
@@ -288,6 +308,12 @@ func (a *api) handleListCampaigns() endpoint {
 			if cq.Status, err = adcount.ParseStatus(v); err != nil {
 				return response{}, err
 			}
+		}
+		if v := q.get("name"); v != "" {
+			if err := adcount.CheckNameSearch(v); err != nil {
+				return response{}, err
+			}
+			cq.Name = v
 		}
 		page, err := a.store.ListCampaigns(r.Context(), cq)
 		if err != nil {

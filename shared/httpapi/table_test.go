@@ -65,7 +65,7 @@ func TestRouteTable(t *testing.T) {
 	sink := &records{}
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "m 1\n") })
 	srv := httptest.NewServer(httpapi.NewHandler(mem, httpapi.WithAdminKeys([]string{"k"}),
-		httpapi.WithOperations(metrics, docs.OpenAPI), httpapi.WithMetrics(sink),
+		httpapi.WithOperations(metrics, docs.OpenAPI), httpapi.WithDashboard(testDashboard), httpapi.WithMetrics(sink),
 		httpapi.WithLogger(slog.New(slog.DiscardHandler))))
 	t.Cleanup(srv.Close)
 	lambda := httptest.NewServer(httpapi.NewHandler(mem, httpapi.WithLogger(slog.New(slog.DiscardHandler))))
@@ -100,6 +100,10 @@ func TestRouteTable(t *testing.T) {
 			case httpapi.Operations:
 				assert.Less(t, resp.StatusCode, 300)
 				assert.Equal(t, http.StatusNotFound, send(lambda.URL, method, path).StatusCode, "only WithOperations adds operations routes")
+			case httpapi.Dashboard:
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "the dashboard needs no key")
+				assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+				assert.Equal(t, http.StatusNotFound, send(lambda.URL, method, path).StatusCode, "only WithDashboard adds the dashboard")
 			default:
 				t.Errorf("unknown access class %v", rt.Access)
 			}

@@ -57,22 +57,19 @@ func (x *campaignIndex) build(s *Store) {
 }
 
 // ListCampaigns returns one page of the campaigns, newest first, after
-// q.After, with only those of q.Status at q.Now if it is set. It returns
-// ErrInvalid for a limit that adcount.CheckPageLimit refuses or a status
-// that is none of adcount.Statuses. Pages are stable while campaigns are
+// q.After, with only those q.Keeps: of q.Status at q.Now and with q.Name
+// in their name, if set. It returns ErrInvalid for a query that
+// adcount.CampaignQuery.Check refuses. It reads the whole index if it
+// must to fill the page: in memory that is cheap, and the page is never
+// short. Pages are stable while campaigns are
 // created, as adcount.CampaignCursor says; campaigns from before CreatedAt
 // existed list last.
 func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adcount.CampaignPage, error) {
 	if err := ctx.Err(); err != nil {
 		return adcount.CampaignPage{}, fmt.Errorf("memstore: list campaigns: %w", err)
 	}
-	if err := adcount.CheckPageLimit(q.Limit); err != nil {
+	if err := q.Check(); err != nil {
 		return adcount.CampaignPage{}, fmt.Errorf("memstore: list campaigns: %w", err)
-	}
-	if q.Status != "" {
-		if _, err := adcount.ParseStatus(string(q.Status)); err != nil {
-			return adcount.CampaignPage{}, fmt.Errorf("memstore: list campaigns: %w", err)
-		}
 	}
 	x := &s.index
 	x.mu.RLock()
@@ -87,7 +84,7 @@ func (s *Store) ListCampaigns(ctx context.Context, q adcount.CampaignQuery) (adc
 	page := adcount.CampaignPage{Campaigns: make([]adcount.Campaign, 0, min(q.Limit, end))}
 	for i := end - 1; i >= 0; i-- {
 		c := x.asc[i].get()
-		if q.Status != "" && c.Status(q.Now) != q.Status {
+		if !q.Keeps(c) {
 			continue
 		}
 		if len(page.Campaigns) == q.Limit {

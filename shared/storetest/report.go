@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -136,32 +138,36 @@ func testPauseAndEndRefuseImpressions(t *testing.T, f *fixture) {
 	assert.Equal(t, [3]int64{4, 4, 4}, f.stats(t, c.ID))
 }
 
-// listAll walks every page of the list with limit and status, and returns
-// the campaigns among ids in the order the pages gave them. Between pages
-// it calls between, if set, with the page number.
-func (f *fixture) listAll(t *testing.T, limit int, status adcount.Status, ids map[string]bool, between func(page int)) []adcount.Campaign {
+// listAll walks every page of the list that q asks for, limit and
+// filters, and returns the campaigns among ids in the order the pages
+// gave them. Between pages it calls between, if set, with the page
+// number.
+func (f *fixture) listAll(t *testing.T, q adcount.CampaignQuery, ids map[string]bool, between func(page int)) []adcount.Campaign {
 	t.Helper()
 	var (
-		mine  []adcount.Campaign
-		after *adcount.CampaignCursor
-		seen  = map[string]bool{}
+		mine []adcount.Campaign
+		seen = map[string]bool{}
 	)
 	for page := 0; ; page++ {
 		require.Less(t, page, 100_000, "the list must end")
-		p, err := f.store.ListCampaigns(context.Background(), adcount.CampaignQuery{Limit: limit, After: after, Status: status, Now: f.now()})
+		q.Now = f.now()
+		p, err := f.store.ListCampaigns(context.Background(), q)
 		require.NoError(t, err)
-		require.LessOrEqual(t, len(p.Campaigns), limit)
+		require.LessOrEqual(t, len(p.Campaigns), q.Limit)
 		for i, c := range p.Campaigns {
 			require.False(t, seen[c.ID], "campaign %s listed twice", c.ID)
 			seen[c.ID] = true
 			if i > 0 {
 				require.Negative(t, adcount.NewerFirst(p.Campaigns[i-1], c), "newest first")
 			}
-			if after != nil {
-				require.False(t, after.Covers(c), "a page starts after its cursor")
+			if q.After != nil {
+				require.False(t, q.After.Covers(c), "a page starts after its cursor")
 			}
-			if status != "" {
-				require.Equal(t, status, c.Status(f.now()), "the status filter")
+			if q.Status != "" {
+				require.Equal(t, q.Status, c.Status(f.now()), "the status filter")
+			}
+			if q.Name != "" {
+				require.True(t, adcount.NameMatches(c.Name, q.Name), "the name search: %q in %q", q.Name, c.Name)
 			}
 			if ids[c.ID] {
 				mine = append(mine, c)
@@ -170,13 +176,13 @@ func (f *fixture) listAll(t *testing.T, limit int, status adcount.Status, ids ma
 		if p.Next == nil {
 			return mine
 		}
-		if status == "" {
+		if !q.Filtered() {
 			require.NotEmpty(t, p.Campaigns, "an unfiltered page with a next cursor has campaigns")
 			require.Equal(t, adcount.CursorAfter(p.Campaigns[len(p.Campaigns)-1]), *p.Next)
 		} else if len(p.Campaigns) > 0 {
 			require.True(t, p.Next.Covers(p.Campaigns[len(p.Campaigns)-1]), "a filtered page's cursor is at or past its last campaign")
 		}
-		after = p.Next
+		q.After = p.Next
 		if between != nil {
 			between(page)
 		}
@@ -195,7 +201,7 @@ func testListNewestFirst(t *testing.T, f *fixture) {
 	slices.Reverse(made)
 
 	var during []string
-	got := f.listAll(t, 3, "", ids, func(page int) {
+	got := f.listAll(t, adcount.CampaignQuery{Limit: 3}, ids, func(page int) {
 		if page < 2 { // campaigns created while the list is read
 			c := f.campaign(t, Epoch)
 			ids[c.ID] = true
@@ -215,7 +221,7 @@ func testListNewestFirst(t *testing.T, f *fixture) {
 		assertSameCampaign(t, made[i], c)
 	}
 
-	all := f.listAll(t, adcount.MaxPageLimit, "", ids, nil)
+	all := f.listAll(t, adcount.CampaignQuery{Limit: adcount.MaxPageLimit}, ids, nil)
 	require.Len(t, all, len(made)+len(during), "a new walk sees the campaigns created during the last one")
 	assert.Equal(t, during[1], all[0].ID)
 	assert.Equal(t, during[0], all[1].ID)
@@ -243,11 +249,83 @@ func testListFiltersByStatus(t *testing.T, f *fixture) {
 		adcount.StatusEnded:     ended.ID,
 	}
 	for status, id := range want {
-		got := f.listAll(t, 3, status, ids, nil)
+		got := f.listAll(t, adcount.CampaignQuery{Limit: 3, Status: status}, ids, nil)
 		require.Len(t, got, 1, status)
 		assert.Equal(t, id, got[0].ID, status)
 	}
-	assert.Len(t, f.listAll(t, 3, "", ids, nil), 4, "no filter lists all")
+	assert.Len(t, f.listAll(t, adcount.CampaignQuery{Limit: 3}, ids, nil), 4, "no filter lists all")
+}
+
+// named creates a campaign as campaign does and renames it, so that it
+// works for stores that choose their own IDs and names.
+func (f *fixture) named(t *testing.T, name string) adcount.Campaign {
+	t.Helper()
+	c := f.campaign(t, Epoch)
+	return f.patch(t, c.ID, adcount.CampaignPatch{Name: &name})
+}
+
+func testListSearchesByName(t *testing.T, f *fixture) {
+	// A token of this case's own, since a shared store lists the other
+	// cases' campaigns too; letters, so that its case can be changed.
+	tok := strings.Map(func(r rune) rune { return 'a' + r%26 }, uuid.NewString()[:12])
+	upper := strings.ToUpper(tok)
+	var sales []adcount.Campaign // newest first, as the list gives them
+	ids := map[string]bool{}
+	for i, name := range []string{
+		tok + " Summer Sale 1",
+		tok + " summer sale 2",
+		upper + " SUMMER SALE 3",
+		tok + " Summer Sale 4",
+		tok + " sUmMeR sAlE 5",
+	} {
+		c := f.named(t, name)
+		if i == 1 {
+			c = f.patch(t, c.ID, adcount.CampaignPatch{Paused: ptr(true)})
+		}
+		sales = append([]adcount.Campaign{c}, sales...)
+		ids[c.ID] = true
+		f.clock.Advance(Tick)
+	}
+	winter := f.named(t, "Winter "+tok)
+	ids[winter.ID] = true
+	idsOf := func(cs []adcount.Campaign) []string {
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = c.ID
+		}
+		return out
+	}
+	paused := sales[3] // the second made
+
+	cases := []struct {
+		name string
+		q    adcount.CampaignQuery
+		want []adcount.Campaign
+	}{
+		// Every match, whatever the case of the name or the search,
+		// across pages of 2.
+		{"UpperSearch", adcount.CampaignQuery{Limit: 2, Name: upper + " summer SALE"}, sales},
+		{"LowerSearch", adcount.CampaignQuery{Limit: 2, Name: tok + " summer sale"}, sales},
+		// A substring anywhere in the name.
+		{"InTheMiddle", adcount.CampaignQuery{Limit: 2, Name: "ER " + upper}, []adcount.Campaign{winter}},
+		{"OnePage", adcount.CampaignQuery{Limit: adcount.MaxPageLimit, Name: tok}, append([]adcount.Campaign{winter}, sales...)},
+		// The search and the status filter both apply.
+		{"WithStatus", adcount.CampaignQuery{Limit: 1, Name: "SUMMER SALE " + "2", Status: adcount.StatusPaused}, []adcount.Campaign{paused}},
+		{"WithStatusNoneMatch", adcount.CampaignQuery{Limit: 1, Name: upper + " winter", Status: adcount.StatusPaused}, nil},
+		// No match is an empty list, and the walk ends.
+		{"NoMatch", adcount.CampaignQuery{Limit: 3, Name: tok + " autumn"}, nil},
+	}
+	for _, tc := range cases {
+		got := f.listAll(t, tc.q, ids, nil)
+		assert.Equal(t, idsOf(tc.want), idsOf(got), tc.name)
+	}
+
+	for _, bad := range []string{strings.Repeat("a", adcount.MaxNameRunes+1), "sale\xff"} {
+		_, err := f.store.ListCampaigns(context.Background(), adcount.CampaignQuery{Limit: 1, Name: bad, Now: f.now()})
+		var fe *adcount.FieldError
+		require.ErrorAs(t, err, &fe, "search %q", bad)
+		assert.Equal(t, "name", fe.Field)
+	}
 }
 
 // at records one impression per ad at the clock's current time, with a
@@ -501,7 +579,7 @@ func testReopenKeepsReports(t *testing.T, f *fixture) {
 		before = append(before, f.series(t, c.ID, q))
 	}
 	ads := f.adPages(t, c.ID, 2)
-	list := f.listAll(t, adcount.MaxPageLimit, "", map[string]bool{c.ID: true}, nil)
+	list := f.listAll(t, adcount.CampaignQuery{Limit: adcount.MaxPageLimit}, map[string]bool{c.ID: true}, nil)
 	require.Len(t, list, 1)
 
 	f.store = f.opts.reopen(t, f.store)
@@ -513,7 +591,7 @@ func testReopenKeepsReports(t *testing.T, f *fixture) {
 		assert.Equal(t, counts(before[i]), counts(f.series(t, c.ID, q)), "series %+v", q)
 	}
 	assert.Equal(t, ads, f.adPages(t, c.ID, 2))
-	after := f.listAll(t, adcount.MaxPageLimit, "", map[string]bool{c.ID: true}, nil)
+	after := f.listAll(t, adcount.CampaignQuery{Limit: adcount.MaxPageLimit}, map[string]bool{c.ID: true}, nil)
 	require.Len(t, after, 1)
 	assertSameCampaign(t, list[0], after[0])
 	_, err = f.store.RecordImpression(context.Background(), adcount.Impression{CampaignID: c.ID, UserID: "late", AdID: "a"})

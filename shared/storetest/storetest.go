@@ -200,6 +200,10 @@ var cases = []suiteCase{
 	{name: "ListIsNewestFirstAndStable", needs: needClock, test: testListNewestFirst},
 	// The status filter keeps exactly the campaigns with that status now.
 	{name: "ListFiltersByStatus", needs: needClock, test: testListFiltersByStatus},
+	// The name search keeps the campaigns whose name holds the text,
+	// whatever its case, combines with the status filter, pages through
+	// every match, and ends with an empty list when nothing matches.
+	{name: "ListSearchesByName", needs: needClock, test: testListSearchesByName},
 	// The series and the stats are two views of the same counts: minute
 	// points over the last hour and day sum to last_hour and last_day,
 	// hour and day points since the start to the total, and each hour to

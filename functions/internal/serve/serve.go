@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -70,6 +71,39 @@ func (fn Function) Access() httpapi.Access {
 	return 0
 }
 
+// Classes are the access classes of every route fn serves: its Access,
+// and for the admin function also the dashboard's (httpapi.Dashboard).
+// The dashboard's page calls the admin routes, so it is served beside
+// them, from the function whose role may read campaigns; its own routes
+// need no key and touch no store. The template routes each function
+// exactly the routes of its classes.
+func (fn Function) Classes() []httpapi.Access {
+	switch fn.Access() {
+	case 0:
+		return nil
+	case httpapi.Admin:
+		return []httpapi.Access{httpapi.Admin, httpapi.Dashboard}
+	}
+	return []httpapi.Access{fn.Access()}
+}
+
+// Option adds what a function's main passes to what it serves.
+type Option func(*options)
+
+type options struct {
+	dashboard fs.FS
+}
+
+// WithDashboard serves the dashboard's files from fsys, as
+// httpapi.WithDashboard does. The admin function's main passes
+// web.Dashboard(), so that only its binary embeds the files; Run refuses
+// it to a function that does not serve the dashboard (Classes), and
+// refuses to start the admin function without it, so that a main that
+// forgets it fails at start, not with a 404 in front of a user.
+func WithDashboard(fsys fs.FS) Option {
+	return func(o *options) { o.dashboard = fsys }
+}
+
 // errNoAdminKeys is returned by Run when the admin function's
 // ADMIN_API_KEYS holds no key. A function sits behind a public API, so it
 // refuses to start rather than serve campaigns and stats to anyone. The
@@ -85,8 +119,8 @@ const MetricsNamespace = "AdCount"
 // serving with an error, after logging why as one JSON line at level ERROR
 // that names fn (Lambda sends it to CloudWatch Logs and reports an init
 // error), and 0 if it stops serving cleanly.
-func Main(fn Function) int {
-	if err := Run(context.Background(), fn, os.Getenv, os.Stdout); err != nil {
+func Main(fn Function, opts ...Option) int {
+	if err := Run(context.Background(), fn, os.Getenv, os.Stdout, opts...); err != nil {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error(string(fn)+" cannot start", "function", string(fn), "err", err)
 		return 1
 	}
@@ -97,23 +131,24 @@ func Main(fn Function) int {
 // Lambda until Lambda stops the instance. A stream function handles its
 // stream's batches (see runStream). An HTTP function opens the store and
 // serves the API handler, with the admin routes behind the keys of
-// ADMIN_API_KEYS. It logs JSON
+// ADMIN_API_KEYS, and the dashboard if opts give it (WithDashboard). It
+// logs JSON
 // lines to stdout at LOG_LEVEL; each request's line is also a CloudWatch
 // Embedded Metric Format document, so the function publishes its metrics
 // with no API call, and that line is written at every LOG_LEVEL (see
 // emf.Sink). It returns only an error: an unknown function, a bad
-// setting, no admin key or a store that cannot be opened, which the caller
-// reports before exiting.
+// setting, no admin key, a dashboard missing or misplaced, or a store that
+// cannot be opened, which the caller reports before exiting.
 //
 // Each function serves only the routes of its access class; a request that
 // reaches the wrong function by a routing mistake gets the API's JSON 404,
 // never a route served by a role that lacks its permissions. So only the
 // admin function needs ADMIN_API_KEYS.
-func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) error {
+func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer, opts ...Option) error {
 	if slices.Contains(StreamFunctions(), fn) {
 		return runStream(ctx, fn, getenv, stdout)
 	}
-	h, payload, err := newHandler(ctx, fn, getenv, stdout)
+	h, payload, err := newHandler(ctx, fn, getenv, stdout, opts...)
 	if err != nil {
 		return err
 	}
@@ -128,12 +163,22 @@ func Run(ctx context.Context, fn Function, getenv func(string) string, stdout io
 // instance the moment an invocation returns, which would hold a buffered
 // line back from CloudWatch until the next invocation, or for ever. So
 // every line of a request is on stdout before its invocation returns.
-func newHandler(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) (http.Handler, lambdaproxy.Payload, error) {
+func newHandler(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer, opts ...Option) (http.Handler, lambdaproxy.Payload, error) {
 	if !fn.known() {
 		return nil, "", fmt.Errorf("serve: unknown function %q: want one of %q", fn, All())
 	}
 	if fn.Access() == 0 {
 		return nil, "", fmt.Errorf("serve: %s serves no HTTP route", fn)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch dashboard := slices.Contains(fn.Classes(), httpapi.Dashboard); {
+	case dashboard && o.dashboard == nil:
+		return nil, "", fmt.Errorf("serve: %s serves the dashboard: its main must pass serve.WithDashboard(web.Dashboard())", fn)
+	case !dashboard && o.dashboard != nil:
+		return nil, "", fmt.Errorf("serve: %s does not serve the dashboard; only %s does", fn, Admin)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -161,8 +206,11 @@ func newHandler(ctx context.Context, fn Function, getenv func(string) string, st
 	if err != nil {
 		return nil, "", fmt.Errorf("serve: FILTER_BOTS: %w", err)
 	}
-	h := httpapi.NewHandler(store, httpapi.WithOnly(fn.Access()), httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys), httpapi.WithBotFilter(isBot))
-	return h, payload, nil
+	hopts := []httpapi.Option{httpapi.WithOnly(fn.Access()), httpapi.WithRequestLog(metrics), httpapi.WithAdminKeys(cfg.AdminKeys), httpapi.WithBotFilter(isBot)}
+	if o.dashboard != nil {
+		hopts = append(hopts, httpapi.WithDashboard(o.dashboard))
+	}
+	return httpapi.NewHandler(store, hopts...), payload, nil
 }
 
 func (fn Function) known() bool { return slices.Contains(All(), fn) }

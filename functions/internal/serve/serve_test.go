@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,42 +22,54 @@ import (
 func TestRunRefusesToStart(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"STORE": "memory", "ADMIN_API_KEYS": "serve-admin-key-0123456789"}
+	dashboard := serve.WithDashboard(fstest.MapFS{"index.html": {Data: []byte("<p>")}})
 	cases := []struct {
 		name    string
 		fn      serve.Function
 		env     map[string]string
+		opts    []serve.Option
 		mention string
 	}{
 		// A main naming a function the template does not deploy, such as
 		// one planned but not built yet, is a mistake to report at start.
-		{"UnknownFunction", serve.Function("dashboard"), env, `unknown function "dashboard"`},
+		{"UnknownFunction", serve.Function("dashboard"), env, nil, `unknown function "dashboard"`},
 		// The function name is checked before the settings, so the error
 		// is about the function, not whatever setting is also wrong.
-		{"UnknownFunctionBeforeSettings", serve.Function(""), map[string]string{"DEDUP_TTL": "soon"}, `unknown function ""`},
+		{"UnknownFunctionBeforeSettings", serve.Function(""), map[string]string{"DEDUP_TTL": "soon"}, nil, `unknown function ""`},
 		// The admin function serves campaigns and stats, so it never
 		// starts open. (Ingest serves no admin route and needs no key.)
-		{"AdminWithoutAdminKey", serve.Admin, map[string]string{"STORE": "memory"}, "ADMIN_API_KEYS"},
+		{"AdminWithoutAdminKey", serve.Admin, map[string]string{"STORE": "memory"}, []serve.Option{dashboard}, "ADMIN_API_KEYS"},
+		// The template routes the dashboard to the admin function, so a
+		// main that does not pass it would answer 404 to every user.
+		{"AdminWithoutDashboard", serve.Admin, env, nil, "serve.WithDashboard(web.Dashboard())"},
+		// Nor may another function serve it: only the admin function's
+		// routes are the dashboard's.
+		{"IngestWithDashboard", serve.Ingest, env, []serve.Option{dashboard}, "ingest does not serve the dashboard"},
 		// The aggregator folds the table's stream, so it needs the table
 		// even where the deployment counts in memory.
-		{"AggregateWithoutTable", serve.Aggregate, env, "DYNAMODB_TABLE"},
+		{"AggregateWithoutTable", serve.Aggregate, env, nil, "DYNAMODB_TABLE"},
 		// A bad setting every function shares stops it too.
-		{"AggregateWithBadSetting", serve.Aggregate, map[string]string{"DYNAMODB_TABLE": "impressions", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"AggregateWithBadSetting", serve.Aggregate, map[string]string{"DYNAMODB_TABLE": "impressions", "LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := serve.Run(context.Background(), tc.fn, func(k string) string { return tc.env[k] }, io.Discard)
+			err := serve.Run(context.Background(), tc.fn, func(k string) string { return tc.env[k] }, io.Discard, tc.opts...)
 			require.ErrorContains(t, err, tc.mention)
 		})
 	}
 }
 
 // TestFunctionsServeOneAccessClassEach: each function serves exactly one
-// access class of the API, and together they serve both.
+// access class of the API, and together they serve both; the admin
+// function serves the dashboard beside its routes.
 func TestFunctionsServeOneAccessClassEach(t *testing.T) {
 	t.Parallel()
 	assert.Equal(t, httpapi.Ingest, serve.Ingest.Access())
 	assert.Equal(t, httpapi.Admin, serve.Admin.Access())
+	assert.Equal(t, []httpapi.Access{httpapi.Ingest}, serve.Ingest.Classes())
+	assert.Equal(t, []httpapi.Access{httpapi.Admin, httpapi.Dashboard}, serve.Admin.Classes())
+	assert.Empty(t, serve.Aggregate.Classes())
 	// A function not yet given a class serves nothing, never admin routes;
 	// nor does a function the stream triggers.
 	assert.Equal(t, httpapi.Access(0), serve.Function("dashboard").Access())
