@@ -528,8 +528,9 @@ func TestDashboardNumbersAgreeWithTheAPI(t *testing.T) {
 
 	const bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 	var imps []impression
+	// 23 ads: more than one page of the ads table.
 	for i := range 1500 {
-		imps = append(imps, impression{CampaignID: big, UserID: fmt.Sprintf("user-%d", i%900), AdID: fmt.Sprintf("ad-%02d", i%13)})
+		imps = append(imps, impression{CampaignID: big, UserID: fmt.Sprintf("user-%d", i%900), AdID: fmt.Sprintf("ad-%02d", i%23)})
 	}
 	imps = append(imps, imps[:120]...) // duplicates
 	for i := range 25 {
@@ -588,6 +589,64 @@ func TestDashboardNumbersAgreeWithTheAPI(t *testing.T) {
 			tb.openCampaign(id)
 			checkCampaignPage(t, tb, base, id)
 		})
+	}
+}
+
+// TestDashboardPagesThroughTheList: the list shows the API's pages, newest
+// first, and its buttons move between them, each enabled only when there
+// is a page to go to.
+func TestDashboardPagesThroughTheList(t *testing.T) {
+	t.Parallel()
+	base := startDashboardServer(t)
+	for i := range 45 {
+		createCampaign(t, base, map[string]any{"name": fmt.Sprintf("Campaign %02d", i), "start_time": "2020-01-01T00:00:00Z"})
+	}
+	tb := newTab(t, nil, false)
+	tb.open(base)
+	tb.signIn(dashKey)
+	tb.wait("the first page", `document.querySelectorAll('table#campaign-table tbody tr[data-campaign-id]').length > 0`)
+
+	// The page's own page size, from the request it sent.
+	var limit string
+	for _, r := range tb.sent() {
+		if u, err := url.Parse(r.url); err == nil && u.Path == "/api/v1/campaigns" && r.method == http.MethodGet {
+			limit = u.Query().Get("limit")
+		}
+	}
+	require.NotEmpty(t, limit, "the list asks for a page size")
+	var pages [][]string
+	for cursor := ""; ; {
+		page := apiOK(t, base, http.MethodGet, "/api/v1/campaigns?limit="+limit+cursor, nil)
+		var ids []string
+		for _, c := range page["campaigns"].([]any) {
+			ids = append(ids, c.(map[string]any)["id"].(string))
+		}
+		pages = append(pages, ids)
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = "&cursor=" + url.QueryEscape(next)
+	}
+	require.Greater(t, len(pages), 2, "45 campaigns fill more than two pages of %s", limit)
+
+	showsPage := func(i int) {
+		t.Helper()
+		want, err := json.Marshal(pages[i])
+		require.NoError(t, err)
+		tb.wait(fmt.Sprintf("page %d of the API", i+1), fmt.Sprintf(`JSON.stringify([...document.querySelectorAll('table#campaign-table tbody tr[data-campaign-id]')].map(tr => tr.dataset.campaignId)) === %q`, want))
+		tb.wait("only the buttons with a page to go to are enabled", fmt.Sprintf(`document.querySelector('button#prev-page').disabled === %t && document.querySelector('button#next-page').disabled === %t`, i == 0, i == len(pages)-1))
+	}
+	showsPage(0)
+	for i := 1; i < len(pages); i++ {
+		tb.click("button#next-page")
+		showsPage(i)
+	}
+	tb.settle()
+	showsPage(len(pages) - 1)
+	for i := len(pages) - 2; i >= 0; i-- {
+		tb.click("button#prev-page")
+		showsPage(i)
 	}
 }
 
