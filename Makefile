@@ -24,10 +24,14 @@ BENCH_OUT   ?= out/bench.txt
 
 ## test: vet, then every test with the race detector. The Lambda tests run
 ## the functions under the emulator that `rie` installs; the dashboard's
-## tests drive the Chromium that `chromium` installs.
-test: rie chromium
+## tests drive the Chromium that `chromium` installs. The DynamoDB
+## store's package runs its conformance suite, reach included, against a
+## protocol server under the race detector, which on two cores takes
+## longer than go test's default 10 minutes can allow when it shares them
+## with the other packages.
+test: rie chromium web-vendor-check
 	$(GO) vet ./...
-	$(RIE_ENV) $(GO) test -race -count=1 ./...
+	$(RIE_ENV) $(GO) test -race -count=1 -timeout 30m ./...
 
 # The concurrency tests: every test whose outcome depends on how goroutines,
 # processes or DynamoDB instances interleave, as package:pattern for -run.
@@ -291,3 +295,55 @@ crawler-list:
 	printf '%s\n' "$(CRAWLER_LIST_VERSION)" > $(CRAWLER_LIST_DIR)/crawler-user-agents.version; \
 	echo "crawler-list: crawler-user-agents@$(CRAWLER_LIST_VERSION) -> $(CRAWLER_LIST_DIR)"
 	$(GO) test -count=1 ./$(CRAWLER_LIST_DIR)
+
+# ---- The dashboard's chart library (web/dashboard/vendor) --------------------
+# uPlot, pinned by version and by the integrity npm publishes for its tarball
+# (`npm view uplot@VERSION dist.integrity`), so that an update is a deliberate
+# change. The files are committed, so that `go run ./local` serves a working
+# dashboard from a clone with no network and no build step; `make test` runs
+# web-vendor-check, so that the committed copy cannot drift from the package.
+UPLOT_VERSION   := 1.6.32
+UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
+UPLOT_SHASUM    := c800a63b432bad692d6d746f44f0882aa73a49ae
+UPLOT_DIR       := web/dashboard/vendor
+
+# uplot-fetch: a shell fragment that packs uplot@UPLOT_VERSION into "$$tmp"
+# (a new directory under build/, removed on exit), checks the tarball against
+# UPLOT_INTEGRITY and UPLOT_SHASUM, and writes the vendored files and VERSION
+# into "$$tmp/vendor". The recipe that uses it goes on from there.
+define uplot-fetch
+set -e; mkdir -p build; tmp="$$(mktemp -d "$(CURDIR)/build/web-vendor.XXXXXX")"; trap 'rm -rf "$$tmp"' EXIT; \
+npm pack --silent --pack-destination "$$tmp" uplot@$(UPLOT_VERSION) >/dev/null; \
+tgz="$$tmp/uplot-$(UPLOT_VERSION).tgz"; \
+got="sha512-$$(openssl dgst -sha512 -binary "$$tgz" | base64 -w0)"; \
+sum="$$(sha1sum "$$tgz" | cut -d' ' -f1)"; \
+if [ "$$got" != "$(UPLOT_INTEGRITY)" ] || [ "$$sum" != "$(UPLOT_SHASUM)" ]; then \
+	echo "web-vendor: uplot@$(UPLOT_VERSION) is $$got (sha1 $$sum),"; \
+	echo "web-vendor: not UPLOT_INTEGRITY $(UPLOT_INTEGRITY) (sha1 $(UPLOT_SHASUM))"; exit 1; \
+fi; \
+tar -xzf "$$tgz" -C "$$tmp" package/dist/uPlot.esm.js package/dist/uPlot.min.css package/LICENSE; \
+mkdir "$$tmp/vendor"; \
+cp "$$tmp/package/dist/uPlot.esm.js" "$$tmp/package/dist/uPlot.min.css" "$$tmp/vendor/"; \
+cp "$$tmp/package/LICENSE" "$$tmp/vendor/LICENSE"; \
+printf 'package uplot\nversion %s\nintegrity %s\nshasum %s\n' \
+	"$(UPLOT_VERSION)" "$(UPLOT_INTEGRITY)" "$(UPLOT_SHASUM)" > "$$tmp/vendor/VERSION"
+endef
+
+.PHONY: web-vendor web-vendor-check
+
+## web-vendor: fetch uplot@UPLOT_VERSION with npm, check it against
+## UPLOT_INTEGRITY, and write uPlot.esm.js, uPlot.min.css, LICENSE and VERSION
+## into web/dashboard/vendor. To update, bump the three UPLOT_ pins and run it.
+web-vendor:
+	@$(uplot-fetch); \
+	rm -rf $(UPLOT_DIR) && cp -R "$$tmp/vendor" $(UPLOT_DIR); \
+	echo "web-vendor: uplot@$(UPLOT_VERSION) -> $(UPLOT_DIR)"
+
+## web-vendor-check: fetch uplot@UPLOT_VERSION again and fail if the committed
+## web/dashboard/vendor differs from it in any file.
+web-vendor-check:
+	@$(uplot-fetch); \
+	if ! diff -r "$$tmp/vendor" $(UPLOT_DIR); then \
+		echo "web-vendor-check: $(UPLOT_DIR) is not uplot@$(UPLOT_VERSION); run make web-vendor"; exit 1; \
+	fi; \
+	echo "web-vendor-check: $(UPLOT_DIR) is uplot@$(UPLOT_VERSION)"
