@@ -20,15 +20,16 @@ BENCHCOUNT  ?= 1
 FUZZTIME    ?= 30s
 BENCH_OUT   ?= out/bench.txt
 
-.PHONY: test bench lint run fuzz vulncheck dynamodb-table
+.PHONY: test bench lint run fuzz vulncheck dynamodb-table chromium screenshots
 
 ## test: vet, then every test with the race detector. The Lambda tests run
-## the functions under the emulator that `rie` installs. The DynamoDB
+## the functions under the emulator that `rie` installs; the dashboard's
+## tests drive the Chromium that `chromium` installs. The DynamoDB
 ## store's package runs its conformance suite, reach included, against a
 ## protocol server under the race detector, which on two cores takes
 ## longer than go test's default 10 minutes can allow when it shares them
 ## with the other packages.
-test: rie web-vendor-check
+test: rie chromium web-vendor-check
 	$(GO) vet ./...
 	$(RIE_ENV) $(GO) test -race -count=1 -timeout 30m ./...
 
@@ -98,6 +99,24 @@ stress: rie
 		$(GO) test -list "$${run%%/*}" "$$pkg" | grep -q '^Test' || { echo "stress: no test in $$pkg matches $${run%%/*}"; exit 1; }; \
 		$(RIE_ENV) $(GO) test -race -count=$(STRESS_COUNT) -cpu 1,2 -timeout 60m -run "$$run" "$$pkg"; \
 	done
+
+# The dashboard's browser tests (local/dashboard_test.go) drive Debian's
+# Chromium through chromedp; they fail, rather than skip, without it.
+CHROMIUM := /usr/bin/chromium
+
+## chromium: Debian's chromium package, unless $(CHROMIUM) is there already
+## (apt-get, as root or through sudo).
+chromium:
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update && $$sudo apt-get install -y chromium; \
+	}
+	@test -x $(CHROMIUM) || { echo "chromium: $(CHROMIUM) is still missing"; exit 1; }
+
+## screenshots: the dashboard's list and campaign page, desktop (1280x800)
+## and phone (390x844), with seeded data, into docs/screenshots/*.png.
+screenshots: chromium
+	$(GO) test -count=1 -run '^TestDashboardScreenshots$$' ./local -args -screenshots=$(CURDIR)/docs/screenshots
 
 ## bench: the Go benchmarks of the store and the handler, on 1 and 2 cores,
 ## recorded in $(BENCH_OUT) and summarised with benchstat.
