@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -55,11 +56,18 @@ func main() {
 // a request. Every buffered line is written before run returns.
 //
 // The arguments it takes are the subcommand create-table, which creates the
-// DynamoDB store's table DYNAMODB_TABLE for local use and exits, and help
+// DynamoDB store's table DYNAMODB_TABLE for local use and exits;
+// healthcheck, which asks a running server whether it is ready; and help
 // (or -h, --help), which prints the usage and the settings.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	if len(args) == 1 && isHelp(args[0]) {
 		return usage(stdout)
+	}
+	// The health check reads PORT alone: it must answer whatever else the
+	// environment holds, and fast, as an orchestrator runs it every few
+	// seconds.
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], getenv, stdout)
 	}
 	cfg, err := config.Load(getenv)
 	switch {
@@ -69,16 +77,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return createTable(ctx, cfg, getenv, stdout)
 	case len(args) > 0:
-		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables (see -h); the only subcommands are create-table and help", args)
+		return fmt.Errorf("unexpected arguments %q: configure the server with environment variables (see -h); the only subcommands are create-table, healthcheck and help", args)
 	case err != nil:
 		return err
 	}
-	port := getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("config: PORT must be a port number from 0 to 65535, got %q", port)
+	port, err := listenPort(getenv)
+	if err != nil {
+		return err
 	}
 	shutdownTimeout, err := config.Duration(getenv, "SHUTDOWN_TIMEOUT", 10*time.Second, time.Nanosecond, config.MaxDuration)
 	if err != nil {
@@ -164,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ln = netutil.LimitListener(ln, maxConns)
 	// Where the server listens is always logged: operators and scripts
 	// read it to find the server.
-	always.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir, "max_connections", maxConns)
+	always.Info("listening", "addr", ln.Addr().String(), "revision", revision(), "store", cfg.Store, "dedup_ttl", cfg.DedupTTL.String(), "data_dir", cfg.DataDir, "max_connections", maxConns)
 	if len(cfg.AdminKeys) == 0 {
 		always.Warn("ADMIN_API_KEYS is not set: the admin API (campaigns, their changes and their reports) is OPEN to anyone who can reach this server; set it before exposing the server")
 	}
@@ -186,7 +191,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "timeout", shutdownTimeout.String())
+	// The two lines that say a stop was graceful are always written: an
+	// operator who stopped the server, or a container engine's log, needs
+	// them whatever LOG_LEVEL says.
+	always.Info("shutting down", "timeout", shutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -196,8 +204,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	stopAggregator()
-	logger.Info("stopped")
+	always.Info("stopped")
 	return nil
+}
+
+// listenPort reads PORT: a port number, 8080 when unset, 0 for a free one.
+func listenPort(getenv func(string) string) (string, error) {
+	port := getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("config: PORT must be a port number from 0 to 65535, got %q", port)
+	}
+	return port, nil
+}
+
+// revision is the commit the binary was built from, as the go command
+// stamped it, with "-dirty" for a tree with uncommitted changes, or
+// "unknown". The startup line carries it, so that a log says which build
+// ran; a container image's org.opencontainers.image.revision label holds
+// the same commit.
+func revision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 // readTimeout bounds how long a client may take to send a whole request.
@@ -249,6 +294,9 @@ func usage(w io.Writer) error {
 Usage:
   go run ./local                  serve the API; settings come from the environment
   go run ./local create-table     create DYNAMODB_TABLE (STORE=dynamodb) for local use, and exit
+  go run ./local healthcheck [/readyz|/healthz]
+                                  exit 0 if the server on PORT answers the route (default
+                                  /readyz) with 200 within 2s, else 1; a container's health check
   go run ./local help             print this text (also -h, --help)
 
 Environment (a set but invalid value stops the server with a message naming it):
