@@ -127,12 +127,15 @@ bench:
 	@cat $(BENCH_OUT)
 	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 
-## lint: formatting, vet, staticcheck and govulncheck.
+## lint: formatting, vet, staticcheck and govulncheck; vet and staticcheck
+## also over the container tests, which build only with their tag.
 lint: vulncheck
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) vet -tags container ./local/containertest
+	$(GO) run $(STATICCHECK) -tags container ./local/containertest
 
 ## vulncheck: govulncheck against a local copy of the Go vulnerability database.
 vulncheck: $(VULNDB_DIR)/index/db.json
@@ -347,3 +350,66 @@ web-vendor-check:
 		echo "web-vendor-check: $(UPLOT_DIR) is not uplot@$(UPLOT_VERSION); run make web-vendor"; exit 1; \
 	fi; \
 	echo "web-vendor-check: $(UPLOT_DIR) is uplot@$(UPLOT_VERSION)"
+
+# ---- Container image (Dockerfile, compose.yaml) --------------------------------
+# `make image` builds the local server as a static binary with the Go
+# toolchain on this host and stages it, with the host's CA certificates and
+# the unprivileged user's /etc files (local/rootfs), in build/image, the
+# context Dockerfile builds FROM scratch: no base image, so no registry.
+# Dockerfile.multistage is the same image built inside golang: for hosts
+# that can pull it; nothing here tests that one.
+IMAGE        ?= impression-counter
+IMAGE_TAG    ?= latest
+DOCKER       ?= docker
+# `docker compose` where the plugin is there, else docker-compose (1.29+).
+COMPOSE      ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
+# Debian's bundle; on another host, point CA_CERTS at its PEM bundle.
+CA_CERTS     ?= /etc/ssl/certs/ca-certificates.crt
+# The engine's architecture; this host's by default.
+IMAGE_GOARCH ?= $(shell $(GO) env GOARCH)
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_SOURCE := https://github.com/adcount/impression-counter
+
+.PHONY: image compose-up compose-down docker-engine container-test
+
+## image: the local server's image, $(IMAGE):$(IMAGE_TAG), from Dockerfile
+## (FROM scratch, a static binary, non-root); prints its size.
+image:
+	@test -r $(CA_CERTS) || { echo "image: no CA bundle at $(CA_CERTS); set CA_CERTS"; exit 1; }
+	rm -rf build/image && mkdir -p build/image/rootfs/etc/ssl/certs build/image/data
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_GOARCH) $(GO) build -buildvcs=auto -trimpath -ldflags "-s -w" \
+		-o build/image/rootfs/impression-counter ./local
+	cp $(CA_CERTS) build/image/rootfs/etc/ssl/certs/ca-certificates.crt
+	cp local/rootfs/etc/passwd local/rootfs/etc/group build/image/rootfs/etc/
+	$(DOCKER) build -f Dockerfile -t $(IMAGE):$(IMAGE_TAG) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(IMAGE_SOURCE) \
+		build/image
+	@$(DOCKER) image inspect -f '$(IMAGE):$(IMAGE_TAG): {{.Size}} bytes' $(IMAGE):$(IMAGE_TAG)
+
+## compose-up: the image, then compose.yaml's service in the background on
+## :8080 (HOST_PORT), its counts on the named volume; settings from the
+## environment or .env.
+compose-up: image
+	$(COMPOSE) up -d --no-build
+	$(COMPOSE) ps
+
+## compose-down: stop and remove the service; the volume, and so the
+## counts, stay (`$(COMPOSE) down -v` deletes them).
+compose-down:
+	$(COMPOSE) down
+
+## docker-engine: Debian's docker.io and docker-compose, unless dockerd and
+## docker-compose are there already (apt-get, as root or through sudo).
+docker-engine:
+	@{ command -v dockerd && command -v docker-compose && test -x /usr/bin/docker; } >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y docker.io docker-compose; \
+	}
+
+## container-test: build the image and test it, and compose.yaml, with a
+## Docker engine of its own that it starts, and stops and removes with
+## everything the tests made, even when they fail
+## (local/containertest/run.sh; as root, or with sudo for the engine).
+container-test: docker-engine
+	GO="$(GO)" MAKE="$(MAKE)" local/containertest/run.sh
