@@ -121,6 +121,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// always logs what operators must see whatever LOG_LEVEL says.
 	always := slog.New(slog.NewJSONHandler(logs, nil))
+	// "stopped" is the last line of a graceful stop: it is written once
+	// the server has drained and the store has closed (the deferred calls
+	// below run before this one), and only if both went well, so that an
+	// operator or a container engine's log can trust it.
+	drained := false
+	defer func() {
+		if drained && err == nil {
+			always.Info("stopped")
+		}
+	}()
 	store, err := stores.Open(ctx, cfg, getenv, logger)
 	if err != nil {
 		if cfg.DataDir != "" {
@@ -204,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	stopAggregator()
-	always.Info("stopped")
+	drained = true
 	return nil
 }
 
