@@ -30,7 +30,7 @@ var composeOnlyAWS = []string{
 // configuration table from the environment or .env, empty (the server's
 // default) when unset, except PORT, which its port mapping fixes, and
 // LAMBDA_PAYLOAD_VERSION, which only Lambda reads; DATA_DIR is its named
-// volume. Its health check is the image's.
+// volume, and the admin key is required. Its health check is the image's.
 func TestComposeFile(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile("../compose.yaml")
@@ -58,8 +58,12 @@ func TestComposeFile(t *testing.T) {
 	got := make([]string, 0, len(svc.Environment))
 	for name, value := range svc.Environment {
 		got = append(got, name)
-		if name == "DATA_DIR" {
+		switch name {
+		case "DATA_DIR":
 			assert.Equal(t, "/data", value, "DATA_DIR is where the volume is mounted")
+			continue
+		case "ADMIN_API_KEYS":
+			assert.True(t, strings.HasPrefix(value, "${ADMIN_API_KEYS:?"), "compose refuses to start without an admin key, got %q", value)
 			continue
 		}
 		assert.Equal(t, "${"+name+":-}", value, "%s comes from the environment or .env, empty when unset", name)
