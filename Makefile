@@ -365,8 +365,9 @@ DOCKER       ?= docker
 COMPOSE      ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
 # Debian's bundle; on another host, point CA_CERTS at its PEM bundle.
 CA_CERTS     ?= /etc/ssl/certs/ca-certificates.crt
-# The engine's architecture; this host's by default.
-IMAGE_GOARCH ?= $(shell $(GO) env GOARCH)
+# The binary is built for the engine's architecture, as the engine
+# reports it, so that the image runs where it is built.
+IMAGE_GOARCH  = $(shell $(DOCKER) version -f '{{.Server.Arch}}')
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE_SOURCE := https://github.com/adcount/impression-counter
@@ -377,6 +378,7 @@ IMAGE_SOURCE := https://github.com/adcount/impression-counter
 ## (FROM scratch, a static binary, non-root); prints its size.
 image:
 	@test -r $(CA_CERTS) || { echo "image: no CA bundle at $(CA_CERTS); set CA_CERTS"; exit 1; }
+	@test -n "$(IMAGE_GOARCH)" || { echo "image: $(DOCKER) reaches no engine"; exit 1; }
 	rm -rf build/image && mkdir -p build/image/rootfs/etc/ssl/certs build/image/data
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_GOARCH) $(GO) build -buildvcs=auto -trimpath -ldflags "-s -w" \
 		-o build/image/rootfs/impression-counter ./local
@@ -391,21 +393,23 @@ image:
 ## :8080 (HOST_PORT), its counts on the named volume; settings from the
 ## environment or .env.
 compose-up: image
-	$(COMPOSE) up -d --no-build
-	$(COMPOSE) ps
+	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) $(COMPOSE) up -d --no-build
+	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) $(COMPOSE) ps
 
 ## compose-down: stop and remove the service; the volume, and so the
 ## counts, stay (`$(COMPOSE) down -v` deletes them).
 compose-down:
-	$(COMPOSE) down
+	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) $(COMPOSE) down
 
 ## docker-engine: Debian's docker.io and docker-compose, unless dockerd and
 ## docker-compose are there already (apt-get, as root or through sudo).
 docker-engine:
 	@{ command -v dockerd && command -v docker-compose && test -x /usr/bin/docker; } >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y docker.io docker-compose; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io docker-compose; \
 	}
+	@{ command -v dockerd && command -v docker-compose && test -x /usr/bin/docker; } >/dev/null || { \
+		echo "docker-engine: dockerd, docker-compose or /usr/bin/docker is still missing"; exit 1; }
 
 ## container-test: build the image and test it, and compose.yaml, with a
 ## Docker engine of its own that it starts, and stops and removes with
