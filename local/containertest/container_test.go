@@ -50,12 +50,16 @@ var (
 	composeCLI []string // docker-compose, or docker compose
 	image      string   // impression-counter:<tag>, built by make image
 	revision   string   // the commit the image was built from
+	goCmd      string   // the go command, for the load harness
 	repoRoot   string   // where compose.yaml is
 )
 
 func TestMain(m *testing.M) {
 	dockerCLI, image, revision = os.Getenv("DOCKER"), os.Getenv("IMAGE"), os.Getenv("REVISION")
 	composeCLI = strings.Fields(os.Getenv("COMPOSE"))
+	if goCmd = os.Getenv("GO"); goCmd == "" {
+		goCmd = "go"
+	}
 	if dockerCLI == "" || image == "" || revision == "" || len(composeCLI) == 0 || os.Getenv("DOCKER_HOST") == "" {
 		fmt.Fprintln(os.Stderr, "containertest: run these tests with make container-test, which starts their engine and builds their image")
 		os.Exit(1)
@@ -183,23 +187,33 @@ func TestCompose(t *testing.T) {
 	t.Parallel()
 	project := "ictest" + randomHex(t)
 	port := freePort(t)
-	envFile := filepath.Join(t.TempDir(), "env")
-	_, tag, ok := strings.Cut(image, ":")
+	name, tag, ok := strings.Cut(image, ":")
 	require.True(t, ok, "IMAGE is name:tag")
-	require.NoError(t, os.WriteFile(envFile, []byte(
-		"ADMIN_API_KEYS="+adminKey+"\nHOST_PORT="+port+"\nIMAGE_TAG="+tag+"\n"), 0o600))
+	settings := "IMAGE=" + name + "\nIMAGE_TAG=" + tag + "\nHOST_PORT=" + port + "\n"
+	// composeWith runs compose on compose.yaml with envFile as its .env.
+	composeWith := func(envFile string, args ...string) (string, error) {
+		full := append([]string{"-p", project, "-f", filepath.Join(repoRoot, "compose.yaml"), "--env-file", envFile}, args...)
+		return command(composeCLI[0], append(composeCLI[1:], full...)...)
+	}
+
+	// Without an admin key compose refuses to start the service.
+	noKey := filepath.Join(t.TempDir(), "env")
+	require.NoError(t, os.WriteFile(noKey, []byte(settings), 0o600))
+	_, err := composeWith(noKey, "up", "-d", "--no-build")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "set ADMIN_API_KEYS in .env")
+
+	envFile := filepath.Join(t.TempDir(), "env")
+	require.NoError(t, os.WriteFile(envFile, []byte(settings+"ADMIN_API_KEYS="+adminKey+"\n"), 0o600))
 	compose := func(args ...string) string {
 		t.Helper()
-		full := append([]string{"-p", project, "-f", filepath.Join(repoRoot, "compose.yaml"), "--env-file", envFile}, args...)
-		out, err := command(composeCLI[0], append(composeCLI[1:], full...)...)
-		require.NoError(t, err, "compose %s", strings.Join(args, " "))
+		out, err := composeWith(envFile, args...)
+		require.NoError(t, err)
 		return out
 	}
 	t.Cleanup(func() {
-		out, err := command(composeCLI[0], append(composeCLI[1:], "-p", project, "-f", filepath.Join(repoRoot, "compose.yaml"),
-			"--env-file", envFile, "down", "-v", "--remove-orphans")...)
-		if err != nil {
-			t.Logf("compose down -v: %v\n%s", err, out)
+		if out, err := composeWith(envFile, "down", "-v", "--remove-orphans"); err != nil {
+			t.Errorf("%v\n%s", err, out)
 		}
 	})
 	volume := project + "_counts"
@@ -219,7 +233,7 @@ func TestCompose(t *testing.T) {
 	c := client(t, base, adminKey)
 	camp := countSome(t, c)
 	want := stats(t, c, camp.ID)
-	_, err := client(t, base, "").Stats(context.Background(), camp.ID)
+	_, err = client(t, base, "").Stats(context.Background(), camp.ID)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized, "the admin key from the env file guards the admin API")
 
 	// A crash: the restart policy brings the server back, and its log
@@ -257,7 +271,7 @@ func TestCompose(t *testing.T) {
 // do not share its two cores.
 func TestLoadHarness(t *testing.T) {
 	harness := filepath.Join(t.TempDir(), "loadtest")
-	out, err := exec.Command("go", "build", "-o", harness, "github.com/adcount/impression-counter/loadtest").CombinedOutput()
+	out, err := exec.Command(goCmd, "build", "-o", harness, "github.com/adcount/impression-counter/loadtest").CombinedOutput()
 	require.NoError(t, err, "go build ./loadtest: %s", out)
 
 	id, base := runContainer(t)
@@ -475,7 +489,7 @@ func fileFromImage(t *testing.T, id, path string) file {
 func docker(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := command(dockerCLI, args...)
-	require.NoError(t, err, "docker %s", strings.Join(args, " "))
+	require.NoError(t, err)
 	return out
 }
 
@@ -484,18 +498,18 @@ func docker(t *testing.T, args ...string) string {
 func dockerCleanup(t *testing.T, args ...string) {
 	t.Helper()
 	if out, err := command(dockerCLI, args...); err != nil {
-		t.Errorf("docker %s: %v %s", strings.Join(args, " "), err, out)
+		t.Errorf("%v\n%s", err, out)
 	}
 }
 
 // command runs name with args and returns its stdout, trimmed, or an
-// error carrying its stderr.
+// error naming the command and carrying its stderr.
 func command(name string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return strings.TrimSpace(stdout.String()), fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+		return strings.TrimSpace(stdout.String()), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
