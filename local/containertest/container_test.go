@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,10 +191,16 @@ func TestCompose(t *testing.T) {
 	name, tag, ok := strings.Cut(image, ":")
 	require.True(t, ok, "IMAGE is name:tag")
 	settings := "IMAGE=" + name + "\nIMAGE_TAG=" + tag + "\nHOST_PORT=" + port + "\n"
-	// composeWith runs compose on compose.yaml with envFile as its .env.
+	// composeWith runs compose on compose.yaml with envFile as its .env
+	// and none of the variables the file reads in its environment, which
+	// would override the file's (as IMAGE, which run.sh sets, would).
+	composeFile := filepath.Join(repoRoot, "compose.yaml")
+	env := environWithout(t, composeFile)
 	composeWith := func(envFile string, args ...string) (string, error) {
-		full := append([]string{"-p", project, "-f", filepath.Join(repoRoot, "compose.yaml"), "--env-file", envFile}, args...)
-		return command(composeCLI[0], append(composeCLI[1:], full...)...)
+		full := append([]string{"-p", project, "-f", composeFile, "--env-file", envFile}, args...)
+		cmd := exec.Command(composeCLI[0], append(composeCLI[1:], full...)...)
+		cmd.Env = env
+		return output(cmd)
 	}
 
 	// Without an admin key compose refuses to start the service.
@@ -505,13 +512,41 @@ func dockerCleanup(t *testing.T, args ...string) {
 // command runs name with args and returns its stdout, trimmed, or an
 // error naming the command and carrying its stderr.
 func command(name string, args ...string) (string, error) {
+	return output(exec.Command(name, args...))
+}
+
+// output runs cmd and returns its stdout, trimmed, or an error naming the
+// command and carrying its stderr.
+func output(cmd *exec.Cmd) (string, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return strings.TrimSpace(stdout.String()), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return strings.TrimSpace(stdout.String()), fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(stdout.String()), nil
+}
+
+// composeVariable is a variable a compose file reads: ${NAME...}.
+var composeVariable = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+
+// environWithout is this process's environment without the variables the
+// compose file at path reads.
+func environWithout(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	read := map[string]bool{}
+	for _, m := range composeVariable.FindAllStringSubmatch(string(raw), -1) {
+		read[m[1]] = true
+	}
+	require.True(t, read["ADMIN_API_KEYS"] && read["IMAGE"], "the pattern finds compose.yaml's variables")
+	var env []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !read[name] {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // freePort is a TCP port nothing listens on now, for compose to publish.
