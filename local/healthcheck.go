@@ -6,13 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"time"
+
+	"github.com/adcount/impression-counter/shared/httpapi"
 )
 
-// healthcheckTimeout bounds one health check. It is below the image's
-// HEALTHCHECK --timeout, so that a hung server is reported by this
-// command's own message rather than killed by the engine without one.
-const healthcheckTimeout = 2 * time.Second
+// healthcheckTimeout bounds one health check. It is twice the bound of
+// the store check behind /readyz, so that a slow store's 503 arrives with
+// its reason rather than as a timeout, and below the image's HEALTHCHECK
+// --timeout (5s), so that a hung server is reported by this command's own
+// message rather than killed by the engine without one.
+const healthcheckTimeout = 2 * httpapi.ReadyTimeout
 
 // healthcheck asks the server listening on PORT on this host whether it is
 // ready: GET /readyz (the store can be reached) or, if args name it,

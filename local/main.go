@@ -306,7 +306,7 @@ Usage:
   go run ./local create-table     create DYNAMODB_TABLE (STORE=dynamodb) for local use, and exit
   go run ./local healthcheck [/readyz|/healthz]
                                   exit 0 if the server on PORT answers the route (default
-                                  /readyz) with 200 within 2s, else 1; a container's health check
+                                  /readyz) with 200 within 4s, else 1; a container's health check
   go run ./local help             print this text (also -h, --help)
 
 Environment (a set but invalid value stops the server with a message naming it):
