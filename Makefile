@@ -415,5 +415,7 @@ docker-engine:
 ## Docker engine of its own that it starts, and stops and removes with
 ## everything the tests made, even when they fail
 ## (local/containertest/run.sh; as root, or with sudo for the engine).
+## CONTAINER_TEST_ARGS="-count=5 -cpu 1,2" repeats the tests on one engine.
+CONTAINER_TEST_ARGS ?=
 container-test: docker-engine
-	GO="$(GO)" MAKE="$(MAKE)" local/containertest/run.sh
+	GO="$(GO)" MAKE="$(MAKE)" CONTAINER_TEST_ARGS="$(CONTAINER_TEST_ARGS)" local/containertest/run.sh

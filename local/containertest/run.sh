@@ -20,7 +20,7 @@ set -euo pipefail
 
 # dockerd runs as root.
 if [ "$(id -u)" != 0 ]; then
-	exec sudo --preserve-env=GO,MAKE,DOCKER,COMPOSE,IMAGE_TAG,PATH,GOTOOLCHAIN "$(realpath "$0")" "$@"
+	exec sudo --preserve-env=GO,MAKE,DOCKER,COMPOSE,IMAGE_TAG,CONTAINER_TEST_ARGS,PATH,GOTOOLCHAIN "$(realpath "$0")" "$@"
 fi
 cd "$(dirname "$0")/../.."
 
@@ -31,6 +31,9 @@ MAKE="${MAKE:-make}"
 DOCKER="${DOCKER:-/usr/bin/docker}"
 COMPOSE="${COMPOSE:-docker-compose}"
 IMAGE_TAG="${IMAGE_TAG:-container-test}"
+# More go test flags, such as "-count=5 -cpu 1,2" to run the tests over
+# and over against one engine.
+CONTAINER_TEST_ARGS="${CONTAINER_TEST_ARGS:-}"
 for tool in dockerd "$DOCKER" "${COMPOSE%% *}"; do
 	command -v "$tool" >/dev/null || { echo "container-test: $tool is missing (make docker-engine installs it)"; exit 1; }
 done
@@ -110,6 +113,6 @@ done
 # In the background and a process group of their own, so that a TERM to
 # this script runs the cleanup at once, which stops them first.
 IMAGE="impression-counter:$IMAGE_TAG" REVISION="$revision" DOCKER="$DOCKER" COMPOSE="$COMPOSE" GO="$GO" \
-	setsid "$GO" test -tags container -count=1 -v -timeout 20m ./local/containertest &
+	setsid "$GO" test -tags container -count=1 -v -timeout 60m $CONTAINER_TEST_ARGS ./local/containertest &
 tests_pid=$!
 wait "$tests_pid"
