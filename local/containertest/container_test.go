@@ -162,6 +162,11 @@ func TestRunAndStop(t *testing.T) {
 	}
 	assert.Equal(t, []string{"65532", "65532", "65532", "65532"}, uids, "real, effective, saved and file-system uid")
 
+	st := inspectContainer(t, id)
+	assert.Equal(t, "unless-stopped", st.HostConfig.RestartPolicy.Name)
+	assert.True(t, st.HostConfig.ReadonlyRootfs, "the server writes only its volume")
+	assert.Equal(t, []string{"ALL"}, st.HostConfig.CapDrop)
+
 	c := client(t, base, adminKey)
 	camp := countSome(t, c)
 	_, err = client(t, base, "").Stats(context.Background(), camp.ID)
@@ -299,9 +304,10 @@ func TestLoadHarness(t *testing.T) {
 	checkGracefulStop(t, id)
 }
 
-// runContainer starts the image with a published port on 127.0.0.1, a
-// volume at /data and the admin key, on a network of its own (the
-// engine has no default bridge), and returns its id and base URL. The
+// runContainer starts the image as the README's docker run line does,
+// hardened, with a published port on 127.0.0.1, a volume at /data and the
+// admin key, on a network of its own (the engine has no default bridge),
+// and returns its id and base URL. The
 // container, volume and network go when the test ends.
 func runContainer(t *testing.T) (id, base string) {
 	t.Helper()
@@ -310,9 +316,12 @@ func runContainer(t *testing.T) (id, base string) {
 	t.Cleanup(func() { dockerCleanup(t, "network", "rm", name) })
 	docker(t, "volume", "create", name)
 	t.Cleanup(func() { dockerCleanup(t, "volume", "rm", name) })
+	// The README's docker run flags, and a port and network of its own.
 	id = docker(t, "run", "-d", "--name", name, "--network", name, "--publish", "127.0.0.1::8080",
 		"--volume", name+":/data", "--env", "ADMIN_API_KEYS="+adminKey,
-		"--stop-timeout", "30", image)
+		"--stop-timeout", "30", "--restart", "unless-stopped",
+		"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+		image)
 	t.Cleanup(func() { dockerCleanup(t, "rm", "-f", id) })
 	return id, "http://" + docker(t, "port", id, "8080/tcp")
 }
