@@ -151,25 +151,11 @@ func TestRunAndStop(t *testing.T) {
 	id, base := runContainer(t)
 	waitHealthy(t, id, 0)
 
-	// The server's process as the host's kernel sees it.
-	var uids []string
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", inspectContainer(t, id).State.Pid))
-	require.NoError(t, err)
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			uids = strings.Fields(rest)
-		}
-	}
-	assert.Equal(t, []string{"65532", "65532", "65532", "65532"}, uids, "real, effective, saved and file-system uid")
-
-	st := inspectContainer(t, id)
-	assert.Equal(t, "unless-stopped", st.HostConfig.RestartPolicy.Name)
-	assert.True(t, st.HostConfig.ReadonlyRootfs, "the server writes only its volume")
-	assert.Equal(t, []string{"ALL"}, st.HostConfig.CapDrop)
+	checkHardened(t, id)
 
 	c := client(t, base, adminKey)
 	camp := countSome(t, c)
-	_, err = client(t, base, "").Stats(context.Background(), camp.ID)
+	_, err := client(t, base, "").Stats(context.Background(), camp.ID)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized, "the admin key from the environment guards the admin API")
 
 	docker(t, "stop", id)
@@ -236,10 +222,7 @@ func TestCompose(t *testing.T) {
 	id := compose("ps", "-q", "impression-counter")
 	require.NotEmpty(t, id)
 	waitHealthy(t, id, 0)
-	st := inspectContainer(t, id)
-	assert.Equal(t, "unless-stopped", st.HostConfig.RestartPolicy.Name)
-	assert.True(t, st.HostConfig.ReadonlyRootfs, "the server writes only its volume")
-	assert.Equal(t, []string{"ALL"}, st.HostConfig.CapDrop)
+	checkHardened(t, id)
 
 	base := "http://127.0.0.1:" + port
 	c := client(t, base, adminKey)
@@ -250,7 +233,7 @@ func TestCompose(t *testing.T) {
 
 	// A crash: the restart policy brings the server back, and its log
 	// brings back every impression it acknowledged.
-	require.NoError(t, syscall.Kill(st.State.Pid, syscall.SIGKILL))
+	require.NoError(t, syscall.Kill(inspectContainer(t, id).State.Pid, syscall.SIGKILL))
 	waitHealthy(t, id, 1)
 	assert.Equal(t, want, stats(t, c, camp.ID), "a crash loses no acknowledged impression")
 
@@ -368,6 +351,27 @@ func waitHealthy(t *testing.T, id string, restarts int) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// checkHardened checks that the running container id is as the README's
+// docker run line and compose.yaml make it: its process runs as the
+// image's user, as the host's kernel sees it, on a read-only root with no
+// capabilities, and a crash restarts it.
+func checkHardened(t *testing.T, id string) {
+	t.Helper()
+	c := inspectContainer(t, id)
+	var uids []string
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.State.Pid))
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uids = strings.Fields(rest)
+		}
+	}
+	assert.Equal(t, []string{"65532", "65532", "65532", "65532"}, uids, "real, effective, saved and file-system uid")
+	assert.Equal(t, "unless-stopped", c.HostConfig.RestartPolicy.Name)
+	assert.True(t, c.HostConfig.ReadonlyRootfs, "the server writes only its volume")
+	assert.Equal(t, []string{"ALL"}, c.HostConfig.CapDrop)
 }
 
 // checkGracefulStop checks that the container exited with status 0 and
