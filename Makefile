@@ -104,14 +104,22 @@ stress: rie
 # Chromium through chromedp; they fail, rather than skip, without it.
 CHROMIUM := /usr/bin/chromium
 
+# apt-install: the recipe lines that install the Debian packages $(2) with
+# apt-get, as root or through sudo, unless the shell test $(1) passes
+# already, and that fail unless it passes afterwards. Every target that
+# installs what the tests need from Debian's packages uses it.
+define apt-install
+@{ $(1); } >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $(2); \
+}
+@{ $(1); } >/dev/null 2>&1 || { echo "$@: $(2) installed, but '$(1)' still fails"; exit 1; }
+endef
+
 ## chromium: Debian's chromium package, unless $(CHROMIUM) is there already
 ## (apt-get, as root or through sudo).
 chromium:
-	@test -x $(CHROMIUM) || { \
-		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-		$$sudo apt-get update && $$sudo apt-get install -y chromium; \
-	}
-	@test -x $(CHROMIUM) || { echo "chromium: $(CHROMIUM) is still missing"; exit 1; }
+	$(call apt-install,test -x $(CHROMIUM),chromium)
 
 ## screenshots: the dashboard's list and campaign page, desktop (1280x800)
 ## and phone (390x844), with seeded data, into docs/screenshots/*.png.
@@ -371,6 +379,8 @@ IMAGE_GOARCH  = $(shell $(DOCKER) version -f '{{.Server.Arch}}')
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE_SOURCE := https://github.com/adcount/impression-counter
+# compose.yaml names its image by these two.
+COMPOSE_IMAGE = IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG)
 
 .PHONY: image compose-up compose-down docker-engine container-test
 
@@ -393,23 +403,18 @@ image:
 ## :8080 (HOST_PORT), its counts on the named volume; settings from the
 ## environment or .env.
 compose-up: image
-	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) $(COMPOSE) up -d --no-build
-	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) $(COMPOSE) ps
+	$(COMPOSE_IMAGE) $(COMPOSE) up -d --no-build
+	$(COMPOSE_IMAGE) $(COMPOSE) ps
 
 ## compose-down: stop and remove the service; the volume, and so the
 ## counts, stay (`$(COMPOSE) down -v` deletes them).
 compose-down:
-	IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) $(COMPOSE) down
+	$(COMPOSE_IMAGE) $(COMPOSE) down
 
 ## docker-engine: Debian's docker.io and docker-compose, unless dockerd and
 ## docker-compose are there already (apt-get, as root or through sudo).
 docker-engine:
-	@{ command -v dockerd && command -v docker-compose && test -x /usr/bin/docker; } >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io docker-compose; \
-	}
-	@{ command -v dockerd && command -v docker-compose && test -x /usr/bin/docker; } >/dev/null || { \
-		echo "docker-engine: dockerd, docker-compose or /usr/bin/docker is still missing"; exit 1; }
+	$(call apt-install,command -v dockerd && command -v docker-compose && test -x /usr/bin/docker,docker.io docker-compose)
 
 ## container-test: build the image and test it, and compose.yaml, with a
 ## Docker engine of its own that it starts, and stops and removes with
