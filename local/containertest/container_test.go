@@ -159,9 +159,7 @@ func TestRunAndStop(t *testing.T) {
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized, "the admin key from the environment guards the admin API")
 
 	docker(t, "stop", id)
-	checkGracefulStop(t, id)
-	lines := logLines(t, id)
-	require.NotEmpty(t, lines)
+	lines := checkGracefulStop(t, id)
 	var listening struct{ Revision string }
 	for _, l := range lines {
 		if l.Msg == "listening" {
@@ -376,22 +374,19 @@ func checkHardened(t *testing.T, id string) {
 
 // checkGracefulStop checks that the container exited with status 0 and
 // that its last log lines say it drained and stopped, with nothing on
-// standard error.
-func checkGracefulStop(t *testing.T, id string) {
+// standard error, and returns its log lines.
+func checkGracefulStop(t *testing.T, id string) []logLine {
 	t.Helper()
 	c := inspectContainer(t, id)
 	assert.Equal(t, "exited", c.State.Status)
 	assert.Equal(t, 0, c.State.ExitCode, "a graceful stop exits 0")
 	assert.False(t, c.State.OOMKilled)
-	lines := logLines(t, id)
+	lines, stderr := containerLogs(t, id)
 	require.GreaterOrEqual(t, len(lines), 2)
 	assert.Equal(t, "shutting down", lines[len(lines)-2].Msg)
 	assert.Equal(t, "stopped", lines[len(lines)-1].Msg)
-	var stderr bytes.Buffer
-	cmd := exec.Command(dockerCLI, "logs", id)
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	require.NoError(t, cmd.Run())
-	assert.Empty(t, stderr.String(), "the server reports a failed stop on stderr")
+	assert.Empty(t, stderr, "the server reports a failed stop on stderr")
+	return lines
 }
 
 // logLine is one JSON line the server wrote to stdout.
@@ -400,12 +395,16 @@ type logLine struct {
 	raw        []byte
 }
 
-// logLines is every JSON line the container wrote to stdout, over all
-// its starts.
-func logLines(t *testing.T, id string) []logLine {
+// containerLogs is every JSON line the container wrote to stdout, over
+// all its starts, and what it wrote to stderr.
+func containerLogs(t *testing.T, id string) ([]logLine, string) {
 	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(dockerCLI, "logs", id)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "docker logs %s: %s", id, stderr.String())
 	var lines []logLine
-	sc := bufio.NewScanner(strings.NewReader(docker(t, "logs", id)))
+	sc := bufio.NewScanner(&stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		l := logLine{raw: bytes.Clone(sc.Bytes())}
@@ -414,7 +413,7 @@ func logLines(t *testing.T, id string) []logLine {
 		lines = append(lines, l)
 	}
 	require.NoError(t, sc.Err())
-	return lines
+	return lines, stderr.String()
 }
 
 // countSome creates a campaign and records impressions on it, single and
